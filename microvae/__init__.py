@@ -1,0 +1,23 @@
+"""microvae: variational autoencoders for microscopy images that keep fine mitochondrial structure.
+
+Layers (imports point down only): ``io`` and ``synthetic`` at the bottom; data, model,
+training, inference, analysis above them; the CLI on top. See the README for the quickstart.
+"""
+
+from .errors import AxesError, ChannelError, ImageReadError, ImageWriteError, MicrovaeError
+from .io import ImageRecord, open_image, read_image, write_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AxesError",
+    "ChannelError",
+    "ImageReadError",
+    "ImageRecord",
+    "ImageWriteError",
+    "MicrovaeError",
+    "__version__",
+    "open_image",
+    "read_image",
+    "write_image",
+]

@@ -1,0 +1,1 @@
+"""The ``microvae`` command line."""
