@@ -23,8 +23,12 @@ def _good(tmp_path, name="good.tif", pages=12):
 def _truncated_files(tmp_path):
     good = _good(tmp_path).read_bytes()
     cases = {}
-    for label, cut in (("half", len(good) // 2), ("tail", len(good) - 3000),
-                       ("last-bytes", len(good) - 100), ("header-only", 40)):
+    for label, cut in (
+        ("half", len(good) // 2),
+        ("tail", len(good) - 3000),
+        ("last-bytes", len(good) - 100),
+        ("header-only", 40),
+    ):
         p = tmp_path / f"trunc-{label}.tif"
         p.write_bytes(good[:cut])
         cases[label] = p
@@ -102,8 +106,13 @@ def test_non_finite_values(tmp_path, bad):
 
 @pytest.mark.parametrize(
     "axes,match",
-    [("YX", "has 2 letters but the image has 3"), ("ZYXT", "has 4 letters"),
-     ("ZXY", "must contain Y and then X"), ("ZZX", "repeats Z"), ("WYX", "unknown letter")],
+    [
+        ("YX", "has 2 letters but the image has 3"),
+        ("ZYXT", "has 4 letters"),
+        ("ZXY", "must contain Y and then X"),
+        ("ZZX", "repeats Z"),
+        ("WYX", "unknown letter"),
+    ],
 )
 def test_axes_that_do_not_fit(tmp_path, axes, match):
     path = _good(tmp_path, pages=3)
@@ -129,8 +138,12 @@ def test_errors_are_typed():
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "microvae.cli.main", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "microvae.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
 
 
 def test_cli_reports_each_bad_file_in_one_line(tmp_path):
@@ -138,8 +151,14 @@ def test_cli_reports_each_bad_file_in_one_line(tmp_path):
     (tmp_path / "notes.tif").write_text("hello")
     trunc = _truncated_files(tmp_path)["half"]
     good = _good(tmp_path, pages=2)
-    res = _cli("inspect", tmp_path / "missing.tif", tmp_path / "empty.tif",
-               tmp_path / "notes.tif", trunc, good)
+    res = _cli(
+        "inspect",
+        tmp_path / "missing.tif",
+        tmp_path / "empty.tif",
+        tmp_path / "notes.tif",
+        trunc,
+        good,
+    )
     assert res.returncode == 2
     err = res.stderr.strip().splitlines()
     assert len(err) == 4, res.stderr

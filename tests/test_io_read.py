@@ -107,9 +107,20 @@ def test_compressed_files(tmp_path):
 def test_ome_tiff_with_pixel_sizes(tmp_path):
     data = np.zeros((3, 2, 16, 16), np.uint16)
     path = tmp_path / "a.ome.tif"
-    tifffile.imwrite(path, data, ome=True, metadata={
-        "axes": "ZCYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1, "PhysicalSizeZ": 0.5,
-        "PhysicalSizeXUnit": "µm", "PhysicalSizeYUnit": "µm", "PhysicalSizeZUnit": "µm"})
+    tifffile.imwrite(
+        path,
+        data,
+        ome=True,
+        metadata={
+            "axes": "ZCYX",
+            "PhysicalSizeX": 0.1,
+            "PhysicalSizeY": 0.1,
+            "PhysicalSizeZ": 0.5,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeYUnit": "µm",
+            "PhysicalSizeZUnit": "µm",
+        },
+    )
     rec = open_image(path, channel=1)
     assert rec.axes == "ZYX"
     assert rec.pixel_size == pytest.approx({"X": 0.1, "Y": 0.1, "Z": 0.5}) and rec.unit == "um"

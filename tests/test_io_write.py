@@ -34,7 +34,7 @@ def test_round_trip(tmp_path, axes, shape, dtype, kind):
     px = {"X": 0.065, "Y": 0.065, "Z": 0.25}
     path = write_image(tmp_path / "out.tif", data, axes=axes, pixel_size=px, unit="um")
     with tifffile.TiffFile(path) as tif:
-        assert (tif.is_imagej if kind == "imagej" else tif.is_ome)
+        assert tif.is_imagej if kind == "imagej" else tif.is_ome
     rec = read_image(path)
     assert rec.axes == axes
     assert rec.dtype == np.dtype(dtype)
@@ -45,16 +45,22 @@ def test_round_trip(tmp_path, axes, shape, dtype, kind):
 
 
 def test_nanometre_units_survive(tmp_path):
-    path = write_image(tmp_path / "em.tif", np.zeros((8, 8), np.uint8), axes="YX",
-                       pixel_size={"X": 4.0, "Y": 4.0}, unit="nm")
+    path = write_image(
+        tmp_path / "em.tif",
+        np.zeros((8, 8), np.uint8),
+        axes="YX",
+        pixel_size={"X": 4.0, "Y": 4.0},
+        unit="nm",
+    )
     rec = read_image(path)
     assert rec.unit == "nm" and rec.pixel_size == pytest.approx({"X": 4.0, "Y": 4.0})
 
 
 def test_write_from_plane_iterator(tmp_path):
     data = np.arange(6 * 16 * 16, dtype=np.uint16).reshape(6, 16, 16)
-    path = write_image(tmp_path / "it.tif", (p for p in data), axes="ZYX",
-                       shape=data.shape, dtype=data.dtype)
+    path = write_image(
+        tmp_path / "it.tif", (p for p in data), axes="ZYX", shape=data.shape, dtype=data.dtype
+    )
     np.testing.assert_array_equal(read_image(path).data, data)
 
 

@@ -56,8 +56,11 @@ def _num(v: float) -> str:
 
 
 def format_text(d: dict) -> str:
-    bits = f"{d['bit_depth']}-bit" if d["bit_depth"] else (
-        "integer values" if d["integer_valued"] else "continuous values")
+    bits = (
+        f"{d['bit_depth']}-bit"
+        if d["bit_depth"]
+        else ("integer values" if d["integer_valued"] else "continuous values")
+    )
     if d["pixel_size"]:
         size = " x ".join(f"{_num(d['pixel_size'][a])}" for a in d["axes"] if a in d["pixel_size"])
         size += f" {d['unit']} ({''.join(a for a in d['axes'] if a in d['pixel_size'])})"
@@ -68,8 +71,10 @@ def format_text(d: dict) -> str:
     if d["plane_axes"]:
         planes += f" (over {d['plane_axes']})"
     if d["n_channels"] > 1:
-        planes += (f"; {d['n_channels']} {'samples' if d['channel_axis'] == 'S' else 'channels'}: "
-                   f"choose one with --channel 0..{d['n_channels'] - 1}")
+        planes += (
+            f"; {d['n_channels']} {'samples' if d['channel_axis'] == 'S' else 'channels'}: "
+            f"choose one with --channel 0..{d['n_channels'] - 1}"
+        )
     lines = [
         d["file"],
         f"  axes        {d['axes']}",

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"microvae: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("microvae: interrupted; finished files are complete, none is half-written",
-              file=sys.stderr)
+        print(
+            "microvae: interrupted; finished files are complete, none is half-written",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -42,14 +42,25 @@ def add_parser(sub) -> None:
     )
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     p.add_argument("--n", type=int, default=4, help="number of images (default 4)")
-    p.add_argument("--shape", type=parse_shape, default=(512, 512),
-                   help="YxX or ZxYxX in pixels (default 512x512)")
+    p.add_argument(
+        "--shape",
+        type=parse_shape,
+        default=(512, 512),
+        help="YxX or ZxYxX in pixels (default 512x512)",
+    )
     p.add_argument("--phenotype", choices=PHENOTYPES, default="tubular")
-    p.add_argument("--dtype", choices=("uint16", "uint8"), default="uint16",
-                   help="uint16 holds 12-bit data (default), uint8 8-bit")
+    p.add_argument(
+        "--dtype",
+        choices=("uint16", "uint8"),
+        default="uint16",
+        help="uint16 holds 12-bit data (default), uint8 8-bit",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--labels", action="store_true",
-                   help="also write NAME_labels.tif (0 background, 1 tubule, 2 punctum)")
+    p.add_argument(
+        "--labels",
+        action="store_true",
+        help="also write NAME_labels.tif (0 background, 1 tubule, 2 punctum)",
+    )
     p.add_argument("--prefix", default="synth", help="file name prefix (default synth)")
     p.set_defaults(run=run)
 
@@ -75,21 +86,25 @@ def write_synthetic_set(
         write_image(out_dir / f"{name}_gt.tif", s.ground_truth, **meta)
         if labels:
             write_image(out_dir / f"{name}_labels.tif", s.labels, **meta)
-        rows.append({
-            "file": f"{name}.tif",
-            "ground_truth": f"{name}_gt.tif",
-            "phenotype": s.phenotype,
-            "seed": seed,
-            "index": i,
-            "shape": "x".join(map(str, s.image.shape)),
-            "dtype": s.image.dtype.name,
-            "bit_depth": params.bit_depth,
-            "camera_offset_adu": s.camera.offset,
-            "camera_gain_adu_per_photon": round(s.camera.gain, 4),
-            "read_noise_adu": round(s.camera.read_noise_adu, 4),
-            **{f"network_{k}": (round(v, 3) if isinstance(v, float) else v)
-               for k, v in s.network.items()},
-        })
+        rows.append(
+            {
+                "file": f"{name}.tif",
+                "ground_truth": f"{name}_gt.tif",
+                "phenotype": s.phenotype,
+                "seed": seed,
+                "index": i,
+                "shape": "x".join(map(str, s.image.shape)),
+                "dtype": s.image.dtype.name,
+                "bit_depth": params.bit_depth,
+                "camera_offset_adu": s.camera.offset,
+                "camera_gain_adu_per_photon": round(s.camera.gain, 4),
+                "read_noise_adu": round(s.camera.read_noise_adu, 4),
+                **{
+                    f"network_{k}": (round(v, 3) if isinstance(v, float) else v)
+                    for k, v in s.network.items()
+                },
+            }
+        )
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with atomic_path(out_dir / MANIFEST) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
@@ -110,12 +125,17 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise MicrovaeError(f"{out_dir}: exists and is not a folder; choose another OUT_DIR")
     try:
-        rows = write_synthetic_set(out_dir, params, n=args.n, seed=args.seed,
-                                   labels=args.labels, prefix=args.prefix)
+        rows = write_synthetic_set(
+            out_dir, params, n=args.n, seed=args.seed, labels=args.labels, prefix=args.prefix
+        )
     except PermissionError as exc:
-        raise MicrovaeError(f"{out_dir}: cannot write ({exc.strerror}); choose a writable folder") from exc
+        raise MicrovaeError(
+            f"{out_dir}: cannot write ({exc.strerror}); choose a writable folder"
+        ) from exc
     shape = "x".join(map(str, params.shape))
-    print(f"wrote {len(rows)} {params.phenotype} images ({shape} {params.axes}, {params.dtype} "
-          f"{params.bit_depth}-bit, {params.pixel_size_um} um/pixel) with ground truth to "
-          f"{out_dir}/ (see {MANIFEST})")
+    print(
+        f"wrote {len(rows)} {params.phenotype} images ({shape} {params.axes}, {params.dtype} "
+        f"{params.bit_depth}-bit, {params.pixel_size_um} um/pixel) with ground truth to "
+        f"{out_dir}/ (see {MANIFEST})"
+    )
     return 0

@@ -15,10 +15,25 @@ import tifffile
 __all__ = ["normalise_unit", "read_physical_metadata", "UNIT_ALIASES"]
 
 UNIT_ALIASES = {
-    "um": "um", "micron": "um", "microns": "um", "µm": "um", "μm": "um", "\\u00b5m": "um",
-    "micrometer": "um", "micrometre": "um", "nm": "nm", "nanometer": "nm", "nanometre": "nm",
-    "mm": "mm", "millimeter": "mm", "millimetre": "mm", "cm": "cm", "m": "m", "a": "A",
-    "å": "A", "angstrom": "A",
+    "um": "um",
+    "micron": "um",
+    "microns": "um",
+    "µm": "um",
+    "μm": "um",
+    "\\u00b5m": "um",
+    "micrometer": "um",
+    "micrometre": "um",
+    "nm": "nm",
+    "nanometer": "nm",
+    "nanometre": "nm",
+    "mm": "mm",
+    "millimeter": "mm",
+    "millimetre": "mm",
+    "cm": "cm",
+    "m": "m",
+    "a": "A",
+    "å": "A",
+    "angstrom": "A",
 }
 
 

@@ -213,7 +213,8 @@ class ImageRecord:
         selected = self._selected
         for idx in np.ndindex(*sizes):
             src_idx = tuple(
-                selected if a == self._channel_axis and selected is not None
+                selected
+                if a == self._channel_axis and selected is not None
                 else idx[rec_outer.index(a)]
                 for a in src_outer
             )

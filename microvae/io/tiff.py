@@ -296,7 +296,9 @@ def write_image(
     if isinstance(data, np.ndarray):
         shape, dtype = data.shape, data.dtype
     elif shape is None or dtype is None:
-        raise ImageWriteError(f"{path.name}: writing from an iterable of planes needs shape and dtype")
+        raise ImageWriteError(
+            f"{path.name}: writing from an iterable of planes needs shape and dtype"
+        )
     shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
     try:
         axes = validate_axes(axes, shape, source=path.name)
@@ -306,7 +308,9 @@ def write_image(
     pixel_size = {ax: float(v) for ax, v in (pixel_size or {}).items() if ax in axes}
     unit = normalise_unit(unit) if pixel_size else None
     if pixel_size and unit is None:
-        raise ImageWriteError(f"{path.name}: pixel_size given with an unknown unit; use 'um' or 'nm'")
+        raise ImageWriteError(
+            f"{path.name}: pixel_size given with an unknown unit; use 'um' or 'nm'"
+        )
     if not path.parent.is_dir():
         raise ImageWriteError(f"{path}: folder {path.parent} does not exist; create it first")
     kwargs: dict = {"shape": shape, "dtype": dtype, "compression": compression}
@@ -331,7 +335,9 @@ def write_image(
         with atomic_path(path) as tmp:
             tifffile.imwrite(tmp, data, **kwargs)
     except PermissionError as exc:
-        raise ImageWriteError(f"{path}: cannot write ({exc.strerror}); choose a writable folder") from exc
+        raise ImageWriteError(
+            f"{path}: cannot write ({exc.strerror}); choose a writable folder"
+        ) from exc
     except (ValueError, TypeError) as exc:
         raise ImageWriteError(f"{path.name}: cannot write image ({exc})") from exc
     return path

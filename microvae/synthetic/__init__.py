@@ -8,4 +8,12 @@ from .camera import Camera, psf_sigmas_um
 from .generate import SyntheticImage, generate, image_seed
 from .params import PHENOTYPES, SynthParams
 
-__all__ = ["PHENOTYPES", "Camera", "SynthParams", "SyntheticImage", "generate", "image_seed", "psf_sigmas_um"]
+__all__ = [
+    "PHENOTYPES",
+    "Camera",
+    "SynthParams",
+    "SyntheticImage",
+    "generate",
+    "image_seed",
+    "psf_sigmas_um",
+]

@@ -46,8 +46,16 @@ class Camera:
     dtype: str
 
     @classmethod
-    def for_range(cls, *, bit_depth: int, dtype: str, peak_photons: float, full_scale_use: float,
-                  offset_fraction: float, read_noise_electrons: float) -> Camera:
+    def for_range(
+        cls,
+        *,
+        bit_depth: int,
+        dtype: str,
+        peak_photons: float,
+        full_scale_use: float,
+        offset_fraction: float,
+        read_noise_electrons: float,
+    ) -> Camera:
         """A camera whose unblurred peak signal reaches ``full_scale_use`` of the range."""
         full = 2**bit_depth - 1
         offset = round(offset_fraction * full)

@@ -65,10 +65,12 @@ def _crosses(a: np.ndarray, b: np.ndarray, segs: list[tuple[np.ndarray, np.ndarr
     p, q = np.array([s[0] for s in segs]), np.array([s[1] for s in segs])
 
     def orient(u, v, w):
-        return np.sign((v[..., 0] - u[..., 0]) * (w[..., 1] - u[..., 1])
-                       - (v[..., 1] - u[..., 1]) * (w[..., 0] - u[..., 0]))
+        return np.sign(
+            (v[..., 0] - u[..., 0]) * (w[..., 1] - u[..., 1])
+            - (v[..., 1] - u[..., 1]) * (w[..., 0] - u[..., 0])
+        )
 
-    shares = (np.all(p == a, 1) | np.all(p == b, 1) | np.all(q == a, 1) | np.all(q == b, 1))
+    shares = np.all(p == a, 1) | np.all(p == b, 1) | np.all(q == a, 1) | np.all(q == b, 1)
     hit = (orient(a, b, p) * orient(a, b, q) < 0) & (orient(p, q, a) * orient(p, q, b) < 0)
     return bool(np.any(hit & ~shares))
 
@@ -123,8 +125,12 @@ def _network(rng, nodes: np.ndarray, p: SynthParams, step: float) -> tuple[list[
     used = degree > 0
     bright = {c: rng.uniform(0.7, 1.0) for c in np.unique(component[used])}
     segments = [
-        Segment(_curve(rng, nodes[i], nodes[j], step), rng.uniform(*p.tubule_diameter_um),
-                bright[component[i]], TUBULE)
+        Segment(
+            _curve(rng, nodes[i], nodes[j], step),
+            rng.uniform(*p.tubule_diameter_um),
+            bright[component[i]],
+            TUBULE,
+        )
         for i, j in edges
     ]
     n_components = len(bright)
@@ -135,8 +141,9 @@ def _network(rng, nodes: np.ndarray, p: SynthParams, step: float) -> tuple[list[
         "n_endpoints": int((degree == 1).sum()),
         "n_networks": n_components,
         "n_loops": len(edges) - int(used.sum()) + n_components,
-        "length_um": float(sum(np.linalg.norm(np.diff(s.points, axis=0), axis=1).sum()
-                               for s in segments)),
+        "length_um": float(
+            sum(np.linalg.norm(np.diff(s.points, axis=0), axis=1).sum() for s in segments)
+        ),
     }
     return segments, stats
 
@@ -150,7 +157,9 @@ def _puncta(rng, centres: np.ndarray, p: SynthParams, step: float) -> list[Segme
         a, b = c - direction * length / 2, c + direction * length / 2
         n = max(int(np.ceil(length / step)), 1) + 1
         pts = a + np.linspace(0, 1, n)[:, None] * (b - a)
-        segments.append(Segment(pts, rng.uniform(*p.punctum_diameter_um), rng.uniform(0.6, 1.0), PUNCTUM))
+        segments.append(
+            Segment(pts, rng.uniform(*p.punctum_diameter_um), rng.uniform(0.6, 1.0), PUNCTUM)
+        )
     return segments
 
 
@@ -181,7 +190,9 @@ def make_geometry(p: SynthParams, rng: np.random.Generator) -> Geometry:
             return side
 
         keep_tub = tubular_side
-        keep_pun = lambda pts: in_cells(pts) & ~tubular_side(pts)  # noqa: E731
+
+        def keep_pun(pts):
+            return in_cells(pts) & ~tubular_side(pts)
     else:
         keep_tub = keep_pun = in_cells
     area = np.prod(extent[-2:])

@@ -49,13 +49,13 @@ class SynthParams(BaseModel):
             raise ValueError(f"shape must be YX or ZYX with Y, X >= 8 pixels, got {v}")
         return v
 
-    @field_validator(
-        "tubule_diameter_um", "punctum_diameter_um", "punctum_length_um", "n_cells"
-    )
+    @field_validator("tubule_diameter_um", "punctum_diameter_um", "punctum_length_um", "n_cells")
     @classmethod
     def _range(cls, v: tuple, info) -> tuple:
         if not 0 <= v[0] <= v[1]:
-            raise ValueError(f"{info.field_name} must be (low, high) with 0 <= low <= high, got {v}")
+            raise ValueError(
+                f"{info.field_name} must be (low, high) with 0 <= low <= high, got {v}"
+            )
         return v
 
     @model_validator(mode="after")

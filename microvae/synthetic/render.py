@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from .geometry import TUBULE, Segment
 
@@ -22,7 +23,7 @@ __all__ = ["Rendered", "render_segments"]
 @dataclass
 class Rendered:
     """Object density (float32, 0-1), labels (uint8: 0 background, 1 tubule, 2 punctum) and
-    tubule centre lines (bool), all of the output shape."""
+    tubule centre lines (bool, a 1-pixel 8-connected skeleton), all of the output shape."""
 
     density: np.ndarray
     labels: np.ndarray
@@ -79,6 +80,8 @@ def render_segments(
             coarse = _to_index(seg.points, spacing, np.ones_like(factor))
             inside = np.all((coarse >= 0) & (coarse < shape), axis=1)
             centerline[tuple(coarse[inside].T)] = True
+    # Rounded samples of a curve make 4-connected staircases; thin them to a 1-pixel skeleton.
+    centerline = skeletonize(centerline)
     if not seeds.any():
         zeros = np.zeros(shape, np.float32)
         return Rendered(zeros, zeros.astype(np.uint8), centerline)
@@ -97,4 +100,6 @@ def render_segments(
     fine_label = np.where(covered, label[nearest], 0)
     coverage = np.stack([_block_mean(fine_label == k, factor) for k in (1, 2)])
     labels = np.where(coverage.max(axis=0) >= 0.5, coverage.argmax(axis=0) + 1, 0)
-    return Rendered(_block_mean(density, factor).astype(np.float32), labels.astype(np.uint8), centerline)
+    return Rendered(
+        _block_mean(density, factor).astype(np.float32), labels.astype(np.uint8), centerline
+    )
