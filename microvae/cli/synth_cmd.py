@@ -133,9 +133,10 @@ def run(args: argparse.Namespace) -> int:
             f"{out_dir}: cannot write ({exc.strerror}); choose a writable folder"
         ) from exc
     shape = "x".join(map(str, params.shape))
+    step = f", {params.z_step_um} um z-step" if params.is_stack else ""
     print(
         f"wrote {len(rows)} {params.phenotype} images ({shape} {params.axes}, {params.dtype} "
-        f"{params.bit_depth}-bit, {params.pixel_size_um} um/pixel) with ground truth to "
+        f"{params.bit_depth}-bit, {params.pixel_size_um} um/pixel{step}) with ground truth to "
         f"{out_dir}/ (see {MANIFEST})"
     )
     return 0
