@@ -7,7 +7,16 @@ and exits with status 2 instead of showing a traceback.
 
 from __future__ import annotations
 
-__all__ = ["MicrovaeError", "ImageReadError", "AxesError", "ChannelError", "ImageWriteError"]
+__all__ = [
+    "AxesError",
+    "ChannelError",
+    "ImageReadError",
+    "ImageWriteError",
+    "MicrovaeError",
+    "NonFiniteError",
+    "NotGenerativeError",
+    "ShapeError",
+]
 
 
 class MicrovaeError(Exception):
@@ -28,3 +37,15 @@ class ChannelError(MicrovaeError, ValueError):
 
 class ImageWriteError(MicrovaeError, OSError):
     """An image cannot be written (folder not writable, array and axes disagree)."""
+
+
+class ShapeError(MicrovaeError, ValueError):
+    """An image or tile shape the model cannot take (e.g. not divisible by 2**levels)."""
+
+
+class NonFiniteError(MicrovaeError, FloatingPointError):
+    """A loss term or gradient became NaN or infinite; the message names the step and term."""
+
+
+class NotGenerativeError(MicrovaeError, TypeError):
+    """The model cannot generate without an input (skip_mode 'deterministic')."""

@@ -1,0 +1,91 @@
+"""The ladder VAE: a U-Net whose skips are latent variables (``skip_mode='ladder'``).
+
+Top-down, from a learned constant at 1/2**L of the tile side: at each level the prior
+p(z_l | z_>l) comes from the top-down state alone, the posterior q(z_l | x, z_>l) from the state
+plus that level's encoder features (the skip). Every bit that crosses a skip therefore pays KL,
+the model can generate, and its ELBO is a true bound.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import VAE, LevelLatents
+from .blocks import ResBlock, Up
+from .config import ModelConfig
+from .distributions import DiagonalGaussian
+from .likelihoods import Likelihood
+
+__all__ = ["LadderVAE"]
+
+
+class _Level(nn.Module):
+    """One top-down level: prior, posterior, the merge of z, blocks, and the upsampling."""
+
+    def __init__(self, channels: int, below: int, latent: int, blocks: list[nn.Module]):
+        super().__init__()
+        self.prior = nn.Conv2d(channels, 2 * latent, 3, padding=1)
+        nn.init.zeros_(self.prior.weight)  # p(z_l | z_>l) starts as N(0, I)
+        nn.init.zeros_(self.prior.bias)
+        self.posterior = nn.Sequential(
+            ResBlock(2 * channels, channels), nn.Conv2d(channels, 2 * latent, 3, padding=1)
+        )
+        self.read_z = nn.Conv2d(latent, channels, 1)
+        self.blocks = nn.Sequential(*blocks)
+        self.up = Up(channels, below)
+
+
+class LadderVAE(VAE):
+    skip_mode = "ladder"
+
+    def __init__(self, config: ModelConfig, likelihood: Likelihood):
+        super().__init__(config, likelihood)
+        ch, lat = self.channels, config.latents_per_level()
+        self.top = nn.Parameter(torch.zeros(1, ch[-1], 1, 1))
+        # top level first: index i holds level L - i
+        self.td = nn.ModuleList(
+            _Level(ch[lv], ch[lv - 1], lat[lv - 1], self._blocks(ch[lv]))
+            for lv in range(config.levels, 0, -1)
+        )
+        self.final = nn.Sequential(*self._blocks(ch[0]))
+
+    def z_readers(self) -> list[nn.Module]:
+        return [level.read_z for level in self.td]
+
+    def _run(
+        self,
+        features,
+        *,
+        shape,
+        posterior_levels,
+        sample_latents,
+        z=None,
+        temperature=1.0,
+        generator=None,
+    ):
+        b, h, w = shape
+        s = 2**self.levels
+        state = self.top.expand(b, -1, h // s, w // s)
+        latents = []
+        for i, level in enumerate(self.td):
+            lv = self.levels - i
+            prior = DiagonalGaussian.from_params(level.prior(state), min_std=self.config.min_std)
+            posterior = None
+            if features is not None and i < posterior_levels:
+                q_in = torch.cat([state, features[lv]], dim=1)
+                posterior = DiagonalGaussian.from_params(
+                    level.posterior(q_in), min_std=self.config.min_std
+                )
+            given = z[i] if z is not None and i < len(z) else None
+            if given is not None:
+                zl = given
+            else:
+                dist = posterior if posterior is not None else prior
+                t = 1.0 if posterior is not None else temperature
+                zl = (
+                    dist.sample(temperature=t, generator=generator) if sample_latents else dist.mean
+                )
+            latents.append(LevelLatents(prior, posterior, zl))
+            state = level.up(level.blocks(state + level.read_z(zl)))
+        return self.head(self.final(state)), latents

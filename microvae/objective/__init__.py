@@ -1,0 +1,20 @@
+"""The objective: ELBO with beta, warm-up, free bits, KL balancing; IWAE; stability checks."""
+
+from .config import ObjectiveConfig
+from .elbo import LossTerms, compute_loss
+from .iwae import iwae_bound, log_importance_weights
+from .schedules import in_warmup, kl_weight
+from .stability import NonFiniteGuard, check_finite, nonfinite_gradients
+
+__all__ = [
+    "LossTerms",
+    "NonFiniteGuard",
+    "ObjectiveConfig",
+    "check_finite",
+    "compute_loss",
+    "in_warmup",
+    "iwae_bound",
+    "kl_weight",
+    "log_importance_weights",
+    "nonfinite_gradients",
+]
