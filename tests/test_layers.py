@@ -1,0 +1,49 @@
+"""Imports point down the layers of DESIGN.md; the core never imports napari or Qt."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "microvae"
+
+# what each layer may import from microvae (besides itself and microvae.errors)
+ALLOWED = {
+    "io": set(),
+    "synthetic": set(),
+    "model": set(),
+    "objective": {"model"},
+    "cli": {"io", "synthetic", "model", "objective"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                found.add(node.module)
+            elif node.level >= 1:
+                base = list(path.relative_to(PACKAGE.parent).with_suffix("").parts[: -node.level])
+                found.add(".".join(base + ([node.module] if node.module else [])))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_point_down(layer):
+    for path in (PACKAGE / layer).rglob("*.py"):
+        for mod in _imports(path):
+            top = mod.split(".")[0]
+            assert top not in {"napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6"}, path
+            if top != "microvae":
+                continue
+            parts = mod.split(".")
+            sub = parts[1] if len(parts) > 1 else ""
+            if sub in ("", layer, "errors", "__init__"):
+                continue
+            assert sub in ALLOWED[layer], f"{path.name} ({layer}) imports {mod}"
