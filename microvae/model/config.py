@@ -40,7 +40,7 @@ class ModelConfig(BaseModel):
     base_channels: int = Field(16, ge=4, le=256)
     max_channels: int = Field(128, ge=4, le=1024)
     latent_channels: int | list[int] = Field(
-        8, description="latent channels per level (one number for all, or one per level)"
+        8, description="latent channels per level: one number, or a list, finest (1/2) first"
     )
     blocks_per_level: int = Field(1, ge=1, le=8)
     norm: Literal["group", "none"] = "group"
@@ -66,8 +66,10 @@ class ModelConfig(BaseModel):
         if isinstance(lat, int) and lat < 1:
             raise ValueError(f"latent_channels must be >= 1, got {lat}")
         if self.tile_size % 2**self.levels:
+            m = 2**self.levels
             raise ValueError(
-                f"tile_size {self.tile_size} is not divisible by 2**levels = {2**self.levels}"
+                f"tile_size {self.tile_size} (data.tile_size in a run config) is not divisible "
+                f"by 2**levels = {m}; use a multiple of {m}"
             )
         return self
 

@@ -1,0 +1,187 @@
+"""The run configuration: data, model, likelihood, objective and training, from YAML.
+
+Every section is a validated pydantic model; unknown keys and bad values are errors naming the
+key (``model.levels: ...``). ``--set key.sub=value`` overrides are parsed as YAML values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..data.config import DataConfig
+from ..errors import MicrovaeError
+from ..io.atomic import atomic_path
+from ..model.config import LikelihoodConfig, ModelConfig
+from ..objective.config import ObjectiveConfig
+
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "RunConfig",
+    "load_config",
+    "save_config",
+    "apply_overrides",
+]
+
+
+class ConfigError(MicrovaeError, ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+class TrainConfig(BaseModel):
+    """The optimisation and the machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(20000, ge=1, description="optimisation steps")
+    batch_size: int = Field(16, ge=1, le=4096)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0, le=1.0)
+    grad_clip: float = Field(50.0, gt=0, description="gradient norm clipping")
+    max_skipped: int = Field(20, ge=1, description="consecutive non-finite steps before stopping")
+    ema: bool = Field(False, description="keep an exponential moving average of the weights")
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    val_every: int = Field(500, ge=1, description="validate every this many steps")
+    checkpoint_every: int = Field(200, ge=1, description="save last.ckpt every this many steps")
+    devices: int | str = Field("auto", description="number of devices, or 'auto'")
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
+    strategy: str = Field("auto", description="e.g. 'ddp' for several GPUs")
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = Field(
+        "auto", description="auto: bf16-mixed on CUDA where supported, else 32"
+    )
+    seed: int = 0
+
+
+class RunConfig(BaseModel):
+    """Everything a training run needs; ``model.tile_size`` follows ``data.tile_size``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    likelihood: LikelihoodConfig = LikelihoodConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tile_size_once(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            model = values.get("model")
+            if isinstance(model, dict) and "tile_size" in model:
+                raise ValueError("model.tile_size is set from data.tile_size; set data.tile_size")
+            data = values.get("data") or {}
+            tile = (
+                data.get("tile_size", DataConfig().tile_size)
+                if isinstance(data, dict)
+                else data.tile_size
+            )
+            if isinstance(model, ModelConfig):
+                model = model.model_dump(exclude={"tile_size"})
+            values = {**values, "model": {**(model or {}), "tile_size": tile}}
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.data.intensity_augment and self.likelihood.name == "dmol":
+            raise ValueError(
+                "data.intensity_augment rescales intensities, which changes the discrete noise "
+                "that likelihood 'dmol' models; turn it off or use gaussian/laplace"
+            )
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain data (YAML/JSON-safe), without the derived model.tile_size."""
+        d = self.model_dump(mode="json")
+        d["model"].pop("tile_size", None)
+        return d
+
+
+def _format_validation(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see configs/ for the keys)"
+        got = (
+            f" (got {err['input']!r})"
+            if "input" in err
+            and err["type"] != "extra_forbidden"
+            and not isinstance(err["input"], dict)
+            else ""
+        )
+        lines.append(f"{key}: {msg}{got}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def _validate(data: dict, source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, source)) from None
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return a copy of ``data`` with ``key.sub=value`` overrides (values parsed as YAML)."""
+    data = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.sub=value, e.g. train.lr=5e-4")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(f"--set {item!r}: name a section and a key, e.g. objective.beta=0.5")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+        node = data
+        for p in parts[:-1]:
+            if not isinstance(node.get(p, {}), dict):
+                raise ConfigError(f"--set {item!r}: {p} is not a section")
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(
+    source: str | os.PathLike | dict | RunConfig | None = None, overrides: list[str] = ()
+) -> RunConfig:
+    """A RunConfig from a YAML file, a dict or a RunConfig, with ``--set`` overrides applied."""
+    if isinstance(source, RunConfig):
+        data, name = source.to_dict(), "config"
+    elif isinstance(source, dict):
+        data, name = source, "config"
+    elif source is None:
+        data, name = {}, "defaults"
+    else:
+        path = Path(source)
+        name = path.name
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found; see configs/ for examples")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{name}: expected sections (data, model, ...), got {type(data).__name__}"
+            )
+    if overrides:
+        data = apply_overrides(data, list(overrides))
+        name += " with --set"
+    return _validate(data, name)
+
+
+def save_config(config: RunConfig, path: str | os.PathLike) -> Path:
+    """Write ``config`` as YAML (atomically)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return path
