@@ -38,7 +38,9 @@ class SynthParams(BaseModel):
     peak_photons: float = Field(100.0, gt=0, description="photons at a tubule's core, unblurred")
     background_photons: float = Field(4.0, ge=0, description="cytosolic haze inside cells")
     read_noise_electrons: float = Field(1.6, ge=0)
-    offset_fraction: float = Field(0.025, ge=0, lt=0.5, description="camera offset / full scale")
+    offset_fraction: float = Field(
+        0.05, ge=0, lt=0.5, description="camera offset / full scale (4 read-noise sigmas)"
+    )
     full_scale_use: float = Field(0.8, gt=0.05, le=1.0, description="unblurred peak / full scale")
     supersample: int = Field(2, ge=1, le=4, description="rendering oversampling in Y and X")
 

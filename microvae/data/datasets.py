@@ -1,0 +1,62 @@
+"""Torch datasets of tiles: random training tiles (reproducible per index) and a fixed
+validation grid. Items are float32 tensors (1, T, T) of likelihood targets in [-1, 1]."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .augment import Augmenter
+from .normalise import Normalisation
+from .tiles import TileSampler
+
+__all__ = ["RandomTiles", "FixedTiles"]
+
+
+class RandomTiles(Dataset):
+    """``length`` random tiles; tile ``i`` depends only on (seed, i), whatever the workers."""
+
+    def __init__(
+        self,
+        planes: list[np.ndarray],
+        sampler: TileSampler,
+        normalisation: Normalisation,
+        augment: Augmenter,
+        *,
+        length: int,
+        seed: int,
+    ):
+        self.planes, self.sampler, self.norm, self.augment = planes, sampler, normalisation, augment
+        self.length, self.seed = length, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        rng = np.random.default_rng((self.seed, index))
+        i, y, x = self.sampler.sample(rng)
+        t = self.sampler.tile
+        tile = self.augment(self.planes[i][y : y + t, x : x + t], rng)
+        return torch.from_numpy(self.norm.to_model(tile))[None]
+
+
+class FixedTiles(Dataset):
+    """Tiles at fixed positions (plane, row, column): the validation set."""
+
+    def __init__(
+        self,
+        planes: list[np.ndarray],
+        positions: list[tuple[int, int, int]],
+        tile: int,
+        normalisation: Normalisation,
+    ):
+        self.planes, self.positions, self.tile, self.norm = planes, positions, tile, normalisation
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        i, y, x = self.positions[index]
+        t = self.tile
+        return torch.from_numpy(self.norm.to_model(self.planes[i][y : y + t, x : x + t]))[None]

@@ -1,0 +1,111 @@
+"""Loading the 2D planes of training files into memory, and splitting them train/validation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ChannelError
+from ..io import open_image
+from .sources import DataError
+
+__all__ = ["Plane", "load_planes", "split_planes"]
+
+
+@dataclass
+class Plane:
+    """One 2D plane in memory, with where it came from and its file's bit depth."""
+
+    data: np.ndarray
+    source: str
+    bit_depth: int | None
+
+
+def load_planes(
+    paths: list[Path], *, channel: int | None, axes: str | None, max_gb: float
+) -> dict[Path, list[Plane]]:
+    """Every plane of every file (a 2D model's view), refusing sets larger than ``max_gb``."""
+    records, total = [], 0
+    try:
+        for path in paths:
+            rec = open_image(path, channel=channel, axes=axes)
+            try:
+                rec.require_single_channel()
+            except ChannelError as exc:
+                rec.close()
+                raise ChannelError(f"{exc} (config: data.channel)") from None
+            records.append(rec)
+            total += math.prod(rec.shape) * rec.dtype.itemsize
+        if total > max_gb * 1e9:
+            raise DataError(
+                f"the training files hold {total / 1e9:.1f} GB of pixels, more than "
+                f"data.max_memory_gb = {max_gb}; raise it if the machine has the memory, or "
+                "train on a subset"
+            )
+        planes: dict[Path, list[Plane]] = {}
+        for rec in records:
+            depth = rec.bit_depth
+            planes[rec.path] = [
+                Plane(np.ascontiguousarray(p), _label(rec.name, rec.plane_axes, idx), depth)
+                for idx, p in rec.iter_planes()
+            ]
+        return planes
+    finally:
+        for rec in records:
+            rec.close()
+
+
+def _label(name: str, axes: str, index: tuple[int, ...]) -> str:
+    if not axes:
+        return name
+    return f"{name}[{','.join(f'{a}={i}' for a, i in zip(axes, index))}]"
+
+
+def split_planes(
+    planes: dict[Path, list[Plane]], *, val_fraction: float, tile_size: int, seed: int
+) -> tuple[list[Plane], list[Plane], str]:
+    """(training planes, validation planes, how they were split).
+
+    By file when there are several files; by plane (a block at the end of the stack) when
+    there is one file with several planes; by rows (a band at the bottom) for a single 2D
+    image. Never by overlapping tiles.
+    """
+    files = list(planes)
+    if len(files) >= 2:
+        n_val = min(max(1, round(val_fraction * len(files))), len(files) - 1)
+        order = np.random.default_rng(seed).permutation(len(files))
+        val_files = {files[i] for i in order[:n_val]}
+        train = [p for f in files if f not in val_files for p in planes[f]]
+        val = [p for f in files if f in val_files for p in planes[f]]
+        return train, val, f"by file: {len(files) - n_val} for training, {n_val} for validation"
+    only = planes[files[0]]
+    name = files[0].name
+    if len(only) >= 2:
+        n_val = min(max(1, round(val_fraction * len(only))), len(only) - 1)
+        how = (
+            f"by plane of {name}: {len(only) - n_val} for training, the last {n_val} for validation"
+        )
+        return only[:-n_val], only[-n_val:], how
+    plane = only[0]
+    h = plane.data.shape[0]
+    n_val = max(tile_size, round(val_fraction * h))
+    if h - n_val < tile_size:
+        raise DataError(
+            f"{name}: one {plane.data.shape[0]}x{plane.data.shape[1]} image cannot be split "
+            f"into training and validation rows of at least data.tile_size = {tile_size}; "
+            "add images, or lower data.tile_size"
+        )
+    train = Plane(
+        plane.data[: h - n_val], f"{plane.source}[rows 0-{h - n_val - 1}]", plane.bit_depth
+    )
+    val = Plane(
+        plane.data[h - n_val :], f"{plane.source}[rows {h - n_val}-{h - 1}]", plane.bit_depth
+    )
+    return (
+        [train],
+        [val],
+        f"by rows of {name}: top {h - n_val} for training, bottom {n_val} for validation",
+    )
