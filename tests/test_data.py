@@ -170,3 +170,10 @@ def test_real_files_become_tiles(real_data):
     assert x.min() < -0.9 and x.max() > 0.9
     blanked = prepare_data([real_data / "123002002001.tif"], DataConfig(), n_train_tiles=8)
     assert blanked.summary["foreground_tile_candidates"] > 0
+
+
+def test_datasets_end_like_sequences(tmp_path):
+    for i in range(2):
+        _write(tmp_path / f"f{i}.tif", _noise_image(i))
+    d = prepare_data([tmp_path], DataConfig(tile_size=32), n_train_tiles=7)
+    assert len(list(d.train)) == 7 and len(list(d.val)) == len(d.val)

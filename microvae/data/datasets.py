@@ -34,6 +34,8 @@ class RandomTiles(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> torch.Tensor:
+        if not 0 <= index < self.length:  # ends iteration with `for` like a sequence
+            raise IndexError(f"tile {index} of {self.length}")
         rng = np.random.default_rng((self.seed, index))
         i, y, x = self.sampler.sample(rng)
         t = self.sampler.tile
@@ -57,6 +59,6 @@ class FixedTiles(Dataset):
         return len(self.positions)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        i, y, x = self.positions[index]
+        i, y, x = self.positions[index]  # a list: raises IndexError past the end
         t = self.tile
         return torch.from_numpy(self.norm.to_model(self.planes[i][y : y + t, x : x + t]))[None]
