@@ -1,0 +1,146 @@
+"""Posterior-collapse diagnostics: is the latent space used at all?
+
+Over a set of images: the mean KL of every latent channel of every level (nats per latent
+element), the active units (channels whose mean KL exceeds ``threshold``, 0.01 nats by
+default), the Frobenius norm of the decoder weights that read z at each level, and the
+sensitivity: how much the reconstruction changes when every z is replaced by prior noise
+(mean absolute change in [-1, 1] units; near 0 when the decoder ignores z). The verdict:
+
+- ``collapsed``: no active unit, or a sensitivity below 0.01 (the decoder ignores z);
+- ``partly collapsed``: a latent level without any active unit, or under a quarter of all
+  latent channels active;
+- ``healthy``: otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .base import VAE
+
+__all__ = ["CollapseReport", "collapse_report", "z_weight_norms"]
+
+SENSITIVITY_FLOOR = 0.01
+ACTIVE_SHARE_FLOOR = 0.25
+
+
+@dataclass
+class CollapseReport:
+    """The numbers behind the verdict; lists run over latent levels, top level first."""
+
+    kl_per_channel: list[list[float]]
+    active: list[list[bool]]
+    kl_per_level: list[float]
+    z_weight_norms: list[float]
+    sensitivity: float
+    threshold: float
+    verdict: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def active_units(self) -> int:
+        return sum(sum(a) for a in self.active)
+
+    @property
+    def total_units(self) -> int:
+        return sum(len(a) for a in self.active)
+
+    def summary(self) -> str:
+        """One line: verdict, active units, KL per level, sensitivity."""
+        kl = ", ".join(f"{v:.3g}" for v in self.kl_per_level)
+        line = (
+            f"{self.verdict}: {self.active_units}/{self.total_units} active latent channels "
+            f"(KL > {self.threshold} nats), KL per level [{kl}] nats/image, sensitivity "
+            f"{self.sensitivity:.3g}"
+        )
+        return line + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
+
+    def to_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "active_units": self.active_units,
+            "total_units": self.total_units,
+            "threshold_nats": self.threshold,
+            "kl_per_level_nats": self.kl_per_level,
+            "kl_per_channel_nats_per_element": self.kl_per_channel,
+            "z_weight_norms": self.z_weight_norms,
+            "sensitivity": self.sensitivity,
+        }
+
+
+def z_weight_norms(model: VAE) -> list[float]:
+    """Frobenius norm of the weights of each level's z-reading layer (top level first)."""
+    return [float(torch.linalg.vector_norm(m.weight.detach())) for m in model.z_readers()]
+
+
+def _verdict(report: CollapseReport) -> tuple[str, list[str]]:
+    active = report.active_units
+    if active == 0:
+        return "collapsed", ["no latent channel carries information"]
+    if report.sensitivity < SENSITIVITY_FLOOR:
+        return "collapsed", [
+            f"replacing z by prior noise changes the reconstruction by "
+            f"{report.sensitivity:.2g} < {SENSITIVITY_FLOOR}"
+        ]
+    reasons = [
+        f"level {i} has no active channel" for i, a in enumerate(report.active) if not any(a)
+    ]
+    if active < ACTIVE_SHARE_FLOOR * report.total_units:
+        reasons.append(f"only {active} of {report.total_units} latent channels active")
+    return ("partly collapsed", reasons) if reasons else ("healthy", [])
+
+
+@torch.no_grad()
+def collapse_report(
+    model: VAE,
+    batches: Iterable[Tensor],
+    *,
+    threshold: float = 0.01,
+    generator: torch.Generator | None = None,
+) -> CollapseReport:
+    """Diagnostics over ``batches`` of images (B, C, H, W) in [-1, 1]."""
+    sums: list[Tensor] | None = None
+    level_sums: Tensor | None = None
+    n_images, n_pixels, change = 0, 0, 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        for x in batches:
+            out = model(x)
+            per_channel = [
+                k.reshape(k.shape[0], k.shape[1], -1).mean(dim=2).sum(dim=0) for k in out.kl
+            ]
+            sums = per_channel if sums is None else [a + b for a, b in zip(sums, per_channel)]
+            lv = out.kl_per_level.sum(dim=0)
+            level_sums = lv if level_sums is None else level_sums + lv
+            b, _, h, w = x.shape
+            feats = model.bottom_up(x)
+            kw = dict(shape=(b, h, w), generator=generator)
+            post, _ = model._run(
+                feats, posterior_levels=model.n_latent_levels, sample_latents=False, **kw
+            )
+            noise, _ = model._run(feats, posterior_levels=0, sample_latents=True, **kw)
+            diff = model.likelihood.mean(post) - model.likelihood.mean(noise)
+            change += float(diff.abs().sum())
+            n_pixels += diff.numel()
+            n_images += b
+    finally:
+        model.train(was_training)
+    if not n_images:
+        raise ValueError("collapse_report needs at least one batch of images")
+    kl_channels = [(s / n_images).tolist() for s in sums]
+    report = CollapseReport(
+        kl_per_channel=kl_channels,
+        active=[[v > threshold for v in level] for level in kl_channels],
+        kl_per_level=(level_sums / n_images).tolist(),
+        z_weight_norms=z_weight_norms(model),
+        sensitivity=change / n_pixels,
+        threshold=threshold,
+    )
+    report.verdict, report.reasons = _verdict(report)
+    return report

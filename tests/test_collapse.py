@@ -1,0 +1,70 @@
+"""Collapse diagnostics on models whose latent use is known by construction."""
+
+from __future__ import annotations
+
+import torch
+
+from microvae.model import LikelihoodConfig, ModelConfig, build_vae
+from microvae.model.collapse import collapse_report, z_weight_norms
+
+SMALL = dict(base_channels=4, max_channels=16, latent_channels=3, tile_size=32, levels=2)
+
+
+def _batches(n=2):
+    g = torch.Generator().manual_seed(0)
+    return [torch.rand(4, 1, 32, 32, generator=g) * 2 - 1 for _ in range(n)]
+
+
+def _vae(mode):
+    torch.manual_seed(0)
+    return build_vae(
+        ModelConfig(skip_mode=mode, **SMALL), LikelihoodConfig(name="laplace"), bit_depth=8
+    )
+
+
+def _posterior_equals_prior(layer: torch.nn.Module) -> None:
+    # the last conv of a posterior head outputs (mean, raw std) = (0, 0): q = N(0, I)
+    last = layer[-1] if isinstance(layer, torch.nn.Sequential) else layer
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+
+
+def test_fresh_ladder_is_healthy():
+    report = collapse_report(_vae("ladder"), _batches())
+    assert report.verdict == "healthy", report.summary()
+    assert report.total_units == 6 and len(report.kl_per_level) == 2
+    assert report.sensitivity > 0.01
+
+
+def test_a_level_without_information_is_partly_collapsed():
+    vae = _vae("ladder")
+    _posterior_equals_prior(vae.td[0].posterior)  # the top level: q = p = N(0, I)
+    report = collapse_report(vae, _batches())
+    assert report.kl_per_level[0] < 1e-6 and report.kl_per_level[1] > 0.1
+    assert report.active[0] == [False] * 3
+    assert report.verdict == "partly collapsed"
+    assert "level 0 has no active channel" in report.summary()
+
+
+def test_deterministic_unet_with_an_unused_latent_is_collapsed():
+    vae = _vae("deterministic")
+    _posterior_equals_prior(vae.posterior)
+    report = collapse_report(vae, _batches())
+    assert report.active_units == 0 and report.verdict == "collapsed"
+    assert report.to_dict()["verdict"] == "collapsed"
+
+
+def test_decoder_that_ignores_z_is_collapsed():
+    vae = _vae("deterministic")
+    torch.nn.init.zeros_(vae.read_z.weight)  # KL may be > 0, but nothing reads z
+    torch.nn.init.zeros_(vae.read_z.bias)
+    report = collapse_report(vae, _batches())
+    assert report.z_weight_norms == [0.0]
+    assert report.sensitivity < 1e-6 and report.verdict == "collapsed"
+    assert "changes the reconstruction by" in report.reasons[0]
+
+
+def test_weight_norms_are_frobenius_norms():
+    vae = _vae("ladder")
+    expected = [float(m.weight.detach().pow(2).sum().sqrt()) for m in vae.z_readers()]
+    assert z_weight_norms(vae) == expected
