@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 import microvae
+from microvae.devices import pick_device
 from microvae.io import atomic_path
 from microvae.model import LikelihoodConfig, ModelConfig, build_vae
 
@@ -30,16 +31,6 @@ CASES = [
     ("deterministic", "dmol"),
     ("none", "gaussian"),
 ]
-
-
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _sync(device: torch.device) -> None:

@@ -9,6 +9,16 @@ from .io import ImageRecord, open_image, read_image, write_image
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # train and load_model import torch and lightning: only when first used
+    if name in ("train", "load_model"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'microvae' has no attribute {name!r}")
+
+
 __all__ = [
     "AxesError",
     "ChannelError",
@@ -17,7 +27,9 @@ __all__ = [
     "ImageWriteError",
     "MicrovaeError",
     "__version__",
+    "load_model",
     "open_image",
     "read_image",
+    "train",
     "write_image",
 ]

@@ -9,13 +9,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "microvae"
 
-# what each layer may import from microvae (besides itself and microvae.errors)
+# what each layer may import from microvae (besides itself, microvae.errors and the
+# microvae.devices utility), following DESIGN.md's diagram
 ALLOWED = {
     "io": set(),
     "synthetic": set(),
+    "data": {"io"},
     "model": set(),
     "objective": {"model"},
-    "cli": {"io", "synthetic", "model", "objective"},
+    "training": {"io", "data", "model", "objective"},
+    "inference": {"io", "data", "model", "objective", "training"},
+    "cli": {"io", "synthetic", "data", "model", "objective", "training", "inference"},
 }
 
 
@@ -44,6 +48,6 @@ def test_layer_imports_point_down(layer):
                 continue
             parts = mod.split(".")
             sub = parts[1] if len(parts) > 1 else ""
-            if sub in ("", layer, "errors", "__init__"):
+            if sub in ("", layer, "errors", "devices", "__init__"):
                 continue
             assert sub in ALLOWED[layer], f"{path.name} ({layer}) imports {mod}"

@@ -7,15 +7,16 @@ Errors caused by input or options (:class:`~microvae.errors.MicrovaeError`) prin
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from .. import __version__
 from ..errors import MicrovaeError
-from . import inspect_cmd, synth_cmd
+from . import info_cmd, inspect_cmd, synth_cmd, train_cmd
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = (synth_cmd, inspect_cmd)
+SUBCOMMANDS = (synth_cmd, inspect_cmd, train_cmd, info_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,17 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
+    _setup_logging()
     try:
         return int(args.run(args) or 0)
     except MicrovaeError as exc:
         print(f"microvae: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "microvae: interrupted; finished files are complete, none is half-written",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as exc:
+        detail = str(exc) or "finished files are complete, none is half-written"
+        print(f"microvae: interrupted: {detail}", file=sys.stderr)
         return 130
+
+
+def _setup_logging() -> None:
+    """microvae's own messages (progress of training, warnings) to stderr, one per line."""
+    logger = logging.getLogger("microvae")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ __all__ = ["RandomTiles", "FixedTiles"]
 
 
 class RandomTiles(Dataset):
-    """``length`` random tiles; tile ``i`` depends only on (seed, i), whatever the workers."""
+    """``length`` random tiles; tile ``i`` depends only on (seed, start + i), whatever the
+    workers; ``start`` skips the tiles a resumed run has already seen."""
 
     def __init__(
         self,
@@ -26,9 +27,10 @@ class RandomTiles(Dataset):
         *,
         length: int,
         seed: int,
+        start: int = 0,
     ):
         self.planes, self.sampler, self.norm, self.augment = planes, sampler, normalisation, augment
-        self.length, self.seed = length, seed
+        self.length, self.seed, self.start = length, seed, start
 
     def __len__(self) -> int:
         return self.length
@@ -36,7 +38,8 @@ class RandomTiles(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         if not 0 <= index < self.length:  # ends iteration with `for` like a sequence
             raise IndexError(f"tile {index} of {self.length}")
-        rng = np.random.default_rng((self.seed, index))
+        # a resumed run starts at the tile after the last one it trained on
+        rng = np.random.default_rng((self.seed, self.start + index))
         i, y, x = self.sampler.sample(rng)
         t = self.sampler.tile
         tile = self.augment(self.planes[i][y : y + t, x : x + t], rng)

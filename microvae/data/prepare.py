@@ -51,10 +51,12 @@ def prepare_data(
     n_train_tiles: int,
     seed: int = 0,
     normalisation: Normalisation | None = None,
+    first_tile: int = 0,
 ) -> PreparedData:
     """Datasets for training (``n_train_tiles`` random tiles) and validation.
 
-    ``normalisation`` reuses a stored one (when resuming) instead of fitting it again.
+    ``normalisation`` reuses a stored one (when resuming) instead of fitting it again, and
+    ``first_tile`` continues the sequence of random tiles where the run stopped.
     """
     paths = find_tiffs(inputs)
     by_file = load_planes(
@@ -92,7 +94,13 @@ def prepare_data(
         max_value=max_value,
     )
     train_set = RandomTiles(
-        train_arrays, sampler, normalisation, augment, length=n_train_tiles, seed=seed
+        train_arrays,
+        sampler,
+        normalisation,
+        augment,
+        length=n_train_tiles,
+        seed=seed,
+        start=first_tile,
     )
     val_arrays = [p.data for p in val]
     positions = grid_tiles(

@@ -101,6 +101,9 @@ class VAE(nn.Module):
             nn.Sequential(Down(ch[i - 1], ch[i]), *self._blocks(ch[i]))
             for i in range(1, config.levels + 1)
         )
+        # the encoder's input normalisation (x * scale + shift), stored with the weights
+        self.register_buffer("in_scale", torch.ones(()))
+        self.register_buffer("in_shift", torch.zeros(()))
         self.head = nn.Sequential(
             make_norm(config.norm, ch[0]),
             make_activation(config.activation),
@@ -134,9 +137,14 @@ class VAE(nn.Module):
 
     # -- the parts a variant implements ------------------------------------------------------
 
+    def set_input_normalisation(self, scale: float, shift: float) -> None:
+        """The encoder sees ``x * scale + shift`` (the likelihood still models x itself)."""
+        self.in_scale.fill_(scale)
+        self.in_shift.fill_(shift)
+
     def bottom_up(self, x: Tensor) -> list[Tensor]:
         """Encoder features [f_0 (full resolution), f_1 (1/2), ..., f_L (1/2**L)]."""
-        feats = [self.stem(x)]
+        feats = [self.stem(x * self.in_scale + self.in_shift)]
         for down in self.down:
             feats.append(down(feats[-1]))
         return feats

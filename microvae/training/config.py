@@ -51,7 +51,7 @@ class TrainConfig(BaseModel):
     devices: int | str = Field("auto", description="number of devices, or 'auto'")
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
     strategy: str = Field("auto", description="e.g. 'ddp' for several GPUs")
-    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = Field(
+    precision: Literal["auto", "32", "bf16-mixed"] = Field(
         "auto", description="auto: bf16-mixed on CUDA where supported, else 32"
     )
     seed: int = 0

@@ -1,0 +1,290 @@
+"""A training run: run folder, data, Lightning Trainer, checkpoints, logs and model.pt.
+
+RUN_DIR holds ``config.yaml`` (the resolved config), ``run.json`` (normalisation and data
+summary), ``checkpoints/last.ckpt`` (every ``train.checkpoint_every`` steps, at the end and on
+Ctrl-C or SIGTERM) and ``best.ckpt`` (lowest validation bits/dim), ``logs/metrics.csv``,
+``tensorboard/``, ``previews/step_*.png``, ``diagnostics.json`` and, at the end, ``model.pt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from ..data import Normalisation, prepare_data
+from ..errors import MicrovaeError
+from ..io.atomic import atomic_path
+from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
+from .config import RunConfig, load_config, save_config
+from .modelfile import save_model_file
+from .module import VAEModule
+
+__all__ = ["RunDirError", "fit"]
+
+_log = logging.getLogger("microvae.training")
+
+
+class RunDirError(MicrovaeError, ValueError):
+    """The run folder cannot be used (exists, or has nothing to resume)."""
+
+
+def _precision(cfg: RunConfig) -> str:
+    p = cfg.train.precision
+    if p != "auto":
+        return "32-true" if p == "32" else p
+    gpu = cfg.train.accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available()
+    return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _resume_config(run_dir: Path, config, overrides) -> RunConfig:
+    saved = load_config(run_dir / "config.yaml")
+    if config is not None:
+        given = load_config(config)
+        differs = [
+            s
+            for s in ("data", "model", "likelihood", "objective")
+            if getattr(given, s) != getattr(saved, s)
+        ]
+        if differs:
+            raise RunDirError(
+                f"{run_dir}: --resume continues the run with its saved config.yaml, but the "
+                f"given config differs in {', '.join(differs)}; use --overwrite to start again"
+            )
+    bad = [o for o in overrides if not o.startswith("train.")]
+    if bad:
+        raise RunDirError(
+            f"--resume accepts --set for train.* only (e.g. train.max_steps), not {bad[0]}"
+        )
+    return load_config(saved, list(overrides))
+
+
+def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    if resume:
+        if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            raise RunDirError(
+                f"{run_dir}: nothing to resume (no checkpoints/last.ckpt); "
+                "start a new run without --resume"
+            )
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: exists and is not a folder; choose another --out")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise RunDirError(
+                f"{run_dir}: run folder exists; pass --resume to continue it or "
+                "--overwrite to start again"
+            )
+        if not (run_dir / "config.yaml").is_file():
+            raise RunDirError(
+                f"{run_dir}: exists and is not a microvae run folder (no "
+                "config.yaml), so --overwrite will not delete it; choose another --out"
+            )
+        shutil.rmtree(run_dir)
+
+
+class _SigtermAsInterrupt:
+    """Within the block, SIGTERM (a kill) interrupts like Ctrl-C, so last.ckpt is saved."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+
+            def handler(signum, frame):
+                raise KeyboardInterrupt("SIGTERM")
+
+            self.previous = signal.signal(signal.SIGTERM, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Lightning's banners (accelerator lines, tips) and a warning that does not apply: our
+    checkpoints are meant to hold the weights after each update."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated")
+        # on --resume: the tile sequence continues at the checkpoint's step (first_tile) and
+        # checkpoints/ is meant to hold the earlier checkpoints
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable")
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+
+def fit(
+    config: str | os.PathLike | dict | RunConfig | None,
+    data: list[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    overrides: list[str] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: list[pl.Callback] = (),
+) -> tuple[Path, dict]:
+    """Train; returns (run folder, summary). ``model.pt`` is written at the end.
+
+    Raises:
+        ConfigError, DataError, RunDirError, NonFiniteError: bad config, data, run folder, or
+            a run whose updates kept being non-finite.
+        KeyboardInterrupt: on Ctrl-C or SIGTERM, after saving checkpoints/last.ckpt.
+    """
+    run_dir = Path(out)
+    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    cfg = _resume_config(run_dir, config, overrides) if resume else load_config(config, overrides)
+    stored, done = None, 0
+    t = cfg.train
+    if resume:
+        stored = Normalisation.from_dict(
+            json.loads((run_dir / "run.json").read_text())["normalisation"]
+        )
+        ckpt = torch.load(
+            run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+        )
+        done = int(ckpt["global_step"])
+        if done >= t.max_steps:
+            raise RunDirError(
+                f"{run_dir}: the run already reached step {done} of train.max_steps = "
+                f"{t.max_steps}; raise it with --set train.max_steps=N to train longer"
+            )
+    prepared = prepare_data(
+        data,
+        cfg.data,
+        n_train_tiles=(t.max_steps - done) * t.batch_size,
+        seed=t.seed,
+        normalisation=stored,
+        first_tile=done * t.batch_size,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    run_info = {"normalisation": prepared.normalisation.to_dict(), "data": prepared.summary}
+    with atomic_path(run_dir / "run.json") as tmp:
+        tmp.write_text(json.dumps(run_info, indent=2) + "\n")
+    _log.info(
+        "data: %d training planes, %d validation tiles; split %s; bit depth %s",
+        prepared.summary["train_planes"],
+        prepared.summary["val_tiles"],
+        prepared.summary["split"],
+        prepared.normalisation.bit_depth,
+    )
+
+    pl.seed_everything(t.seed, workers=True, verbose=False)
+    module = VAEModule(cfg.to_dict(), prepared.normalisation.to_dict(), run_dir=str(run_dir))
+    workers = cfg.data.num_workers
+    train_loader = DataLoader(
+        prepared.train,
+        batch_size=t.batch_size,
+        shuffle=False,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    val_loader = DataLoader(prepared.val, batch_size=t.batch_size, shuffle=False, num_workers=0)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    interrupt = SaveOnInterrupt(last)
+    with _quiet_lightning():
+        trainer = pl.Trainer(
+            max_steps=t.max_steps,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            precision=_precision(cfg),
+            val_check_interval=min(t.val_every, t.max_steps),
+            check_val_every_n_epoch=None,
+            log_every_n_steps=min(50, t.val_every),
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            default_root_dir=run_dir,
+            plugins=[AtomicCheckpointIO()],
+            logger=[
+                # a resumed session logs beside the first: Lightning's CSV logger would
+                # otherwise replace the earlier metrics.csv
+                CSVLogger(run_dir, name="logs", version=f"resumed-at-step-{done}" if done else ""),
+                TensorBoardLogger(run_dir, name="tensorboard", version=""),
+            ],
+            callbacks=[
+                ModelCheckpoint(
+                    dirpath=ckpt_dir,
+                    save_last=True,
+                    save_top_k=0,
+                    every_n_train_steps=min(t.checkpoint_every, t.max_steps),
+                ),
+                ModelCheckpoint(
+                    dirpath=ckpt_dir,
+                    filename="best",
+                    monitor="val/bits_per_dim",
+                    mode="min",
+                    save_top_k=1,
+                    auto_insert_metric_name=False,
+                    enable_version_counter=False,
+                ),
+                interrupt,
+                *callbacks,
+            ],
+        )
+        _log.info(
+            "training on %s, precision %s, %d steps of %d tiles of %dx%d",
+            trainer.strategy.root_device,
+            _precision(cfg),
+            t.max_steps,
+            t.batch_size,
+            cfg.data.tile_size,
+            cfg.data.tile_size,
+        )
+    started = time.time()
+    with _SigtermAsInterrupt(), _quiet_lightning():
+        try:
+            trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume else None)
+        except SystemExit:
+            if trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1)
+                step = interrupt.saved_step or trainer.global_step
+                raise KeyboardInterrupt(
+                    f"training interrupted at step {step}; {last} is saved: continue with --resume"
+                ) from None
+            raise
+    trainer.save_checkpoint(last)  # the finished state, so that --resume can extend the run
+    summary = {
+        "steps": int(trainer.global_step),
+        "seconds": round(time.time() - started, 1),
+        "device": str(module.device),
+        "precision": _precision(cfg),
+        "skipped_updates": module.guard.skipped,
+        "validation": module.last_val,
+        "collapse": module.last_report,
+        "data": prepared.summary,
+        "ema": t.ema,
+    }
+    if trainer.is_global_zero:
+        save_model_file(
+            run_dir / "model.pt",
+            state_dict=module.eval_model.state_dict(),
+            config=cfg.to_dict(),
+            normalisation=prepared.normalisation.to_dict(),
+            summary=summary,
+        )
+    return run_dir, summary

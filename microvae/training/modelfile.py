@@ -1,0 +1,123 @@
+"""The model file: one ``model.pt`` holding weights, config, normalisation, bit depth,
+versions and a training summary, readable without running any code from the file.
+
+The file is a dict of tensors and plain data (str, int, float, bool, None, lists, dicts)
+saved with ``torch.save`` and read with ``torch.load(..., weights_only=True)``, which refuses
+pickled objects, so a tampered or foreign file raises :class:`ModelFileError` and nothing in it
+is executed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import MicrovaeError
+from ..io.atomic import atomic_path
+
+__all__ = ["ModelFileError", "FORMAT", "FORMAT_VERSION", "save_model_file", "read_model_file"]
+
+FORMAT = "microvae-model"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "format_version", "state_dict", "config", "normalisation", "versions")
+
+
+class ModelFileError(MicrovaeError, ValueError):
+    """A model file is missing, damaged, foreign or unsafe."""
+
+
+def plain(obj: Any, where: str = "value") -> Any:
+    """``obj`` as plain str/int/float/bool/None/list/dict (numpy scalars and str subclasses such
+    as torch.__version__ converted), so that a weights-only load accepts it."""
+    if obj is None or type(obj) in (str, int, float, bool):
+        return obj
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj)
+    if isinstance(obj, dict):
+        return {str(k): plain(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where}: {type(obj).__name__} cannot be stored in a model file")
+
+
+def versions() -> dict[str, str]:
+    from .. import __version__
+
+    return {
+        "microvae": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_model_file(
+    path: str | os.PathLike,
+    *,
+    state_dict: dict[str, torch.Tensor],
+    config: dict,
+    normalisation: dict,
+    summary: dict,
+) -> Path:
+    """Write the model file atomically; tensors are moved to the CPU."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "config": plain(config, "config"),
+        "normalisation": plain(normalisation, "normalisation"),
+        "bit_depth": plain(normalisation.get("bit_depth")),
+        "versions": plain(versions(), "versions"),
+        "summary": plain(summary, "summary"),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The contents of a model file, checked; never unpickles objects.
+
+    Raises:
+        ModelFileError: missing, empty, not a torch file, contains pickled objects (possibly
+            code), or not a microvae model file of a supported format version.
+    """
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found; pass RUN_DIR/model.pt")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{name}: file is empty (0 bytes); it was not written completely")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for objects, RuntimeError/EOFError for damage
+        text = str(exc).splitlines()[0][:200]
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            reason = "it holds pickled Python objects, which microvae never loads (unsafe)"
+        else:
+            reason = f"it cannot be read as a torch file ({type(exc).__name__}: {text})"
+        raise ModelFileError(
+            f"{name}: refused: {reason}; use a model.pt written by microvae"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{name}: not a microvae model file (no '{FORMAT}' marker)")
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing:
+        raise ModelFileError(f"{name}: damaged microvae model file, missing {', '.join(missing)}")
+    if payload["format_version"] > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{name}: written by a newer microvae (format {payload['format_version']}, this one "
+            f"reads up to {FORMAT_VERSION}); upgrade microvae"
+        )
+    return payload

@@ -1,0 +1,165 @@
+"""The Lightning module: one optimisation step with skipping of non-finite updates, optional
+EMA weights, and at each validation the ELBO terms, collapse diagnostics and a preview PNG."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ..data.normalise import Normalisation
+from ..io.atomic import atomic_path
+from ..model import VAE, build_vae
+from ..model.collapse import collapse_report
+from ..objective import NonFiniteGuard, compute_loss
+from .config import RunConfig, load_config
+from .preview import save_png, side_by_side
+
+__all__ = ["VAEModule"]
+
+_log = logging.getLogger("microvae.training")
+VERDICT_CODES = {"healthy": 0, "partly collapsed": 1, "collapsed": 2}
+
+
+class VAEModule(pl.LightningModule):
+    """Trains a VAE built from ``config`` for data with ``normalisation`` (both plain dicts,
+    so that checkpoints hold no pickled objects)."""
+
+    def __init__(self, config: dict, normalisation: dict, run_dir: str | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg: RunConfig = load_config(config)
+        self.norm = Normalisation.from_dict(normalisation)
+        self.vae = build_vae(self.cfg.model, self.cfg.likelihood, bit_depth=self.norm.bit_depth)
+        self.vae.set_input_normalisation(*self.norm.encoder_affine())
+        self.ema = (
+            AveragedModel(self.vae, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.train.ema_decay))
+            if self.cfg.train.ema
+            else None
+        )
+        self.automatic_optimization = False  # to skip non-finite updates after backward
+        self.guard = NonFiniteGuard(self.cfg.train.max_skipped)
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.last_report: dict | None = None
+        self.last_val: dict = {}
+        self._val_sums: dict[str, float] = {}
+        self._preview: torch.Tensor | None = None
+
+    @property
+    def eval_model(self) -> VAE:
+        """The weights to validate and save: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.vae
+
+    def configure_optimizers(self):
+        t = self.cfg.train
+        return torch.optim.AdamW(self.vae.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+    # -- training ----------------------------------------------------------------------------
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        opt = self.optimizers()
+        step = self.global_step
+        out = self.vae(batch)
+        terms = compute_loss(out, self.cfg.objective, step)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(terms.loss)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.vae.parameters(), self.cfg.train.grad_clip)
+        checks = {"loss": terms.loss.detach(), "recon": terms.recon, "kl": terms.kl}
+        checks.update({f"kl_level_{i}": v for i, v in enumerate(terms.kl_per_level)})
+        if self.guard.ok(step, checks, self.vae):
+            opt.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.vae)
+        else:
+            _log.warning(
+                "skipped update: %s (%d skipped so far)",
+                self.guard.last_problem,
+                self.guard.skipped,
+            )
+        logs = {f"train/{k}": v for k, v in terms.as_dict().items()}
+        logs["train/grad_norm"] = float(grad_norm)
+        logs["train/skipped_updates"] = float(self.guard.skipped)
+        for lv, channels in enumerate(terms.kl_per_channel):
+            logs.update({f"train/kl_l{lv}_c{c}": float(v) for c, v in enumerate(channels)})
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch.shape[0])
+        self.log("bpd", terms.bits_per_dim, prog_bar=True, on_step=True, logger=False)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {}
+        self._val_batches: list[torch.Tensor] = []
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        out = self.eval_model(batch)
+        sums = {
+            "log_px": out.log_px.sum(),
+            "elbo": out.elbo.sum(),
+            "n": torch.tensor(float(batch.shape[0])),
+        }
+        for i, v in enumerate(out.kl_per_level.sum(dim=0)):
+            sums[f"kl_level_{i}"] = v
+        for k, v in sums.items():
+            self._val_sums[k] = self._val_sums.get(k, 0.0) + float(v)
+        self._val_batches.append(batch)
+        if batch_idx == 0:
+            self._preview = batch[:1]
+        self._n_dims = out.n_dims
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_sums:
+            return
+        n, dims = self._val_sums.pop("n"), self._n_dims
+        val = {
+            "val/recon": self._val_sums.pop("log_px") / n / dims,
+            "val/elbo": self._val_sums["elbo"] / n / dims,
+            "val/bits_per_dim": -self._val_sums.pop("elbo") / n / dims / math.log(2),
+        }
+        val.update({f"val/{k}": v / n for k, v in self._val_sums.items()})
+        report = collapse_report(self.eval_model, self._val_batches)
+        val["val/active_units"] = float(report.active_units)
+        val["val/sensitivity"] = report.sensitivity
+        val["val/verdict_code"] = float(VERDICT_CODES[report.verdict])
+        val.update({f"val/z_weight_norm_l{i}": v for i, v in enumerate(report.z_weight_norms)})
+        self.log_dict(val, on_step=False, on_epoch=True)
+        self.last_val = val
+        self.last_report = report.to_dict()
+        message = f"step {self.global_step}: validation bits/dim {val['val/bits_per_dim']:.4f}; "
+        message += f"latent space {report.summary()}"
+        if report.verdict != "healthy":
+            _log.warning("WARNING: %s", message)
+        else:
+            _log.info(message)
+        if self.run_dir is not None and self.trainer.is_global_zero:
+            self._write_outputs(report.to_dict())
+        self._val_batches = []
+
+    def _write_outputs(self, report: dict) -> None:
+        with atomic_path(self.run_dir / "diagnostics.json") as tmp:
+            tmp.write_text(json.dumps({"step": self.global_step, **report}, indent=2) + "\n")
+        x = self._preview
+        with torch.no_grad():
+            recon = self.eval_model.reconstruct(x)
+        orig = self.norm.from_model(x[0, 0].float().cpu().numpy())
+        rec = self.norm.from_model(recon[0, 0].float().cpu().numpy())
+        previews = self.run_dir / "previews"
+        previews.mkdir(exist_ok=True)
+        save_png(previews / f"step_{self.global_step:07d}.png", side_by_side(orig, rec, zoom=2))
+
+    # -- checkpoint state beyond the weights -------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["microvae"] = {
+            "skipped": self.guard.skipped,
+            "consecutive": self.guard.consecutive,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("microvae", {})
+        self.guard.skipped = int(state.get("skipped", 0))
+        self.guard.consecutive = int(state.get("consecutive", 0))

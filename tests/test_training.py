@@ -1,0 +1,257 @@
+"""Training runs end to end on tiny synthetic data: configs, resume, model files, failures."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from microvae.cli.main import main
+from microvae.cli.synth_cmd import write_synthetic_set
+from microvae.errors import NonFiniteError
+from microvae.inference import load_model
+from microvae.synthetic import SynthParams
+from microvae.training.fit import RunDirError, fit
+from microvae.training.modelfile import ModelFileError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY = [
+    "data.tile_size=32",
+    "model.levels=2",
+    "model.base_channels=4",
+    "model.max_channels=8",
+    "model.latent_channels=2",
+    "model.blocks_per_level=1",
+    "train.max_steps=3",
+    "train.batch_size=2",
+    "train.val_every=3",
+    "train.checkpoint_every=2",
+    "data.max_val_tiles=2",
+    "data.num_workers=0",
+    "train.accelerator=cpu",
+    "train.devices=1",
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    write_synthetic_set(out, SynthParams(shape=(96, 96)), n=3, seed=0, progress=False)
+    return out
+
+
+def _inputs(data_dir):
+    return [str(data_dir / "synth_00?.tif")]
+
+
+@pytest.mark.parametrize(
+    "name", ["demo", "mito2d", "baseline-gaussian", "unet-deterministic", "em2d"]
+)
+def test_each_config_trains_and_loads(tmp_path, data_dir, name):
+    extra = ["model.global_latent_dim=4"] if name == "baseline-gaussian" else []
+    run, summary = fit(
+        CONFIGS / f"{name}.yaml",
+        _inputs(data_dir),
+        tmp_path / "run",
+        overrides=TINY + extra,
+        progress=False,
+    )
+    assert summary["steps"] == 3
+    for f in (
+        "config.yaml",
+        "run.json",
+        "model.pt",
+        "diagnostics.json",
+        "logs/metrics.csv",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+    ):
+        assert (run / f).is_file(), f
+    assert list((run / "previews").glob("step_*.png"))
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    model = load_model(run / "model.pt")
+    assert model.config.model.skip_mode == {
+        "baseline-gaussian": "none",
+        "unet-deterministic": "deterministic",
+    }.get(name, "ladder")
+    assert model.normalisation.bit_depth == (8 if name == "em2d" else 12)
+    assert "val/bits_per_dim" in model.summary["validation"]
+    assert model.summary["collapse"]["verdict"] in ("healthy", "partly collapsed", "collapsed")
+
+
+class _InterruptAt(pl.Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_interrupt_then_resume_continues_from_the_saved_step(tmp_path, data_dir):
+    run = tmp_path / "run"
+    over = TINY + ["train.max_steps=8", "train.checkpoint_every=100", "train.val_every=4"]
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 5; .*last.ckpt is saved"):
+        fit(
+            CONFIGS / "demo.yaml",
+            _inputs(data_dir),
+            run,
+            overrides=over,
+            progress=False,
+            callbacks=[_InterruptAt(5)],
+        )
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 5
+    assert not (run / "model.pt").exists()
+    first_log = (run / "logs" / "metrics.csv").read_text()
+    _, summary = fit(None, _inputs(data_dir), run, resume=True, progress=False)
+    assert summary["steps"] == 8
+    assert load_model(run / "model.pt").summary["steps"] == 8
+    # the first session's log is kept; the resumed one logs beside it, from step 5 on
+    assert (run / "logs" / "metrics.csv").read_text() == first_log
+    resumed = (run / "logs" / "resumed-at-step-5" / "metrics.csv").read_text().splitlines()
+    header = resumed[0].split(",")
+    logged = {int(float(row.split(",")[header.index("step")])) for row in resumed[1:]}
+    assert min(logged) >= 5 and max(logged) >= 7
+    with pytest.raises(RunDirError, match="already reached step 8"):
+        fit(None, _inputs(data_dir), run, resume=True, progress=False)
+
+
+def test_run_folder_rules(tmp_path, data_dir):
+    run = tmp_path / "run"
+    fit(CONFIGS / "demo.yaml", _inputs(data_dir), run, overrides=TINY, progress=False)
+    with pytest.raises(RunDirError, match="run folder exists; pass --resume .* or --overwrite"):
+        fit(CONFIGS / "demo.yaml", _inputs(data_dir), run, overrides=TINY, progress=False)
+    fit(
+        CONFIGS / "demo.yaml",
+        _inputs(data_dir),
+        run,
+        overrides=TINY,
+        overwrite=True,
+        progress=False,
+    )
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.docx").write_text("precious")
+    with pytest.raises(RunDirError, match="not a microvae run folder .* will not delete it"):
+        fit(
+            CONFIGS / "demo.yaml",
+            _inputs(data_dir),
+            other,
+            overrides=TINY,
+            overwrite=True,
+            progress=False,
+        )
+    assert (other / "thesis.docx").exists()
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        fit(None, _inputs(data_dir), tmp_path / "new", resume=True, progress=False)
+    with pytest.raises(RunDirError, match="given config differs in data, model"):
+        fit(CONFIGS / "mito2d.yaml", _inputs(data_dir), run, resume=True, progress=False)
+
+
+class _Poison(pl.Callback):
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step >= 1:
+            with torch.no_grad():
+                next(module.vae.parameters()).fill_(float("nan"))
+
+
+def test_non_finite_updates_are_skipped_then_stop_the_run(tmp_path, data_dir):
+    over = TINY + ["train.max_steps=10", "train.max_skipped=3"]
+    with pytest.raises(
+        NonFiniteError,
+        match=r"3 updates in a row skipped, the last at step 1: "
+        r"loss is NaN",
+    ):
+        fit(
+            CONFIGS / "demo.yaml",
+            _inputs(data_dir),
+            tmp_path / "run",
+            overrides=over,
+            progress=False,
+            callbacks=[_Poison()],
+        )
+
+
+class _Payload:
+    """Unpickling this would create a marker file: the attack a model file must not run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_malicious_model_file_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "model.pt"
+    torch.save({"format": "microvae-model", "state_dict": {}, "x": _Payload(marker)}, evil)
+    with pytest.raises(ModelFileError, match="pickled Python objects, which microvae never loads"):
+        load_model(evil)
+    assert not marker.exists()
+    # the same payload as a plain pickle
+    with open(evil, "wb") as fh:
+        pickle.dump(_Payload(marker), fh)
+    with pytest.raises(ModelFileError, match="refused"):
+        load_model(evil)
+    assert not marker.exists()
+
+
+def test_foreign_damaged_and_missing_model_files(tmp_path, data_dir):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(ModelFileError, match="foreign.pt: not a microvae model file"):
+        load_model(foreign)
+    with pytest.raises(ModelFileError, match="model file not found"):
+        load_model(tmp_path / "none.pt")
+    run, _ = fit(
+        CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=TINY, progress=False
+    )
+    data = (run / "model.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="cut.pt: refused: it cannot be read"):
+        load_model(cut)
+
+
+def test_cli_train_and_info(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        str(CONFIGS / "demo.yaml"),
+        "--data",
+        *_inputs(data_dir),
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"model: {run / 'model.pt'}" in out and "latent space:" in out
+    assert main(["info", str(run / "model.pt")]) == 0
+    info = capsys.readouterr().out
+    assert "ladder, 2 levels" in info and "bit depth 12" in info
+    assert main(args) == 2
+    assert "run folder exists" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                str(CONFIGS / "demo.yaml"),
+                "--data",
+                str(tmp_path / "nothing"),
+                "--out",
+                str(tmp_path / "r2"),
+            ]
+        )
+        == 2
+    )
+    assert "no such file or folder" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "r2")
