@@ -15,9 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/microvae synth $(DEMO)/synthetic --n 4 --shape 512x512 --phenotype mixed --seed 0 --labels
-	$(BIN)/microvae synth $(DEMO)/synthetic-stacks --n 2 --shape 16x256x256 --phenotype tubular --seed 1
-	$(BIN)/microvae inspect $(DEMO)/synthetic/synth_000.tif $(DEMO)/synthetic/synth_000_gt.tif $(DEMO)/synthetic-stacks/synth_000.tif
+	$(BIN)/microvae demo --out $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

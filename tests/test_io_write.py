@@ -104,3 +104,10 @@ def test_unwritable_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
     with pytest.raises(ImageWriteError, match=r"x.tif: cannot write \(Permission denied\)"):
         write_image(tmp_path / "x.tif", np.zeros((4, 4), np.uint8), axes="YX")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    target = write_image(tmp_path / "out.tif", np.zeros((4, 4), np.uint8), axes="YX")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -255,3 +255,28 @@ def test_cli_train_and_info(tmp_path, data_dir, capsys):
     )
     assert "no such file or folder" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "r2")
+
+
+def test_demo_command_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out)]
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for name in (
+        "side_by_side.png",
+        "side_by_side_zoom.png",
+        "heldout.tif",
+        "heldout_gt.tif",
+        "heldout_recon.tif",
+        "metrics.json",
+        "run/model.pt",
+    ):
+        assert (out / name).is_file(), name
+    assert "open in napari: napari" in printed and "against the noise-free ground truth" in printed
+    from microvae.io import read_image
+
+    recon, held = read_image(out / "heldout_recon.tif"), read_image(out / "heldout.tif")
+    assert recon.shape == held.shape and recon.dtype == held.dtype
+    assert recon.pixel_size == held.pixel_size

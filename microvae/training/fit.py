@@ -267,7 +267,8 @@ def fit(
                     f"training interrupted at step {step}; {last} is saved: continue with --resume"
                 ) from None
             raise
-    trainer.save_checkpoint(last)  # the finished state, so that --resume can extend the run
+    # the finished state, with the optimizer, so that --resume can extend the run
+    trainer.save_checkpoint(last, weights_only=False)
     summary = {
         "steps": int(trainer.global_step),
         "seconds": round(time.time() - started, 1),
