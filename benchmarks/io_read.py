@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import threading
 import time
@@ -21,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import tifffile
+from _results import write_result
 
-import microvae
-from microvae.io import atomic_path, open_image
+from microvae.io import open_image
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -106,22 +105,8 @@ def main() -> None:
                 **walk(path),
             }
             path.unlink()
-    result = {
-        "benchmark": "io_read",
-        "microvae": microvae.__version__,
-        "tifffile": tifffile.__version__,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": psutil.cpu_count(),
-            "python": platform.python_version(),
-            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        },
-        "date": time.strftime("%Y-%m-%d"),
-        "runs": runs,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    with atomic_path(RESULTS / "io_read.json") as tmp_path:
-        tmp_path.write_text(json.dumps(result, indent=2) + "\n")
+    path = write_result("io_read", {"tifffile": tifffile.__version__, "runs": runs})
+    result = json.loads(path.read_text())
     print(json.dumps(result, indent=2))
 
 

@@ -10,17 +10,14 @@ skip_mode x likelihood pair; reports the median seconds per step and tiles per s
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from _results import write_result
 
-import microvae
 from microvae.devices import pick_device
-from microvae.io import atomic_path
 from microvae.model import LikelihoodConfig, ModelConfig, build_vae
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -89,24 +86,7 @@ def main() -> None:
         )
         for m, lk in CASES
     ]
-    result = {
-        "benchmark": "model_step",
-        "microvae": microvae.__version__,
-        "torch": torch.__version__,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name()
-        if device.type == "cuda"
-        else (platform.processor() or platform.machine()),
-        "threads": torch.get_num_threads(),
-        "batch": args.batch,
-        "tile": args.tile,
-        "date": time.strftime("%Y-%m-%d"),
-        "runs": runs,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    name = "model_step.json" if device.type == "cpu" else f"model_step_{device.type}.json"
-    with atomic_path(RESULTS / name) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_result("model_step", {"batch": args.batch, "tile": args.tile, "runs": runs}, device)
     for r in runs:
         print(
             f"{r['skip_mode']:>13} + {r['likelihood']:<8} {r['parameters_millions']:6.2f} M  "

@@ -12,21 +12,18 @@ pipeline's overhead. Results go to ``benchmarks/results/train_speed[_DEVICE].jso
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _results import write_result
 from torch.utils.data import DataLoader
 
-import microvae
 from microvae.cli.synth_cmd import write_synthetic_set
 from microvae.data import prepare_data
 from microvae.devices import pick_device
-from microvae.io import atomic_path
 from microvae.objective import compute_loss
 from microvae.synthetic import SynthParams
 from microvae.training.config import load_config
@@ -110,22 +107,7 @@ def main() -> None:
             time_config(n, Path(tmp), device=device, steps=args.steps, warmup=args.warmup)
             for n in args.configs
         ]
-    result = {
-        "benchmark": "train_speed",
-        "microvae": microvae.__version__,
-        "torch": torch.__version__,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name()
-        if device.type == "cuda"
-        else (platform.processor() or platform.machine()),
-        "threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d"),
-        "runs": runs,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    name = "train_speed.json" if device.type == "cpu" else f"train_speed_{device.type}.json"
-    with atomic_path(RESULTS / name) as tmp_path:
-        tmp_path.write_text(json.dumps(result, indent=2) + "\n")
+    write_result("train_speed", {"runs": runs}, device)
     for r in runs:
         print(
             f"{r['config']:>8}: {r['s_per_step_with_pipeline']:.3f} s/step "

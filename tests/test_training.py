@@ -280,3 +280,57 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     recon, held = read_image(out / "heldout_recon.tif"), read_image(out / "heldout.tif")
     assert recon.shape == held.shape and recon.dtype == held.dtype
     assert recon.pixel_size == held.pixel_size
+
+
+def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, data_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    over = [o for o in TINY if not o.startswith(("train.max_steps", "train.checkpoint_every"))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "microvae.cli.main",
+        "train",
+        str(CONFIGS / "demo.yaml"),
+        "--data",
+        *_inputs(data_dir),
+        "--out",
+        str(run),
+        "--no-progress",
+        "--set",
+        "train.max_steps=100000",
+        "--set",
+        "train.checkpoint_every=5",
+    ]
+    for item in over:
+        cmd += ["--set", item]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / "checkpoints" / "last.ckpt").exists():
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "training interrupted at step" in err and "continue with --resume" in err
+    step = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
+        "global_step"
+    ]
+    assert step >= 5
+    _, summary = fit(
+        None,
+        _inputs(data_dir),
+        run,
+        resume=True,
+        progress=False,
+        overrides=[f"train.max_steps={step + 3}"],
+    )
+    assert summary["steps"] == step + 3
