@@ -1,5 +1,6 @@
 """Applying trained models to images."""
 
 from .model import TrainedModel, load_model
+from .tiled import TileOptions
 
-__all__ = ["TrainedModel", "load_model"]
+__all__ = ["TileOptions", "TrainedModel", "load_model"]
