@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # train and load_model import torch and lightning: only when first used
-    if name in ("train", "load_model"):
+    # these import torch and lightning: only when first used
+    if name in ("train", "load_model", "process_stacks"):
         from . import api
 
         return getattr(api, name)
@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "load_model",
     "open_image",
+    "process_stacks",
     "read_image",
     "train",
     "write_image",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .batch import process_stacks
 from .inference import TrainedModel, load_model
 from .training.config import RunConfig
 from .training.fit import fit
 
-__all__ = ["train", "load_model"]
+__all__ = ["load_model", "process_stacks", "train"]
 
 
 def train(

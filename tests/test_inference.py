@@ -94,6 +94,9 @@ class _Identity(torch.nn.Module):
     def encode(self, x):
         return [x[:, :, ::4, ::4].repeat(1, 3, 1, 1), x[:, :, ::2, ::2]]
 
+    def reconstruct_and_encode(self, x, **kw):
+        return x, self.encode(x)
+
 
 @pytest.mark.parametrize(
     "shape,tile,overlap", [((100, 77), 32, 8), ((20, 20), 32, 12), ((64, 200), 64, 0)]
@@ -167,3 +170,11 @@ def test_encode_embeddings_and_maps(model):
     top, fine = enc["latents"][0]
     assert top.shape == (4, 16, 24) and fine.shape == (4, 32, 48)
     np.testing.assert_allclose(enc["embedding"][0], top.mean(axis=(1, 2)), rtol=1e-6)
+
+
+def test_one_pass_equals_separate_passes(model):
+    img = generate(shape=(70, 90), seed=4).image
+    recon, levels = model.process_plane(img)
+    np.testing.assert_array_equal(recon, model.reconstruct_plane(img))
+    for a, b in zip(levels, model.encode_plane(img)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -19,7 +19,8 @@ ALLOWED = {
     "objective": {"model"},
     "training": {"io", "data", "model", "objective"},
     "inference": {"io", "data", "model", "objective", "training"},
-    "cli": {"io", "synthetic", "data", "model", "objective", "training", "inference"},
+    "batch": {"io", "data", "model", "objective", "training", "inference"},
+    "cli": {"io", "synthetic", "data", "model", "objective", "training", "inference", "batch"},
 }
 
 

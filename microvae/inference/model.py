@@ -44,6 +44,7 @@ class TrainedModel:
         self.vae = vae.eval()
         self.config, self.normalisation = config, normalisation
         self.summary, self.versions, self.path = summary or {}, versions or {}, path
+        self._warned: set[str] = set()
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, device: str = "cpu") -> TrainedModel:
@@ -110,7 +111,8 @@ class TrainedModel:
         if norm.bit_depth is not None:
             top = 2**norm.bit_depth - 1
             lo, hi = float(plane.min()), float(plane.max())
-            if lo < 0 or hi > top:
+            if (lo < 0 or hi > top) and source not in self._warned:
+                self._warned.add(source)  # once per file, not once per plane
                 _log.warning(
                     "%s: values %g..%g lie outside the model's levels 0..%d (%d-bit); "
                     "they are clipped",
@@ -161,6 +163,30 @@ class TrainedModel:
             self.vae, self._to_model(plane, source), options, tile=tile, overlap=overlap
         )
         return self._from_model(out["reconstruction"], plane.dtype)
+
+    def process_plane(
+        self,
+        plane: np.ndarray,
+        *,
+        options: TileOptions | None = None,
+        source: str = "plane",
+        latents: bool = True,
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Reconstruction (as :meth:`reconstruct_plane`) and, with ``latents``, the latents
+        (as :meth:`encode_plane`) of one plane, from one pass over its tiles."""
+        if plane.ndim != 2:
+            raise ShapeError(f"{source}: expected a 2D plane, got shape {plane.shape}")
+        options = options or TileOptions()
+        tile, overlap = self._tiles(options)
+        out = run_tiles(
+            self.vae,
+            self._to_model(plane, source),
+            options,
+            tile=tile,
+            overlap=overlap,
+            latents=latents,
+        )
+        return self._from_model(out["reconstruction"], plane.dtype), out.get("latents")
 
     def encode_plane(
         self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"

@@ -76,7 +76,15 @@ def run_tiles(
         where = grid.positions[start : start + options.batch_size]
         batch = np.stack([padded[y : y + tile, xx : xx + tile] for y, xx in where])[:, None]
         xb = torch.from_numpy(batch).to(device)
-        if reconstruct:
+        zs = None
+        if (
+            reconstruct
+            and latents
+            and options.posterior_levels is None
+            and not options.sample_latents
+        ):  # both from one pass through the network
+            rec, zs = vae.reconstruct_and_encode(xb, output=options.output, generator=gen)
+        elif reconstruct:
             rec = vae.reconstruct(
                 xb,
                 posterior_levels=options.posterior_levels,
@@ -84,11 +92,12 @@ def run_tiles(
                 output=options.output,
                 generator=gen,
             )
+        if reconstruct:
             rec = rec[:, 0].float().cpu().numpy()
             for (y, xx), r in zip(where, rec):
                 _stitch(acc, wsum, r, y, xx, window)
         if latents:
-            zs = [z.float().cpu().numpy() for z in vae.encode(xb)]
+            zs = [z.float().cpu().numpy() for z in (zs if zs is not None else vae.encode(xb))]
             if zs[0].ndim == 2:  # a global latent vector per tile
                 vectors.extend(zs[0])
                 continue

@@ -235,6 +235,22 @@ class VAE(nn.Module):
         return self._image(params, output, generator)
 
     @torch.no_grad()
+    def reconstruct_and_encode(
+        self, x: Tensor, *, output: Output = "mean", generator: torch.Generator | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """``reconstruct(x)`` and ``encode(x)`` from one pass (posterior means at every level)."""
+        self._check_input(x)
+        b, _, h, w = x.shape
+        params, latents = self._run(
+            self.bottom_up(x),
+            shape=(b, h, w),
+            posterior_levels=self.n_latent_levels,
+            sample_latents=False,
+            generator=generator,
+        )
+        return self._image(params, output, generator), [lat.z for lat in latents]
+
+    @torch.no_grad()
     def reconstruct(
         self,
         x: Tensor,

@@ -1,0 +1,216 @@
+"""Batch processing of stacks: outputs per file, failures, interruption and resume, memory."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from microvae.batch import process_stacks
+from microvae.cli.main import main
+from microvae.cli.synth_cmd import write_synthetic_set
+from microvae.errors import MicrovaeError
+from microvae.inference import TrainedModel, load_model
+from microvae.io import read_image, write_image
+from microvae.synthetic import SynthParams, generate
+from microvae.training.fit import fit
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY = [
+    "data.tile_size=32",
+    "model.levels=2",
+    "model.base_channels=4",
+    "model.max_channels=8",
+    "model.latent_channels=3",
+    "train.max_steps=4",
+    "train.batch_size=4",
+    "train.val_every=4",
+    "data.max_val_tiles=2",
+    "train.accelerator=cpu",
+    "train.devices=1",
+]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("batch")
+    write_synthetic_set(base / "data", SynthParams(shape=(96, 96)), n=3, seed=0, progress=False)
+    run, _ = fit(
+        CONFIGS / "demo.yaml",
+        [str(base / "data" / "synth_00?.tif")],
+        base / "run",
+        overrides=TINY,
+        progress=False,
+    )
+    return run / "model.pt"
+
+
+def _inputs(folder: Path) -> dict[str, tuple]:
+    """Files of every kind predict must take: name -> (axes, shape, dtype, options)."""
+    s = generate(shape=(3, 40, 52), seed=1)
+    px = {"Z": 0.2, "Y": 0.065, "X": 0.065}
+    write_image(folder / "zyx16.tif", s.image, axes="ZYX", pixel_size=px)
+    rgb = np.stack([s.image[0], s.image[1], s.image[2]], axis=-1)
+    tifffile.imwrite(folder / "rgb16.tif", rgb, photometric="rgb")
+    write_image(folder / "yx8.tif", (s.image[0] // 16).astype(np.uint8), axes="YX")
+    write_image(folder / "float.tif", s.image[1].astype(np.float32), axes="YX")
+    return {
+        "zyx16": ("ZYX", (3, 40, 52), np.uint16),
+        "yx8": ("YX", (40, 52), np.uint8),
+        "float": ("YX", (40, 52), np.float32),
+    }
+
+
+def test_outputs_for_every_kind_of_file(tmp_path, model_path):
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    expected = _inputs(data)
+    model = load_model(model_path)
+    summary = process_stacks(
+        model,
+        data,
+        out,
+        outputs=["reconstruction", "embedding", "error", "latents"],
+        progress=False,
+    )
+    # the RGB file needs a channel: it fails alone, clearly
+    assert [r.path.name for r in summary.failed] == ["rgb16.tif"]
+    assert "3 samples; pass channel=0..2" in summary.failed[0].message
+    for stem, (axes, shape, dtype) in expected.items():
+        rec = read_image(out / f"{stem}_recon.tif")
+        assert (rec.axes, rec.shape, rec.dtype) == (axes, shape, np.dtype(dtype)), stem
+        err = read_image(out / f"{stem}_error.tif")
+        assert err.shape == shape and err.dtype == np.float32
+        src = read_image(data / f"{stem}.tif").data.astype(np.float32)
+        np.testing.assert_allclose(err.data, np.abs(src - rec.data.astype(np.float32)))
+        emb = np.load(out / f"{stem}_embedding.npz")
+        planes = shape[0] if axes == "ZYX" else 1
+        assert emb["embedding"].shape == (planes, 3) and str(emb["plane_axes"]) == axes[:-2]
+        top = np.load(out / f"{stem}_latents_level0.npy")
+        assert top.shape[:2] == (planes, 3)
+        np.testing.assert_allclose(emb["embedding"], top.mean(axis=(2, 3)), rtol=1e-5)
+    assert read_image(out / "zyx16_recon.tif").pixel_size == pytest.approx(
+        {"Z": 0.2, "Y": 0.065, "X": 0.065}
+    )
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {r["file"] for r in rows} == {"zyx16.tif", "yx8.tif", "float.tif"}
+    assert [r["plane"] for r in rows if r["file"] == "zyx16.tif"] == ["0", "1", "2", "all"]
+    # the numbers, recomputed from the files written
+    src = read_image(data / "zyx16.tif").data.astype(float)
+    rec = read_image(out / "zyx16_recon.tif").data.astype(float)
+    for z, row in enumerate(r for r in rows if r["file"] == "zyx16.tif" and r["plane"] != "all"):
+        mse = np.mean((src[z] - rec[z]) ** 2)
+        rng = src[z].max() - src[z].min()
+        assert float(row["mse"]) == pytest.approx(mse)
+        assert float(row["psnr_db"]) == pytest.approx(10 * np.log10(rng**2 / mse))
+        assert -1 <= float(row["ssim"]) <= 1
+    # the RGB file with a channel chosen
+    s2 = process_stacks(model, data / "rgb16.tif", out, channel=2, progress=False)
+    assert not s2.failed and read_image(out / "rgb16_recon.tif").axes == "YX"
+    assert not [p for p in os.listdir(out) if p.startswith(".")]  # no scratch or temp files
+
+
+def test_cli_reports_failures_and_exit_status(tmp_path, model_path, capsys):
+    data = tmp_path / "in"
+    data.mkdir()
+    write_image(data / "good.tif", generate(shape=(48, 48), seed=0).image, axes="YX")
+    (data / "broken.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
+    good = (data / "good.tif").read_bytes()
+    (data / "cut.tif").write_bytes(good[: len(good) // 2])
+    code = main(
+        ["predict", str(model_path), str(data), "--out", str(tmp_path / "out"), "--no-progress"]
+    )
+    out = capsys.readouterr()
+    assert code == 1
+    assert "1 processed, 0 already complete (skipped), 2 failed" in out.out
+    assert "broken.tif" in out.out and "cut.tif" in out.out
+    assert (tmp_path / "out" / "good_recon.tif").is_file()
+    assert not (tmp_path / "out" / "cut_recon.tif").exists()
+
+
+def test_unwritable_output_folder(tmp_path, model_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(MicrovaeError, match="cannot write there"):
+        process_stacks(load_model(model_path), tmp_path, blocker / "out", progress=False)
+
+
+def test_interrupt_then_resume(tmp_path, model_path, monkeypatch):
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    for i in range(3):
+        write_image(data / f"s{i}.tif", generate(shape=(4, 40, 40), seed=i).image, axes="ZYX")
+    model = load_model(model_path)
+    calls = {"n": 0}
+    original = TrainedModel.process_plane
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # the second plane of the second file
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainedModel, "process_plane", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        process_stacks(model, data, out, progress=False)
+    left = sorted(os.listdir(out))
+    assert left == ["s0_embedding.npz", "s0_metrics.csv", "s0_recon.tif"]  # nothing partial
+    monkeypatch.setattr(TrainedModel, "process_plane", original)
+    summary = process_stacks(model, data, out, resume=True, progress=False)
+    assert [r.status for r in summary.results] == ["skipped", "done", "done"]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["file"] for r in rows].count("s0.tif") == 5  # 4 planes + "all", kept on resume
+    assert all((out / f"s{i}_recon.tif").is_file() for i in range(3))
+
+
+def _peak_predict(tmp_path, model, planes, side=256):
+    stack = tmp_path / f"big{planes}.tif"
+    rng = np.random.default_rng(0)
+    write_image(
+        stack,
+        (rng.integers(100, 3000, (side, side), dtype=np.uint16) for _ in range(planes)),
+        axes="ZYX",
+        shape=(planes, side, side),
+        dtype=np.uint16,
+    )
+    tracemalloc.start()
+    try:
+        process_stacks(
+            model,
+            stack,
+            tmp_path / "out",
+            outputs=["reconstruction", "embedding"],
+            tile_size=128,
+            progress=False,
+        )
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_stack(tmp_path, model_path):
+    model = load_model(model_path)
+    short, long = _peak_predict(tmp_path, model, 20), _peak_predict(tmp_path, model, 80)
+    plane64 = 256 * 256 * 8  # SSIM works on float64 copies of a plane
+    assert long < 1.15 * short + plane64, (short, long)
+    assert long < 24 * plane64  # the 80-plane stack alone would be 20 such planes of uint16
+    assert read_image(tmp_path / "out" / "big80_recon.tif").shape == (80, 256, 256)
+
+
+@pytest.mark.real_data
+def test_real_files(tmp_path, model_path, real_data):
+    model = load_model(model_path)
+    out = tmp_path / "out"
+    s = process_stacks(model, real_data / "hela-cells.tif", out, channel=1, progress=False)
+    assert not s.failed
+    rec = read_image(out / "hela-cells_recon.tif")
+    assert rec.shape == (512, 672) and rec.dtype == np.uint16
+    assert rec.pixel_size == pytest.approx({"X": 0.0515, "Y": 0.0515}, rel=2e-3)
+    s = process_stacks(model, real_data / "123002002001.tif", out, progress=False)
+    rec = read_image(out / "123002002001_recon.tif")
+    assert rec.axes == "ZYX" and rec.shape == (33, 157, 115) and rec.dtype == np.uint8
