@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import threading
 import time
 from pathlib import Path
 
@@ -49,3 +50,26 @@ def write_result(name: str, payload: dict, device: torch.device | None = None) -
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+class PeakRSS:
+    """Samples this process's resident memory every 5 ms in a thread; keeps the peak."""
+
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.start = self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.005)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -13,41 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import tifffile
-from _results import write_result
+from _results import PeakRSS, write_result
 
 from microvae.io import open_image
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class PeakRSS:
-    """Samples this process's resident memory every 5 ms in a thread; keeps the peak."""
-
-    def __init__(self) -> None:
-        self.proc = psutil.Process()
-        self.start = self.peak = self.proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.005)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def make_stack(path: Path, n_planes: int, side: int, compression: str | None) -> None:

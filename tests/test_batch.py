@@ -214,3 +214,35 @@ def test_real_files(tmp_path, model_path, real_data):
     s = process_stacks(model, real_data / "123002002001.tif", out, progress=False)
     rec = read_image(out / "123002002001_recon.tif")
     assert rec.axes == "ZYX" and rec.shape == (33, 157, 115) and rec.dtype == np.uint8
+
+
+def test_unnamed_stack_axis_is_processed_with_a_warning(tmp_path, model_path, caplog):
+    data = tmp_path / "pages.tif"
+    with tifffile.TiffWriter(data) as tw:  # bare pages: the file does not say Z, T or C
+        for z in range(2):
+            tw.write(generate(shape=(40, 40), seed=z).image, metadata=None)
+    with caplog.at_level("WARNING", logger="microvae"):
+        summary = process_stacks(load_model(model_path), data, tmp_path / "out", progress=False)
+    assert not summary.failed
+    assert "does not name its stack axis (axes QYX)" in caplog.text and "--axes" in caplog.text
+    assert read_image(tmp_path / "out" / "pages_recon.tif").axes == "QYX"
+    summary = process_stacks(
+        load_model(model_path), data, tmp_path / "out2", axes="ZYX", progress=False
+    )
+    assert read_image(tmp_path / "out2" / "pages_recon.tif").axes == "ZYX"
+
+
+@pytest.mark.parametrize("shape", [(600, 333), (40, 52), (7, 9)])
+def test_metrics_by_strips_equal_scikit_image(shape):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from microvae.batch.stacks import image_metrics
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(100, 4000, shape).astype(np.uint16)
+    test = np.clip(ref + rng.normal(0, 80, shape), 0, 4095).astype(np.uint16)
+    got = image_metrics(ref, test)
+    r = float(ref.max() - ref.min())
+    a, b = ref.astype(float), test.astype(float)
+    assert got["psnr_db"] == pytest.approx(peak_signal_noise_ratio(a, b, data_range=r), rel=1e-9)
+    assert got["ssim"] == pytest.approx(structural_similarity(a, b, data_range=r), rel=1e-9)

@@ -57,15 +57,24 @@ class Normalisation:
         if self.bit_depth is None:
             x = (raw.astype(np.float32) - self.low) / (self.high - self.low) * 2 - 1
             return x.astype(np.float32)
-        k = np.clip(np.rint(raw.astype(np.float64)), 0, self.levels - 1)
-        return (k * (2.0 / (self.levels - 1)) - 1.0).astype(np.float32)
+        # float32 holds integers below 2**24 exactly: no float64 copy of a whole plane
+        k = raw.astype(np.float32)
+        if raw.dtype.kind == "f":
+            np.rint(k, out=k)
+        np.clip(k, 0, self.levels - 1, out=k)
+        k *= np.float32(2.0 / (self.levels - 1))
+        k -= np.float32(1.0)
+        return k
 
     def from_model(self, x: np.ndarray) -> np.ndarray:
         """Model values -> raw intensities in the training dtype (rounded for integer data)."""
         if self.bit_depth is None:
             raw = (x.astype(np.float64) + 1) / 2 * (self.high - self.low) + self.low
-        else:
-            raw = np.rint((np.clip(x, -1, 1).astype(np.float64) + 1) / 2 * (self.levels - 1))
+        else:  # float32 is exact here (levels < 2**24); rounding lands on the right level
+            raw = np.clip(x, -1, 1).astype(np.float32)
+            raw += np.float32(1.0)
+            raw *= np.float32((self.levels - 1) / 2)
+            np.rint(raw, out=raw)
         dtype = np.dtype(self.dtype)
         if dtype.kind in "ui":
             info = np.iinfo(dtype)

@@ -146,9 +146,11 @@ class TrainedModel:
     def _from_model(self, y: np.ndarray, dtype: np.dtype) -> np.ndarray:
         raw = self.normalisation.from_model(y)
         dtype = np.dtype(dtype)
-        if dtype.kind in "ui":
+        if raw.dtype == dtype:
+            return raw
+        if dtype.kind in "ui":  # another integer dtype than the training data's
             info = np.iinfo(dtype)
-            raw = np.clip(np.rint(raw.astype(np.float64)), info.min, info.max)
+            raw = np.clip(raw, info.min, info.max)
         return raw.astype(dtype)
 
     def reconstruct_plane(
