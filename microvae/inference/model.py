@@ -153,17 +153,29 @@ class TrainedModel:
             raw = np.clip(raw, info.min, info.max)
         return raw.astype(dtype)
 
-    def reconstruct_plane(
-        self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"
-    ) -> np.ndarray:
-        """Reconstruct one 2D plane (any size) by tiles; same shape and dtype as ``plane``."""
+    def _run_plane(
+        self, plane: np.ndarray, options: TileOptions | None, source: str, **what
+    ) -> dict:
         if plane.ndim != 2:
             raise ShapeError(f"{source}: expected a 2D plane, got shape {plane.shape}")
         options = options or TileOptions()
         tile, overlap = self._tiles(options)
-        out = run_tiles(
-            self.vae, self._to_model(plane, source), options, tile=tile, overlap=overlap
+        # padded in its own dtype, then converted: one float32 copy of the plane, not two
+        return run_tiles(
+            self.vae,
+            plane,
+            options,
+            tile=tile,
+            overlap=overlap,
+            to_model=lambda padded: self._to_model(padded, source),
+            **what,
         )
+
+    def reconstruct_plane(
+        self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"
+    ) -> np.ndarray:
+        """Reconstruct one 2D plane (any size) by tiles; same shape and dtype as ``plane``."""
+        out = self._run_plane(plane, options, source)
         return self._from_model(out["reconstruction"], plane.dtype)
 
     def process_plane(
@@ -176,18 +188,7 @@ class TrainedModel:
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Reconstruction (as :meth:`reconstruct_plane`) and, with ``latents``, the latents
         (as :meth:`encode_plane`) of one plane, from one pass over its tiles."""
-        if plane.ndim != 2:
-            raise ShapeError(f"{source}: expected a 2D plane, got shape {plane.shape}")
-        options = options or TileOptions()
-        tile, overlap = self._tiles(options)
-        out = run_tiles(
-            self.vae,
-            self._to_model(plane, source),
-            options,
-            tile=tile,
-            overlap=overlap,
-            latents=latents,
-        )
+        out = self._run_plane(plane, options, source, latents=latents)
         return self._from_model(out["reconstruction"], plane.dtype), out.get("latents")
 
     def encode_plane(
@@ -195,18 +196,7 @@ class TrainedModel:
     ) -> list[np.ndarray]:
         """Posterior means of one plane per latent level, top first: stitched maps
         (C_l, H_l, W_l), or (n_tiles, D) tile vectors for a global latent."""
-        options = options or TileOptions()
-        tile, overlap = self._tiles(options)
-        out = run_tiles(
-            self.vae,
-            self._to_model(plane, source),
-            options,
-            tile=tile,
-            overlap=overlap,
-            reconstruct=False,
-            latents=True,
-        )
-        return out["latents"]
+        return self._run_plane(plane, options, source, reconstruct=False, latents=True)["latents"]
 
     def _record(self, array: np.ndarray, axes: str | None, channel: int | None) -> ImageRecord:
         array = np.asarray(array)

@@ -7,13 +7,14 @@ which is exact because tile corners sit on multiples of 2**levels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..model import VAE
-from .tiling import TileGrid, blend_window
+from .tiling import TileGrid, blend_profile, blend_window
 
 __all__ = ["TileOptions", "run_tiles"]
 
@@ -41,31 +42,42 @@ def _stitch(
     wsum[y : y + t, x : x + t] += window
 
 
+def _axis_weights(length: int, starts: list[int], w1d: np.ndarray) -> np.ndarray:
+    weights = np.zeros(length, np.float32)
+    for s in starts:
+        weights[s : s + len(w1d)] += w1d
+    return weights
+
+
 @torch.no_grad()
 def run_tiles(
     vae: VAE,
-    x: np.ndarray,
+    plane: np.ndarray,
     options: TileOptions,
     *,
     tile: int,
     overlap: int,
+    to_model: Callable[[np.ndarray], np.ndarray] | None = None,
     reconstruct: bool = True,
     latents: bool = False,
 ) -> dict:
-    """Reconstruct and/or encode one plane ``x`` (H, W) float32 in model units.
+    """Reconstruct and/or encode one plane (H, W).
 
-    Returns a dict with ``reconstruction`` (H, W) in model units, and with ``latents`` a list,
-    top level first, of stitched posterior-mean maps (C_l, H / 2**l, W / 2**l), or of the
-    tiles' mean vectors (n_tiles, D) for a global latent.
+    ``plane`` is in model units, or raw and converted by ``to_model`` after padding (so that
+    one float32 copy of the padded plane exists, not two). Returns a dict with
+    ``reconstruction`` (H, W) in model units, and with ``latents`` a list, top level first, of
+    stitched posterior-mean maps (C_l, H / 2**l, W / 2**l), or of the tiles' mean vectors
+    (n_tiles, D) for a global latent.
     """
     multiple = 2**vae.levels
-    grid = TileGrid.plan(x.shape, tile=tile, overlap=overlap, multiple=multiple)
-    padded = grid.pad_plane(x)
+    grid = TileGrid.plan(plane.shape, tile=tile, overlap=overlap, multiple=multiple)
+    padded = grid.pad_plane(plane)
+    if to_model is not None:
+        padded = to_model(padded)
     device = next(vae.parameters()).device
     window = blend_window(tile, overlap)
     out: dict = {}
     acc = np.zeros(padded.shape, np.float32) if reconstruct else None
-    wsum = np.zeros(padded.shape, np.float32)
     level_acc: list[np.ndarray] | None = None
     level_w: list[np.ndarray] = []
     vectors: list[np.ndarray] = []
@@ -95,7 +107,7 @@ def run_tiles(
         if reconstruct:
             rec = rec[:, 0].float().cpu().numpy()
             for (y, xx), r in zip(where, rec):
-                _stitch(acc, wsum, r, y, xx, window)
+                acc[y : y + tile, xx : xx + tile] += r * window
         if latents:
             zs = [z.float().cpu().numpy() for z in (zs if zs is not None else vae.encode(xb))]
             if zs[0].ndim == 2:  # a global latent vector per tile
@@ -114,7 +126,14 @@ def run_tiles(
                 for (y, xx), zt in zip(where, z):
                     _stitch(level_acc[lv], level_w[lv], zt, y // s, xx // s, win)
     if reconstruct:
-        out["reconstruction"] = grid.crop(acc / wsum)
+        # The grid is rows x columns of starts and the window an outer product, so the summed
+        # weights are the outer product of two 1D sums: divided in place, band by band.
+        w1d = blend_profile(tile, overlap)
+        rows = _axis_weights(acc.shape[0], sorted({y for y, _ in grid.positions}), w1d)
+        cols = _axis_weights(acc.shape[1], sorted({x for _, x in grid.positions}), w1d)
+        for a in range(0, acc.shape[0], 256):
+            acc[a : a + 256] /= rows[a : a + 256, None] * cols[None, :]
+        out["reconstruction"] = grid.crop(acc)
     if latents:
         if vectors:
             out["latents"] = [np.stack(vectors)]

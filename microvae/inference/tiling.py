@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TileGrid", "plan_axis", "blend_window"]
+__all__ = ["TileGrid", "plan_axis", "blend_profile", "blend_window"]
 
 
 def plan_axis(length: int, tile: int, stride: int) -> list[int]:
@@ -26,15 +26,20 @@ def plan_axis(length: int, tile: int, stride: int) -> list[int]:
     return starts + [length - tile]
 
 
-def blend_window(tile: int, overlap: int) -> np.ndarray:
-    """(tile, tile) float32 weights: 1 inside, a raised cosine over ``overlap`` pixels at the
-    edges, never 0."""
+def blend_profile(tile: int, overlap: int) -> np.ndarray:
+    """(tile,) float32: 1 inside, a raised cosine over ``overlap`` pixels at each end, never 0."""
     w = np.ones(tile, np.float64)
     if overlap > 0:
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap)
         w[:overlap] = ramp
         w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
-    return np.outer(w, w).astype(np.float32)
+    return w.astype(np.float32)
+
+
+def blend_window(tile: int, overlap: int) -> np.ndarray:
+    """(tile, tile) float32 weights: the outer product of :func:`blend_profile` with itself."""
+    w = blend_profile(tile, overlap)
+    return np.outer(w, w)
 
 
 @dataclass(frozen=True)

@@ -161,9 +161,8 @@ def fit(
         stored = Normalisation.from_dict(
             json.loads((run_dir / "run.json").read_text())["normalisation"]
         )
-        ckpt = torch.load(
-            run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
-        )
+        last_ckpt = run_dir / "checkpoints" / "last.ckpt"
+        ckpt = torch.load(last_ckpt, map_location="cpu", weights_only=True)
         done = int(ckpt["global_step"])
         if done >= t.max_steps:
             raise RunDirError(
