@@ -13,8 +13,8 @@ For every input file NAME (outputs written atomically, so a file that exists is 
   row per stack over all its planes (plane = "all").
 
 Planes are read, reconstructed and written one at a time, so memory does not grow with the
-stack: it holds the model and about fifteen plane-sized float32 buffers (the padded plane,
-the blending accumulators, activations). A file that fails is reported and the others go on.
+stack: it holds the model and about a dozen plane-sized float32 buffers (the padded plane,
+the blending accumulator, the conversions back to raw values, activations). A file that fails is reported and the others go on.
 """
 
 from __future__ import annotations
