@@ -14,7 +14,8 @@ For every input file NAME (outputs written atomically, so a file that exists is 
 
 Planes are read, reconstructed and written one at a time, so memory does not grow with the
 stack: it holds the model and about a dozen plane-sized float32 buffers (the padded plane,
-the blending accumulator, the conversions back to raw values, activations). A file that fails is reported and the others go on.
+the blending accumulator, the conversions back to raw values, activations). A file that
+fails is reported and the others go on.
 """
 
 from __future__ import annotations
@@ -192,8 +193,6 @@ def _process_file(
                 path.name,
                 rec.axes,
             )
-        first = next(rec.iter_planes())[1]
-        model.check_input(rec.dtype, float(np.percentile(first, 99.8)), path.name)
         rows: list[dict] = []
         vectors: list[np.ndarray] = []
         indices: list[tuple[int, ...]] = []
@@ -219,6 +218,8 @@ def _process_file(
                 disable=not progress or n == 1,
             )
             for k, (idx, plane) in enumerate(bar):
+                if k == 0:  # the first plane stands for the file: no extra read
+                    model.check_input(plane, path.name)
                 need_latents = "embedding" in outputs or "latents" in outputs
                 recon, levels = model.process_plane(
                     plane, options=options, source=path.name, latents=need_latents

@@ -124,8 +124,10 @@ class TrainedModel:
                 )
         return norm.to_model(plane)
 
-    def check_input(self, dtype: np.dtype, high: float, source: str) -> None:
-        """Warn when data differ from the training data: dtype, or an intensity range 4x off."""
+    def check_input(self, plane: np.ndarray, source: str) -> None:
+        """Warn when a plane (the first of an image) differs from the training data: its
+        dtype, or its bright pixels (99.8th percentile) 4x off the training data's."""
+        dtype, high = plane.dtype, float(np.percentile(plane, 99.8))
         norm = self.normalisation
         if np.dtype(dtype) != np.dtype(norm.dtype):
             _log.warning(
@@ -234,9 +236,10 @@ class TrainedModel:
         """
         rec = self._record(array, axes, channel)
         opts = TileOptions(**options)
-        self.check_input(rec.dtype, float(np.percentile(rec.data, 99.8)), "array")
         out = np.empty(rec.shape, rec.dtype)
-        for idx, plane in rec.iter_planes():
+        for k, (idx, plane) in enumerate(rec.iter_planes()):
+            if k == 0:
+                self.check_input(plane, "array")
             out[self._where(rec, idx)] = self.reconstruct_plane(plane, options=opts)
         return out
 
