@@ -90,10 +90,14 @@ def test_outputs_for_every_kind_of_file(tmp_path, model_path):
         np.testing.assert_allclose(err.data, np.abs(src - rec.data.astype(np.float32)))
         emb = np.load(out / f"{stem}_embedding.npz")
         planes = shape[0] if axes == "ZYX" else 1
-        assert emb["embedding"].shape == (planes, 3) and str(emb["plane_axes"]) == axes[:-2]
-        top = np.load(out / f"{stem}_latents_level0.npy")
-        assert top.shape[:2] == (planes, 3)
-        np.testing.assert_allclose(emb["embedding"], top.mean(axis=(2, 3)), rtol=1e-5)
+        levels = sorted(out.glob(f"{stem}_latents_level*.npy"))
+        maps = [np.load(f) for f in levels]
+        assert maps[0].shape[:2] == (planes, 3)
+        width = 2 * sum(m.shape[1] for m in maps)
+        assert emb["embedding"].shape == (planes, width) and str(emb["plane_axes"]) == axes[:-2]
+        # per level: the spatial mean, then the spatial standard deviation of every channel
+        expected = np.concatenate([f(m, axis=(2, 3)) for m in maps for f in (np.mean, np.std)], 1)
+        np.testing.assert_allclose(emb["embedding"], expected, rtol=1e-4, atol=1e-6)
     assert read_image(out / "zyx16_recon.tif").pixel_size == pytest.approx(
         {"Z": 0.2, "Y": 0.065, "X": 0.065}
     )

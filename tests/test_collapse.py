@@ -68,3 +68,13 @@ def test_weight_norms_are_frobenius_norms():
     vae = _vae("ladder")
     expected = [float(m.weight.detach().pow(2).sum().sqrt()) for m in vae.z_readers()]
     assert z_weight_norms(vae) == expected
+
+
+def test_sensitivity_per_level_finds_the_level_the_decoder_ignores():
+    vae = _vae("ladder")
+    torch.nn.init.zeros_(vae.td[1].read_z.weight)  # the finest level's z is never read
+    torch.nn.init.zeros_(vae.td[1].read_z.bias)
+    report = collapse_report(vae, _batches(), generator=torch.Generator().manual_seed(0))
+    top, fine = report.sensitivity_per_level
+    assert fine == 0.0 and top > 0.01
+    assert report.to_dict()["sensitivity_per_level"] == [top, fine]

@@ -166,10 +166,13 @@ def test_sampling_on_request(model):
 def test_encode_embeddings_and_maps(model):
     s = generate(shape=(2, 64, 96), seed=3)
     enc = model.encode(s.image, "ZYX", tile_size=32)
-    assert enc["embedding"].shape == (2, 4)
+    assert enc["embedding"].shape == (2, 16)
     top, fine = enc["latents"][0]
     assert top.shape == (4, 16, 24) and fine.shape == (4, 32, 48)
-    np.testing.assert_allclose(enc["embedding"][0], top.mean(axis=(1, 2)), rtol=1e-6)
+    expected = np.concatenate(
+        [top.mean((1, 2)), top.std((1, 2)), fine.mean((1, 2)), fine.std((1, 2))]
+    )
+    np.testing.assert_allclose(enc["embedding"][0], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_one_pass_equals_separate_passes(model):

@@ -3,9 +3,10 @@
 For every input file NAME (outputs written atomically, so a file that exists is complete):
 
 - ``NAME_recon.tif``: the reconstruction, with the input's axes, pixel size and dtype;
-- ``NAME_embedding.npz``: ``embedding`` (planes, C) float32, the mean of the top latent
-  level's posterior over each plane, ``plane_index`` (planes, len(plane_axes)) and
-  ``plane_axes`` (e.g. "Z");
+- ``NAME_embedding.npz``: ``embedding`` (planes, 2 * sum C_l) float32, per plane and per
+  latent level and channel the spatial mean and standard deviation of the posterior mean
+  (:func:`~microvae.inference.embedding.pool_latents`), ``plane_index`` (planes,
+  len(plane_axes)) and ``plane_axes`` (e.g. "Z");
 - ``NAME_latents_level{l}.npy`` (``latents``): the posterior-mean maps of latent level l (0 =
   top), (planes, C_l, H_l, W_l) float32, memory-mapped while written;
 - ``NAME_error.tif`` (``error``): |input - reconstruction|, float32, the input's axes;
@@ -36,14 +37,25 @@ from tqdm import tqdm
 from ..data.sources import find_tiffs
 from ..errors import MicrovaeError
 from ..inference import TileOptions, TrainedModel
+from ..inference.embedding import pool_latents
 from ..io import atomic_path, open_image, write_image
 
-__all__ = ["OUTPUTS", "FileResult", "BatchSummary", "process_stacks", "output_paths"]
+__all__ = [
+    "OUTPUTS",
+    "FileResult",
+    "BatchSummary",
+    "process_stacks",
+    "output_paths",
+    "file_stem",
+    "write_csv",
+]
 
 _log = logging.getLogger("microvae.batch")
 
 OUTPUTS = ("reconstruction", "embedding", "latents", "error")
-MetricsFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
+# f(reference, reconstruction, *, pixel_size, unit) -> {name: value}; pixel_size is the
+# X pixel size in unit, or None when the file does not say
+MetricsFn = Callable[..., dict[str, float]]
 
 
 @dataclass
@@ -71,7 +83,8 @@ class BatchSummary:
         )
 
 
-def _stem(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """The file name without .tif/.tiff/.ome.tif(f): NAME in NAME_recon.tif."""
     name = path.name
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
         if name.lower().endswith(suffix):
@@ -81,7 +94,7 @@ def _stem(path: Path) -> str:
 
 def output_paths(path: Path, out_dir: Path, outputs: Iterable[str], n_levels: int) -> dict:
     """The files that processing ``path`` writes, by output name."""
-    stem, outputs = _stem(path), set(outputs)
+    stem, outputs = file_stem(path), set(outputs)
     paths = {"metrics": out_dir / f"{stem}_metrics.csv"}
     if "reconstruction" in outputs:
         paths["reconstruction"] = out_dir / f"{stem}_recon.tif"
@@ -123,11 +136,14 @@ def _ssim_sum(ref: np.ndarray, tst: np.ndarray, rng: float) -> tuple[float, int]
     return total, count
 
 
-def image_metrics(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
+def image_metrics(
+    reference: np.ndarray, test: np.ndarray, *, data_range: float | None = None
+) -> dict[str, float]:
     """PSNR (dB), SSIM (scikit-image's, 7x7 window) and MSE of ``test`` against
-    ``reference``; data range = the reference's max - min (stated in the row). Computed by
-    strips of rows, so memory does not grow with the plane beyond its own size."""
-    rng = float(reference.max()) - float(reference.min()) or 1.0
+    ``reference``; ``data_range`` defaults to the reference's max - min and is stated in the
+    result. Computed by strips of rows, so memory does not grow with the plane beyond its own
+    size."""
+    rng = data_range or (float(reference.max()) - float(reference.min())) or 1.0
     sq = 0.0
     for a in range(0, reference.shape[0], STRIP_ROWS):
         d = reference[a : a + STRIP_ROWS].astype(np.float64) - test[a : a + STRIP_ROWS]
@@ -157,7 +173,8 @@ def _check_out_dir(out_dir: Path) -> None:
         ) from None
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows (dicts; columns in order of first appearance) to a CSV file, atomically."""
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
@@ -225,8 +242,7 @@ def _process_file(
                     plane, options=options, source=path.name, latents=need_latents
                 )
                 if need_latents:
-                    top = levels[0]
-                    vectors.append(top.mean(axis=0) if top.ndim == 2 else top.mean(axis=(1, 2)))
+                    vectors.append(pool_latents(levels, batched=False))
                     if "latents" in outputs:
                         if latent_maps is None:
                             latent_maps = [
@@ -248,7 +264,9 @@ def _process_file(
                     **image_metrics(plane, recon),
                 }
                 if metrics is not None:
-                    row.update(metrics(plane, recon))
+                    row.update(
+                        metrics(plane, recon, pixel_size=rec.pixel_size.get("X"), unit=rec.unit)
+                    )
                 rows.append(row)
                 if error_map is not None:
                     error_map[k] = np.abs(plane.astype(np.float32) - recon.astype(np.float32))
@@ -301,7 +319,7 @@ def _process_file(
                     "ssim": float(np.mean([r["ssim"] for r in rows])),
                 }
             )
-        _write_csv(paths["metrics"], rows)  # last: its presence marks the file complete
+        write_csv(paths["metrics"], rows)  # last: its presence marks the file complete
     return FileResult(path, "done", rows=rows)
 
 
@@ -324,7 +342,8 @@ def process_stacks(
     Args:
         outputs: any of ``reconstruction``, ``embedding``, ``latents``, ``error``.
         resume: skip files whose outputs all exist (they are written atomically).
-        metrics: extra per-plane metrics, ``f(reference, reconstruction) -> dict``.
+        metrics: extra per-plane metrics, ``f(reference, reconstruction, *, pixel_size,
+            unit) -> dict`` (e.g. :func:`microvae.metrics.fine_structure_metrics`).
         **tile_options: fields of :class:`~microvae.inference.TileOptions`.
 
     Returns:
@@ -369,5 +388,5 @@ def process_stacks(
     metrics_csv = None
     if rows:
         metrics_csv = out_dir / "metrics.csv"
-        _write_csv(metrics_csv, rows)
+        write_csv(metrics_csv, rows)
     return BatchSummary(results, metrics_csv)

@@ -14,12 +14,12 @@ import numpy as np
 
 from .sources import DataError
 
-__all__ = ["TileSampler", "grid_tiles"]
+__all__ = ["TileSampler", "grid_tiles", "signal_share"]
 
 _log = logging.getLogger(__name__)
 
 
-def _signal_share(mask: np.ndarray, tile: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def signal_share(mask: np.ndarray, tile: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Grid positions (N, 2) and their share of signal pixels, via an integral image."""
     integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     ys = np.arange(0, mask.shape[0] - tile + 1, stride)
@@ -54,7 +54,7 @@ class TileSampler:
         self.weights = np.asarray(positions, float) / sum(positions)
         self.candidates = []
         for p in planes:
-            pos, share = _signal_share(p > threshold, tile, self.stride)
+            pos, share = signal_share(p > threshold, tile, self.stride)
             self.candidates.append(pos[share >= min_share])
         n_fg = sum(len(c) for c in self.candidates)
         self.fg_planes = np.array([i for i, c in enumerate(self.candidates) if len(c)])
@@ -97,7 +97,7 @@ def grid_tiles(
     first, deterministic (the validation set)."""
     found = []
     for i, p in enumerate(planes):
-        pos, share = _signal_share(p > threshold, tile, tile)
+        pos, share = signal_share(p > threshold, tile, tile)
         found += [(-s, i, int(y), int(x)) for (y, x), s in zip(pos, share)]
     if not found:
         raise DataError(f"validation images are smaller than data.tile_size = {tile}")

@@ -21,6 +21,7 @@ from ..io import ImageRecord
 from ..model import VAE, build_vae
 from ..training.config import RunConfig, load_config
 from ..training.modelfile import ModelFileError, read_model_file
+from .embedding import pool_latents
 from .tiled import TileOptions, run_tiles
 
 __all__ = ["TrainedModel", "load_model"]
@@ -145,6 +146,27 @@ class TrainedModel:
                 norm.high,
             )
 
+    def to_tensor(self, raw: np.ndarray) -> torch.Tensor:
+        """Raw tiles (N, H, W) or (H, W), any dtype -> model input (N, 1, H, W) float32 in
+        [-1, 1] on the model's device, normalised as in training."""
+        raw = np.asarray(raw)
+        if raw.ndim == 2:
+            raw = raw[None]
+        if raw.ndim != 3:
+            raise ShapeError(f"expected tiles (N, H, W) or one (H, W), got shape {raw.shape}")
+        x = np.stack([self._to_model(t, "tiles") for t in raw])[:, None]
+        return torch.from_numpy(x).to(self.device)
+
+    def to_raw(self, x: torch.Tensor | np.ndarray, dtype: np.dtype | str | None = None):
+        """Model output (N, 1, H, W) in [-1, 1] -> (N, H, W) in raw intensities of ``dtype``
+        (default: the training data's)."""
+        if isinstance(x, torch.Tensor):
+            x = x.detach().float().cpu().numpy()
+        x = np.asarray(x, np.float32)
+        if x.ndim == 4:
+            x = x[:, 0]
+        return self._from_model(x, np.dtype(dtype or self.normalisation.dtype))
+
     def _from_model(self, y: np.ndarray, dtype: np.dtype) -> np.ndarray:
         raw = self.normalisation.from_model(y)
         dtype = np.dtype(dtype)
@@ -246,17 +268,16 @@ class TrainedModel:
     def encode(
         self, array: np.ndarray, axes: str | None = None, *, channel: int | None = None, **options
     ) -> dict[str, np.ndarray | list]:
-        """Embeddings of every plane: ``embedding`` (*plane dims, C_top), the mean of the top
-        level's posterior over the plane, and ``latents``: per plane, the stitched maps of every
-        level (top first)."""
+        """Embeddings of every plane: ``embedding`` (*plane dims, 2 * sum C_l), the pooled
+        posterior means of :func:`~microvae.inference.embedding.pool_latents`, and
+        ``latents``: per plane, the stitched maps of every level (top first)."""
         rec = self._record(array, axes, channel)
         opts = TileOptions(**options)
         sizes = [rec.shape[rec.axes.index(a)] for a in rec.plane_axes]
         vectors, maps = [], []
         for _, plane in rec.iter_planes():
             levels = self.encode_plane(plane, options=opts)
-            top = levels[0]
-            vectors.append(top.mean(axis=0) if top.ndim == 2 else top.mean(axis=(1, 2)))
+            vectors.append(pool_latents(levels, batched=False))
             maps.append(levels)
         emb = np.stack(vectors).reshape(*sizes, -1)
         return {"embedding": emb, "latents": maps}

@@ -305,6 +305,19 @@ class VAE(nn.Module):
         return self._image(params, output, generator)
 
     @torch.no_grad()
+    def priors(
+        self, z: list[Tensor | None] | None = None, *, size: tuple[int, int] | None = None
+    ) -> list[DiagonalGaussian]:
+        """The prior of every level (top first) for one image, given latents ``z`` fixed
+        from the top (None entries and missing levels at their prior means). The top level's
+        prior does not depend on z: ``priors()[0]`` is p(z_top), (1, C, h, w) or (1, D)."""
+        self._require_generative("compute priors without an input")
+        h, w = size or (self.config.tile_size,) * 2
+        self.check_shape(h, w)
+        _, latents = self._run(None, shape=(1, h, w), posterior_levels=0, sample_latents=False, z=z)
+        return [lat.prior for lat in latents]
+
+    @torch.no_grad()
     def prototype(self, *, size: tuple[int, int] | None = None) -> Tensor:
         """The image decoded from eps = 0: every latent at its prior mean (z = 0 under N(0, I))."""
         self._require_generative("decode a prototype")

@@ -4,7 +4,9 @@ Over a set of images: the mean KL of every latent channel of every level (nats p
 element), the active units (channels whose mean KL exceeds ``threshold``, 0.01 nats by
 default), the Frobenius norm of the decoder weights that read z at each level, and the
 sensitivity: how much the reconstruction changes when every z is replaced by prior noise
-(mean absolute change in [-1, 1] units; near 0 when the decoder ignores z). The verdict:
+(mean absolute change in [-1, 1] units; near 0 when the decoder ignores z), in total and per
+level (only that level's z replaced, the others kept at their posterior means: which level
+carries what). The verdict:
 
 - ``collapsed``: no active unit, or a sensitivity below 0.01 (the decoder ignores z);
 - ``partly collapsed``: a latent level without any active unit, or under a quarter of all
@@ -38,6 +40,7 @@ class CollapseReport:
     z_weight_norms: list[float]
     sensitivity: float
     threshold: float
+    sensitivity_per_level: list[float] = field(default_factory=list)
     verdict: str = ""
     reasons: list[str] = field(default_factory=list)
 
@@ -70,6 +73,7 @@ class CollapseReport:
             "kl_per_channel_nats_per_element": self.kl_per_channel,
             "z_weight_norms": self.z_weight_norms,
             "sensitivity": self.sensitivity,
+            "sensitivity_per_level": self.sensitivity_per_level,
         }
 
 
@@ -107,6 +111,8 @@ def collapse_report(
     sums: list[Tensor] | None = None
     level_sums: Tensor | None = None
     n_images, n_pixels, change = 0, 0, 0.0
+    n_levels = model.n_latent_levels
+    level_change = [0.0] * n_levels
     was_training = model.training
     model.eval()
     try:
@@ -121,14 +127,20 @@ def collapse_report(
             b, _, h, w = x.shape
             feats = model.bottom_up(x)
             kw = dict(shape=(b, h, w), generator=generator)
-            post, _ = model._run(
-                feats, posterior_levels=model.n_latent_levels, sample_latents=False, **kw
-            )
+            post, lats = model._run(feats, posterior_levels=n_levels, sample_latents=False, **kw)
+            mean = model.likelihood.mean(post)
             noise, _ = model._run(feats, posterior_levels=0, sample_latents=True, **kw)
-            diff = model.likelihood.mean(post) - model.likelihood.mean(noise)
-            change += float(diff.abs().sum())
-            n_pixels += diff.numel()
+            change += float((mean - model.likelihood.mean(noise)).abs().sum())
+            n_pixels += mean.numel()
             n_images += b
+            if n_levels > 1:
+                means = [lat.z for lat in lats]
+                for i in range(n_levels):
+                    # levels above i fixed to their posterior means, level i from the prior
+                    # (posterior_levels=i), the levels below fixed again
+                    z = means[:i] + [None] + means[i + 1 :]
+                    one, _ = model._run(feats, posterior_levels=i, sample_latents=True, z=z, **kw)
+                    level_change[i] += float((mean - model.likelihood.mean(one)).abs().sum())
     finally:
         model.train(was_training)
     if not n_images:
@@ -141,6 +153,9 @@ def collapse_report(
         z_weight_norms=z_weight_norms(model),
         sensitivity=change / n_pixels,
         threshold=threshold,
+        sensitivity_per_level=(
+            [c / n_pixels for c in level_change] if n_levels > 1 else [change / n_pixels]
+        ),
     )
     report.verdict, report.reasons = _verdict(report)
     return report

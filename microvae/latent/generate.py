@@ -1,0 +1,122 @@
+"""Images from the latent space: prototype, samples, interpolation, traversals, decoding.
+
+Every function takes a :class:`~microvae.inference.TrainedModel` and returns images in the
+training data's raw intensities and dtype, (N, H, W) (the prototype (H, W)), of the training
+tile size unless ``size`` says otherwise. They need a generative model (``ladder`` or
+``none``); the deterministic U-Net raises :class:`~microvae.errors.NotGenerativeError`.
+
+Latents of a ladder are maps per level, top (coarsest) first. Where only the top level is
+given (traversals, decoding embeddings), the levels below take their prior means given it: the
+"most typical" fine detail for that coarse content.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..inference import TrainedModel
+
+__all__ = ["prototype", "samples", "interpolate", "traverse", "decode_top"]
+
+
+def _size(model: TrainedModel, size: int | tuple[int, int] | None) -> tuple[int, int]:
+    if size is None:
+        return (model.default_tile(),) * 2
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def prototype(model: TrainedModel, *, size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """The image decoded from every latent at its prior mean (z = 0 under N(0, I)): (H, W)."""
+    return model.to_raw(model.vae.prototype(size=_size(model, size)))[0]
+
+
+def samples(
+    model: TrainedModel,
+    n: int,
+    *,
+    temperature: float = 1.0,
+    size: int | tuple[int, int] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """``n`` images generated from the prior with latents drawn at ``temperature`` (the prior
+    standard deviations scaled by it: below 1 gives more typical images), (n, H, W)."""
+    if n < 1 or temperature < 0:
+        raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={temperature}")
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    x = model.vae.sample(n, size=_size(model, size), temperature=temperature, generator=g)
+    return model.to_raw(x)
+
+
+@torch.no_grad()
+def interpolate(model: TrainedModel, a: np.ndarray, b: np.ndarray, *, steps: int = 8) -> np.ndarray:
+    """Decode the straight line between the posterior means of two tiles (H, W) of one shape,
+    every latent level interpolated: (steps, H, W), the first near ``a``'s reconstruction
+    and the last near ``b``'s."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"interpolate needs two 2D tiles of one shape, got {a.shape}, {b.shape}")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    model.vae._require_generative("interpolate")
+    za = model.vae.encode(model.to_tensor(a))
+    zb = model.vae.encode(model.to_tensor(b))
+    t = torch.linspace(0, 1, steps, device=model.device)
+    z = []
+    for u, v in zip(za, zb):
+        shape = (steps,) + (1,) * (u.ndim - 1)
+        z.append(u + (v - u) * t.view(shape))
+    x = model.vae.decode(z, shape=(steps, *a.shape))
+    return model.to_raw(x)
+
+
+@torch.no_grad()
+def traverse(
+    model: TrainedModel,
+    *,
+    channels: list[int] | None = None,
+    values: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0),
+    base: np.ndarray | None = None,
+    size: int | tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Traversals of top-level latent channels: channel c moved by v prior standard
+    deviations everywhere, for each v in ``values``, from the prior mean or, with ``base``
+    (a raw tile (H, W)), from that tile's posterior mean; the levels below at their prior
+    means given the top.
+
+    Returns (len(channels), len(values), H, W); ``channels`` default to all of the top level.
+    """
+    if base is not None:
+        base = np.asarray(base)
+        h, w = base.shape
+    else:
+        h, w = _size(model, size)
+    prior = model.vae.priors(size=(h, w))[0]
+    start = prior.mean if base is None else model.vae.encode(model.to_tensor(base))[0]
+    n_ch = start.shape[1]
+    channels = list(range(n_ch)) if channels is None else list(channels)
+    bad = [c for c in channels if not 0 <= c < n_ch]
+    if bad:
+        raise ValueError(f"top-level latent channels are 0..{n_ch - 1}, got {bad}")
+    vals = torch.tensor(values, dtype=start.dtype, device=start.device)
+    out = []
+    for c in channels:
+        z = start.repeat(len(values), *([1] * (start.ndim - 1)))
+        z[:, c] = start[:, c] + vals.view((-1,) + (1,) * (z.ndim - 2)) * prior.std[:, c]
+        out.append(model.to_raw(model.vae.decode([z], shape=(len(values), h, w))))
+    return np.stack(out)
+
+
+@torch.no_grad()
+def decode_top(model: TrainedModel, z_top: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    """Decode top-level latents (N, C, h, w) (or (N, D) for a global latent; a flat
+    embedding is reshaped to the model's top-level shape), the levels below at their prior
+    means given it: (N, H, W) for tiles of the training size."""
+    h, w = _size(model, None)
+    shape = tuple(model.vae.priors(size=(h, w))[0].mean.shape[1:])
+    z_top = np.asarray(z_top, np.float32).reshape(-1, *shape)
+    out = []
+    for a in range(0, len(z_top), batch_size):
+        z = torch.from_numpy(z_top[a : a + batch_size]).to(model.device)
+        out.append(model.to_raw(model.vae.decode([z], shape=(len(z), h, w))))
+    return np.concatenate(out)
