@@ -272,6 +272,9 @@ def test_demo_command_end_to_end(tmp_path, capsys):
         "heldout_recon.tif",
         "metrics.json",
         "run/model.pt",
+        "evaluation/report.md",
+        "evaluation/metrics.csv",
+        "evaluation/figures/crops.png",
     ):
         assert (out / name).is_file(), name
     assert "open in napari: napari" in printed and "against the noise-free ground truth" in printed

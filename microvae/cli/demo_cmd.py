@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
         help="train on synthetic mitochondria and show original vs reconstruction",
         description="Write synthetic mitochondria, train configs/demo.yaml on them (a few "
         "minutes on a CPU), reconstruct a held-out image, and write a side-by-side PNG, the "
-        "reconstruction as TIFF and a few metrics to OUT.",
+        "reconstruction as TIFF, a few metrics and an evaluation report (OUT/evaluation/"
+        "report.md: fine-structure metrics, collapse diagnostics, latent figures) to OUT.",
     )
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="default: demo_out")
     p.add_argument("--config", type=Path, default=None, help="default: configs/demo.yaml")
@@ -70,14 +71,14 @@ def run(args: argparse.Namespace) -> int:
     config = args.config or find_config("demo")
     data_dir = out / "data"
     params = SynthParams(shape=(256, 256), phenotype="tubular")
-    print(f"1/4 writing {N_TRAIN} synthetic training images to {data_dir}/")
+    print(f"1/5 writing {N_TRAIN} synthetic training images to {data_dir}/")
     write_synthetic_set(data_dir, params, n=N_TRAIN, seed=args.seed, progress=False)
     held = generate(params, seed=image_seed(args.seed + 1, 0))
     meta = {"axes": held.axes, "pixel_size": held.pixel_size, "unit": held.unit}
     write_image(out / "heldout.tif", held.image, **meta)
     write_image(out / "heldout_gt.tif", held.ground_truth, **meta)
 
-    print(f"2/4 training {config} (see {out / 'run'}/ for logs and previews)")
+    print(f"2/5 training {config} (see {out / 'run'}/ for logs and previews)")
     run_dir, summary = fit(
         config,
         [str(data_dir / "synth_???.tif")],
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     )
     model = load_model(run_dir / "model.pt")
 
-    print("3/4 reconstructing the held-out image")
+    print("3/5 reconstructing the held-out image")
     recon = model.reconstruct_plane(held.image)
     write_image(out / "heldout_recon.tif", recon, **meta)
     gt = held.ground_truth.astype(np.float64)
@@ -113,12 +114,18 @@ def run(args: argparse.Namespace) -> int:
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
 
-    print("4/4 writing the side-by-side PNG")
+    print("4/5 writing the side-by-side PNG")
     save_png(out / "side_by_side.png", side_by_side(held.image, recon))
     ys, xs = _busiest_crop(held.density, 64)
     save_png(
         out / "side_by_side_zoom.png",
         side_by_side(held.image[ys, xs], recon[ys, xs], zoom=4, gap=8),
+    )
+    print("5/5 evaluating: fine-structure metrics, latent diagnostics and figures")
+    from ..report import evaluate
+
+    evaluation = evaluate(
+        model, [out / "heldout.tif"], out / "evaluation", gt="{stem}_gt.tif", progress=False
     )
     r, n = metrics["reconstruction_vs_ground_truth"], metrics["noisy_input_vs_ground_truth"]
     print(
@@ -133,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nside by side (original | reconstruction | difference): {out / 'side_by_side.png'}")
     print(f"zoomed on tubules: {out / 'side_by_side_zoom.png'}")
     print(f"model: {run_dir / 'model.pt'}; metrics: {out / 'metrics.json'}")
+    print(f"evaluation report (metrics, FRC, KL, embeddings, samples): {evaluation.report}")
     print(
         f"open in napari: napari {out / 'heldout.tif'} {out / 'heldout_recon.tif'} "
         "(then View > Grid mode to see them side by side)"

@@ -12,11 +12,29 @@ import sys
 
 from .. import __version__
 from ..errors import MicrovaeError
-from . import demo_cmd, info_cmd, inspect_cmd, predict_cmd, synth_cmd, train_cmd
+from . import (
+    demo_cmd,
+    diagnose_cmd,
+    evaluate_cmd,
+    info_cmd,
+    inspect_cmd,
+    predict_cmd,
+    synth_cmd,
+    train_cmd,
+)
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = (synth_cmd, inspect_cmd, train_cmd, info_cmd, predict_cmd, demo_cmd)
+SUBCOMMANDS = (
+    synth_cmd,
+    inspect_cmd,
+    train_cmd,
+    info_cmd,
+    predict_cmd,
+    evaluate_cmd,
+    diagnose_cmd,
+    demo_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
         help="reconstruct and embed TIFF stacks with a trained model",
         description="Apply MODEL to every TIFF in INPUT (files, folders, globs), plane by plane "
         "in tiles. Writes NAME_recon.tif (input's axes, pixel size and dtype), "
-        "NAME_embedding.npz (per plane: the mean of the top latent level's posterior), "
+        "NAME_embedding.npz (per plane, latent level and channel: the spatial mean and sd of "
+        "the posterior mean), "
         "optionally NAME_error.tif and NAME_latents_level{l}.npy, NAME_metrics.csv and "
         "metrics.csv (PSNR, SSIM per plane and per stack). A file that fails is reported and "
         "the others go on; the exit status is 1 if any failed.",
@@ -38,6 +39,14 @@ def add_parser(sub) -> None:
         help="draw from the likelihood instead of its mean (with --seed)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--metrics",
+        choices=("basic", "fine"),
+        default="basic",
+        help="basic: PSNR, SSIM, MSE against the input (default); fine: also FRC resolution, "
+        "high-frequency ratio, blur and network-morphology ratios (slower: seconds per "
+        "large plane)",
+    )
     p.add_argument("--resume", action="store_true", help="skip files whose outputs are complete")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -46,6 +55,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..batch import process_stacks
     from ..inference import load_model
+    from ..metrics import fine_structure_metrics
 
     outputs = {"reconstruction", "embedding"}
     if args.no_recon:
@@ -65,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         channel=args.channel,
         axes=args.axes,
         resume=args.resume,
+        metrics=fine_structure_metrics if args.metrics == "fine" else None,
         progress=not args.no_progress,
         tile_size=args.tile_size,
         overlap=args.overlap,

@@ -1,0 +1,399 @@
+"""``evaluate``: a model on images -> metrics.csv, diagnostics.json, figures and report.md.
+
+For every input file (TIFF; stacks plane by plane) the reconstruction is scored against the
+input and, when a ground truth is given (``gt="{stem}_gt.tif"``: a pattern beside each input),
+the reconstruction and the input are both scored against the ground truth: the input's own
+score is the baseline a denoising reconstruction should beat. The metrics are those of
+:func:`microvae.metrics.fine_structure_metrics`. On tiles of the inputs: the collapse
+diagnostics, embeddings (PCA map coloured by file) and, for a generative model, the prototype,
+samples, an interpolation, traversals and the holes between files (or clusters).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..batch.stacks import file_stem, write_csv
+from ..data.sources import find_tiffs
+from ..diagnostics import diagnose
+from ..errors import MicrovaeError
+from ..inference import TileOptions, TrainedModel
+from ..io import atomic_path, open_image, read_image
+from ..latent import (
+    collect_tiles,
+    decode_top,
+    embed,
+    find_holes,
+    interpolate,
+    linear_probe,
+    pca,
+    prototype,
+    samples,
+    split_by_group,
+    traverse,
+)
+from ..metrics import FRC_THRESHOLD, fine_structure_metrics, frc
+from . import figures
+from .markdown import write_report
+
+__all__ = ["Evaluation", "evaluate", "ground_truth_path", "read_labels"]
+
+_log = logging.getLogger("microvae.report")
+
+MAX_CROP_ROWS = 4  # files shown in the crops and FRC figures
+MAX_GROUPS = 4  # holes between labels up to this many; k-means clusters beyond
+MIN_HOLE_TILES = 12  # fewer tiles make no density worth the name
+
+
+@dataclass
+class Evaluation:
+    """Where everything went, and the numbers the report is made of."""
+
+    out_dir: Path
+    rows: list[dict]
+    diagnostics: dict
+    figures: dict[str, Path] = field(default_factory=dict)
+    latent: dict = field(default_factory=dict)
+    report: Path | None = None
+    files: list[str] = field(default_factory=list)
+
+
+def ground_truth_path(path: Path, pattern: str) -> Path:
+    """The ground truth of ``path`` by ``pattern``: ``{stem}`` (the name without .tif) and
+    ``{name}`` are replaced; a relative result lies beside the input."""
+    gt = Path(pattern.format(stem=file_stem(path), name=path.name))
+    return gt if gt.is_absolute() else path.parent / gt
+
+
+def _inputs(inputs, gt: str | None) -> list[tuple[Path, Path | None]]:
+    paths = find_tiffs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    pairs = [(p, ground_truth_path(p, gt) if gt else None) for p in paths]
+    gts = {g.resolve() for _, g in pairs if g is not None}
+    pairs = [(p, g) for p, g in pairs if p.resolve() not in gts]  # a folder holds both
+    missing = [g for _, g in pairs if g is not None and not g.is_file()]
+    if missing:
+        raise MicrovaeError(
+            f"{missing[0]}: ground truth not found (--gt {gt!r}); check the pattern, e.g. "
+            "--gt '{stem}_gt.tif' for synth_000.tif -> synth_000_gt.tif"
+        )
+    if not pairs:
+        raise MicrovaeError("no input images left once the ground-truth files are set aside")
+    return pairs
+
+
+def read_labels(path: str | os.PathLike, column: str = "label") -> dict[str, str]:
+    """File name -> label from a CSV with a ``file`` column and ``column`` (e.g. the
+    ``manifest.csv`` of ``microvae synth`` with column ``phenotype``)."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise MicrovaeError(f"{path}: cannot read the labels ({exc.strerror})") from None
+    if not rows or "file" not in rows[0] or column not in rows[0]:
+        found = ", ".join(rows[0]) if rows else "nothing"
+        raise MicrovaeError(
+            f"{path}: needs columns 'file' and '{column}', found {found}; pass --label-column NAME"
+        )
+    return {Path(r["file"]).name: r[column] for r in rows}
+
+
+def _score_file(
+    model: TrainedModel,
+    path: Path,
+    gt_path: Path | None,
+    options: TileOptions,
+    channel,
+    axes,
+    keep: bool,
+    progress: bool,
+) -> tuple[list[dict], dict | None]:
+    rows, kept = [], None
+    gt_planes = None
+    if gt_path is not None:
+        gt_rec = read_image(gt_path, channel=channel, axes=axes)
+        gt_planes = (p for _, p in gt_rec.iter_planes())
+    with open_image(path, channel=channel, axes=axes) as rec:
+        rec.require_single_channel()
+        px = rec.pixel_size.get("X")
+        unit = rec.unit or "um"
+        bar = tqdm(
+            rec.iter_planes(),
+            total=rec.n_planes,
+            desc=path.name,
+            unit="plane",
+            leave=False,
+            disable=not progress or rec.n_planes == 1,
+        )
+        for k, (idx, plane) in enumerate(bar):
+            if k == 0:
+                model.check_input(plane, path.name)
+            recon = model.reconstruct_plane(plane, options=options, source=path.name)
+            where = {"file": path.name, "plane": k, **dict(zip(rec.plane_axes, idx))}
+            pairs = [("input", "reconstruction", plane, recon)]
+            truth = None
+            if gt_planes is not None:
+                truth = next(gt_planes, None)
+                if truth is None or truth.shape != plane.shape:
+                    raise MicrovaeError(
+                        f"{gt_path.name}: does not match {path.name} plane by plane (shape "
+                        f"{None if truth is None else truth.shape} vs {plane.shape}); give the "
+                        "ground truth of the same stack"
+                    )
+                pairs += [
+                    ("ground truth", "reconstruction", truth, recon),
+                    ("ground truth", "input", truth, plane),
+                ]
+            for ref_name, test_name, ref, test in pairs:
+                m = fine_structure_metrics(ref, test, pixel_size=px, unit=unit)
+                rows.append({**where, "reference": ref_name, "compared": test_name, **m})
+            if keep and k == 0:
+                kept = {
+                    "input": plane,
+                    "reconstruction": recon,
+                    "ground truth": truth,
+                    "pixel_size": px,
+                    "unit": unit,
+                }
+    return rows, kept
+
+
+def _summary_rows(rows: list[dict]) -> list[dict]:
+    """Mean of every numeric metric per (reference, compared) over all planes of all files."""
+    out = []
+    keys = list(dict.fromkeys((r["reference"], r["compared"]) for r in rows))
+    for ref, comp in keys:
+        sel = [r for r in rows if r["reference"] == ref and r["compared"] == comp]
+        mean = {"file": "all", "plane": "mean", "reference": ref, "compared": comp}
+        for k, v in sel[0].items():
+            if k in mean or not isinstance(v, (int, float)) or k in ("plane",):
+                continue
+            vals = np.array([r.get(k, np.nan) for r in sel], float)
+            finite = vals[np.isfinite(vals)]
+            mean[k] = float(finite.mean()) if len(finite) else float(vals[0])
+        out.append(mean)
+    return out
+
+
+def _latent_figures(
+    model, tiles, emb_labels, out: Path, seed: int, diag_kl_top: list[float]
+) -> tuple[dict, dict]:
+    figs, info = {}, {}
+    fig_dir = out / "figures"
+    figs["prototype"] = figures.save_image_grid(
+        fig_dir / "prototype.png",
+        prototype(model)[None],
+        title="prototype: every latent at its prior mean (z = 0)",
+        zoom=3,
+    )
+    temps = (1.0, 0.7, 0.4)
+    grid = np.stack([samples(model, 6, temperature=t, seed=seed) for t in temps])
+    figs["samples"] = figures.save_image_grid(
+        fig_dir / "samples.png",
+        grid,
+        row_titles=[f"T = {t}" for t in temps],
+        title="samples from the prior at temperatures T",
+    )
+    # interpolation between the two tiles farthest apart in the pooled embedding
+    pooled = embed(model, tiles)
+    d = ((pooled[:, None] - pooled[None]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d)), d.shape)
+    path = interpolate(model, tiles.tiles[i], tiles.tiles[j], steps=8)
+    row = np.concatenate([tiles.tiles[i][None], path, tiles.tiles[j][None]]).astype(np.float32)
+    figs["interpolation"] = figures.save_image_grid(
+        fig_dir / "interpolation.png",
+        row,
+        col_titles=[f"tile {i}"] + [f"t={t:.2f}" for t in np.linspace(0, 1, 8)] + [f"tile {j}"],
+        title=f"interpolation: {tiles.sources[i]} -> {tiles.sources[j]} (every level)",
+    )
+    info["interpolation"] = {
+        "from": [tiles.sources[i], tiles.positions[i].tolist()],
+        "to": [tiles.sources[j], tiles.positions[j].tolist()],
+    }
+    # the most informative top-level channels, from the tile with most signal
+    kl_top = np.asarray(diag_kl_top, float)
+    channels = [int(c) for c in np.argsort(-kl_top)[:6]]
+    trav = traverse(model, channels=channels, base=tiles.tiles[0])
+    figs["traversal"] = figures.save_image_grid(
+        fig_dir / "traversal.png",
+        trav,
+        row_titles=[f"channel {c}\n(KL {kl_top[c]:.2g})" for c in channels],
+        col_titles=[f"{v:+g} sd" for v in (-2, -1, 0, 1, 2)],
+        title=f"traversals of the top-level channels with most KL, from a tile of "
+        f"{tiles.sources[0]}",
+    )
+    flat = embed(model, tiles, how="flat")
+    if len(flat) < MIN_HOLE_TILES:
+        _log.warning("only %d tiles: too few for the density and its holes", len(flat))
+        info["holes"] = []
+        return figs, info
+    names = sorted(set(emb_labels))
+    # between labels (or files) when there are a few; else between k-means clusters
+    groups = emb_labels if 2 <= len(names) <= MAX_GROUPS else None
+    holes, density = find_holes(flat, groups, n_clusters=3, k=min(10, len(flat) - 2), seed=seed)
+    info["hole_groups"] = "labels" if groups is not None else "k-means clusters (3)"
+    holes = holes[:6]  # the first pairs: a figure stays readable
+    info["density"] = {
+        "k": density.k,
+        "intrinsic_dimension": density.dimension,
+        "embedding_dimension": int(flat.shape[1]),
+    }
+    info["holes"] = [h.to_dict() for h in holes]
+    if not holes:  # k-means put every tile in one cluster
+        _log.warning("the embeddings form a single group: no path between groups, no hole")
+        return figs, info
+    rows, titles, marks = [], [], []
+    for r, h in enumerate(holes):
+        picks = np.unique(np.r_[np.linspace(0, len(h.path) - 1, 7).round().astype(int), h.index])
+        rows.append(decode_top(model, h.path[picks]))
+        titles.append(f"{h.groups[0]} -> {h.groups[1]}\n(hole at t = {h.t:.2f})")
+        marks.append((r, int(np.searchsorted(picks, h.index))))
+    width = max(len(r) for r in rows)
+    grid = np.stack([np.pad(r, ((0, width - len(r)), (0, 0), (0, 0)), mode="edge") for r in rows])
+    figs["holes"] = figures.save_image_grid(
+        fig_dir / "holes.png",
+        grid,
+        row_titles=titles,
+        highlight=marks,
+        title="decoded paths between group medoids; the hole (lowest density) framed red",
+    )
+    figs["density"] = figures.save_density_paths(
+        fig_dir / "density_paths.png",
+        [(f"{h.groups[0]} -> {h.groups[1]}", h.path_log_density, h.index) for h in holes],
+    )
+    return figs, info
+
+
+def evaluate(
+    model: TrainedModel,
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    gt: str | None = None,
+    labels: dict[str, str] | None = None,
+    channel: int | None = None,
+    axes: str | None = None,
+    max_tiles: int = 256,
+    seed: int = 0,
+    progress: bool = True,
+    **tile_options,
+) -> Evaluation:
+    """Evaluate ``model`` on ``inputs`` (files, folders, globs) into ``out_dir``.
+
+    Args:
+        gt: ground-truth pattern beside each input, e.g. ``"{stem}_gt.tif"``.
+        labels: file name -> label (e.g. a phenotype; see :func:`read_labels`): colours the
+            embedding map and defines the groups between which holes are sought; default
+            the file names.
+        max_tiles: tiles (training size) for diagnostics, embeddings and the latent figures.
+        **tile_options: fields of :class:`~microvae.inference.TileOptions`.
+
+    Writes ``metrics.csv`` (a row per plane and comparison, then the means),
+    ``diagnostics.json``, ``figures/*.png`` and ``report.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = _inputs(inputs, gt)
+    options = TileOptions(**tile_options)
+    rows, kept = [], []
+    for n, (path, gt_path) in enumerate(
+        tqdm(pairs, desc="evaluate", unit="file", disable=not progress)
+    ):
+        file_rows, first = _score_file(
+            model, path, gt_path, options, channel, axes, n < MAX_CROP_ROWS, progress
+        )
+        rows += file_rows
+        if first is not None:
+            kept.append((path.name, first))
+    all_rows = rows + _summary_rows(rows)
+    write_csv(out / "metrics.csv", all_rows)
+
+    files = [p for p, _ in pairs]
+    tiles = collect_tiles(model, files, max_tiles=max_tiles, channel=channel, axes=axes)
+    if labels:
+        unlabelled = sorted({s for s in tiles.sources if s not in labels})
+        if unlabelled:
+            raise MicrovaeError(f"{unlabelled[0]}: no label given for this file")
+        tiles.labels = [labels[s] for s in tiles.sources]
+    diag = diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
+    with atomic_path(out / "diagnostics.json") as tmp:
+        tmp.write_text(json.dumps(diag, indent=2) + "\n")
+
+    result = Evaluation(out, all_rows, diag, files=[p.name for p in files])
+    fig_dir = out / "figures"
+    crop_rows = []
+    for name, k in kept:
+        panels = {"input": k["input"], "reconstruction": k["reconstruction"]}
+        if k["ground truth"] is not None:
+            panels["ground truth"] = k["ground truth"]
+        crop_rows.append((name, panels))
+    result.figures["crops"] = figures.save_crops(fig_dir / "crops.png", crop_rows)
+    curves, px, unit = [], kept[0][1]["pixel_size"], kept[0][1]["unit"]
+    for name, k in kept[:2]:  # more curves would not be readable
+        r = frc(k["input"], k["reconstruction"])
+        curves.append((f"{name}: reconstruction vs input", r.frequencies, r.curve))
+        if k["ground truth"] is not None:
+            for label, img in (("reconstruction", k["reconstruction"]), ("input", k["input"])):
+                r = frc(k["ground truth"], img)
+                curves.append((f"{name}: {label} vs ground truth", r.frequencies, r.curve))
+    same_px = all(k["pixel_size"] == px for _, k in kept)
+    result.figures["frc"] = figures.save_frc(
+        fig_dir / "frc.png",
+        curves,
+        threshold=FRC_THRESHOLD,
+        pixel_size=px if same_px else None,
+        unit=unit,
+    )
+    if "kl_per_level_nats" in diag:
+        result.figures["kl"] = figures.save_kl(
+            fig_dir / "kl.png",
+            diag["kl_per_level_nats"],
+            diag["kl_per_channel_nats_per_element"],
+            threshold=diag["threshold_nats"],
+        )
+    pooled = embed(model, tiles)
+    coords, explained = pca(pooled)
+    result.figures["embedding"] = figures.save_embedding_map(
+        fig_dir / "embedding_pca.png", coords, tiles.labels, explained=explained
+    )
+    split = split_by_group(tiles.sources, tiles.labels) if labels else None
+    probe = None
+    if split is not None:  # labels with at least two files each: score on the other files
+        train, test = split
+        probe = linear_probe(
+            pooled[train],
+            np.asarray(tiles.labels)[train],
+            pooled[test],
+            np.asarray(tiles.labels)[test],
+        )
+    result.latent["embedding"] = {
+        "probe_accuracy": probe,
+        "probe_tiles": None if split is None else [int(split[0].sum()), int(split[1].sum())],
+        "n_tiles": len(tiles),
+        "dimension": int(pooled.shape[1]),
+        "pca_explained": explained.tolist(),
+    }
+    if model.vae.can_generate:
+        figs, info = _latent_figures(
+            model, tiles, tiles.labels, out, seed, diag["kl_per_channel_nats_per_element"][0]
+        )
+        result.figures.update(figs)
+        result.latent.update(info)
+    else:
+        _log.warning(
+            "%s: skip_mode %s does not generate; no prototype, samples, interpolation, "
+            "traversal or hole figures",
+            model.path,
+            model.config.model.skip_mode,
+        )
+    result.report = write_report(result, model)
+    return result
