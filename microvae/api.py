@@ -8,7 +8,6 @@ from pathlib import Path
 from .batch import process_stacks
 from .inference import TrainedModel, load_model
 from .training.config import RunConfig
-from .training.fit import fit
 
 __all__ = ["load_model", "process_stacks", "train"]
 
@@ -36,6 +35,10 @@ def train(
         >>> model, run = train("configs/demo.yaml", "data/*.tif", "runs/demo")  # doctest: +SKIP
         >>> model.reconstruct_plane(image)  # doctest: +SKIP
     """
+    # Lightning (and through it torchvision) only for training: loading a model in an
+    # application that already runs Qt/OpenGL (napari) must not pull them in
+    from .training.fit import fit
+
     inputs = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     run_dir, _ = fit(
         config,

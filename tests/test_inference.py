@@ -181,3 +181,25 @@ def test_one_pass_equals_separate_passes(model):
     np.testing.assert_array_equal(recon, model.reconstruct_plane(img))
     for a, b in zip(levels, model.encode_plane(img)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_step_by_step_plane_yields_progress_and_the_same_result(model):
+    img = generate(shape=(70, 90), seed=4).image
+    opts = TileOptions(batch_size=2)
+    steps = model.iter_process_plane(img, options=opts)
+    ticks = []
+    while True:
+        try:
+            ticks.append(next(steps))
+        except StopIteration as done:
+            recon, levels = done.value
+            break
+    total = model.count_tiles(img.shape, opts)
+    assert ticks[-1] == (total, total) and len(ticks) == -(-total // 2)
+    assert [d for d, _ in ticks] == sorted(d for d, _ in ticks)
+    np.testing.assert_array_equal(recon, model.reconstruct_plane(img, options=opts))
+    assert levels is None
+    # stopping between batches is just not iterating further
+    partial = model.iter_process_plane(img, options=opts)
+    assert next(partial) == (2, total)
+    partial.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ from ..model import VAE, build_vae
 from ..training.config import RunConfig, load_config
 from ..training.modelfile import ModelFileError, read_model_file
 from .embedding import pool_latents
-from .tiled import TileOptions, run_tiles
+from .tiled import TileOptions, iter_tiles
+from .tiling import TileGrid
 
 __all__ = ["TrainedModel", "load_model"]
 
@@ -177,23 +179,55 @@ class TrainedModel:
             raw = np.clip(raw, info.min, info.max)
         return raw.astype(dtype)
 
-    def _run_plane(
+    def _iter_plane(
         self, plane: np.ndarray, options: TileOptions | None, source: str, **what
-    ) -> dict:
+    ) -> Generator[tuple[int, int], None, dict]:
         if plane.ndim != 2:
             raise ShapeError(f"{source}: expected a 2D plane, got shape {plane.shape}")
         options = options or TileOptions()
         tile, overlap = self._tiles(options)
         # padded in its own dtype, then converted: one float32 copy of the plane, not two
-        return run_tiles(
-            self.vae,
-            plane,
-            options,
-            tile=tile,
-            overlap=overlap,
-            to_model=lambda padded: self._to_model(padded, source),
-            **what,
+        return (
+            yield from iter_tiles(
+                self.vae,
+                plane,
+                options,
+                tile=tile,
+                overlap=overlap,
+                to_model=lambda padded: self._to_model(padded, source),
+                **what,
+            )
         )
+
+    def _run_plane(
+        self, plane: np.ndarray, options: TileOptions | None, source: str, **what
+    ) -> dict:
+        steps = self._iter_plane(plane, options, source, **what)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def count_tiles(self, shape: tuple[int, int], options: TileOptions | None = None) -> int:
+        """How many tiles a plane of ``shape`` (H, W) is cut into with ``options``."""
+        tile, overlap = self._tiles(options or TileOptions())
+        grid = TileGrid.plan(shape, tile=tile, overlap=overlap, multiple=2**self.levels)
+        return len(grid.positions)
+
+    def iter_process_plane(
+        self,
+        plane: np.ndarray,
+        *,
+        options: TileOptions | None = None,
+        source: str = "plane",
+        latents: bool = False,
+    ) -> Generator[tuple[int, int], None, tuple[np.ndarray, list[np.ndarray] | None]]:
+        """:meth:`process_plane` step by step, for progress bars and cancellation: yields
+        (tiles done, tiles in all) after every batch of tiles and returns (reconstruction,
+        latents or None). Stop iterating to stop the work (nothing is left behind)."""
+        out = yield from self._iter_plane(plane, options, source, latents=latents)
+        return self._from_model(out["reconstruction"], plane.dtype), out.get("latents")
 
     def reconstruct_plane(
         self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"

@@ -7,7 +7,7 @@ which is exact because tile corners sit on multiples of 2**levels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 from ..model import VAE
 from .tiling import TileGrid, blend_profile, blend_window
 
-__all__ = ["TileOptions", "run_tiles"]
+__all__ = ["TileOptions", "run_tiles", "iter_tiles"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,6 @@ def _axis_weights(length: int, starts: list[int], w1d: np.ndarray) -> np.ndarray
     return weights
 
 
-@torch.no_grad()
 def run_tiles(
     vae: VAE,
     plane: np.ndarray,
@@ -69,6 +68,37 @@ def run_tiles(
     stitched posterior-mean maps (C_l, H / 2**l, W / 2**l), or of the tiles' mean vectors
     (n_tiles, D) for a global latent.
     """
+    steps = iter_tiles(
+        vae,
+        plane,
+        options,
+        tile=tile,
+        overlap=overlap,
+        to_model=to_model,
+        reconstruct=reconstruct,
+        latents=latents,
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+@torch.no_grad()
+def iter_tiles(
+    vae: VAE,
+    plane: np.ndarray,
+    options: TileOptions,
+    *,
+    tile: int,
+    overlap: int,
+    to_model: Callable[[np.ndarray], np.ndarray] | None = None,
+    reconstruct: bool = True,
+    latents: bool = False,
+) -> Generator[tuple[int, int], None, dict]:
+    """:func:`run_tiles` step by step: yields (tiles done, tiles in all) after every batch and
+    returns its dict, for progress bars and for stopping between batches (stop iterating)."""
     multiple = 2**vae.levels
     grid = TileGrid.plan(plane.shape, tile=tile, overlap=overlap, multiple=multiple)
     padded = grid.pad_plane(plane)
@@ -112,19 +142,20 @@ def run_tiles(
             zs = [z.float().cpu().numpy() for z in (zs if zs is not None else vae.encode(xb))]
             if zs[0].ndim == 2:  # a global latent vector per tile
                 vectors.extend(zs[0])
-                continue
-            if level_acc is None:
-                level_acc, level_w = [], []
-                for z in zs:
+            else:
+                if level_acc is None:
+                    level_acc, level_w = [], []
+                    for z in zs:
+                        s = tile // z.shape[-1]
+                        h, w = padded.shape[0] // s, padded.shape[1] // s
+                        level_acc.append(np.zeros((z.shape[1], h, w), np.float32))
+                        level_w.append(np.zeros((h, w), np.float32))
+                for lv, z in enumerate(zs):
                     s = tile // z.shape[-1]
-                    h, w = padded.shape[0] // s, padded.shape[1] // s
-                    level_acc.append(np.zeros((z.shape[1], h, w), np.float32))
-                    level_w.append(np.zeros((h, w), np.float32))
-            for lv, z in enumerate(zs):
-                s = tile // z.shape[-1]
-                win = blend_window(tile // s, max(overlap // s, 0))
-                for (y, xx), zt in zip(where, z):
-                    _stitch(level_acc[lv], level_w[lv], zt, y // s, xx // s, win)
+                    win = blend_window(tile // s, max(overlap // s, 0))
+                    for (y, xx), zt in zip(where, z):
+                        _stitch(level_acc[lv], level_w[lv], zt, y // s, xx // s, win)
+        yield min(start + options.batch_size, len(grid.positions)), len(grid.positions)
     if reconstruct:
         # The grid is rows x columns of starts and the window an outer product, so the summed
         # weights are the outer product of two 1D sums: divided in place, band by band.

@@ -8,7 +8,8 @@ are reported relative to the typical embedding's: ``log_density = d * log(r_med 
 0 at a typical data point, negative away from the data.
 
 Between every pair of groups (given labels, or k-means clusters) the straight path from one
-group's medoid to the other's is sampled; its lowest-density interior point is the *hole*: a
+group's medoid to the other's is sampled; its lowest-density point in the middle three fifths
+(t from 0.2 to 0.8) is the *hole*: a
 latent the decoder was never trained to produce, and often an image between the two states
 that the data do not contain (or an unrealistic one). Decode the points with
 :func:`microvae.latent.decode_top`.
@@ -24,6 +25,8 @@ from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 
 __all__ = ["KNNDensity", "Hole", "find_holes", "clusters"]
+
+INNER = (0.2, 0.8)  # the part of a path searched for its hole
 
 
 class KNNDensity:
@@ -61,7 +64,7 @@ class Hole:
         groups: the two groups' names.
         path: (n_points, D) points from the first medoid to the second.
         path_log_density: (n_points,) relative log density along it.
-        index: the hole's index in ``path`` (never an end).
+        index: the hole's index in ``path`` (t between 0.2 and 0.8).
     """
 
     groups: tuple[str, str]
@@ -134,6 +137,9 @@ def find_holes(
             start, end = _medoid(x[labels == a]), _medoid(x[labels == b])
             path = start + t * (end - start)
             logd = density.log_density(path)
-            index = 1 + int(np.argmin(logd[1:-1]))
+            # between the groups: the outer fifths of the path belong to the groups' own
+            # (possibly sparse) surroundings
+            inner = np.nonzero((t[:, 0] >= INNER[0]) & (t[:, 0] <= INNER[1]))[0]
+            index = int(inner[np.argmin(logd[inner])])
             holes.append(Hole((a, b), path, logd, index))
     return holes, density
