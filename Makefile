@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` and `make test` each set up .venv first.
+# The two commands of the README: `make demo` and `make test` each set up .venv first
+# (microvae with its dev extra, and the napari plugin in napari_plugin/).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,9 +8,9 @@ DEMO   := demo_out
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml napari_plugin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e napari_plugin
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/microvae demo --out $(DEMO)
 
 test: $(STAMP)
+	$(BIN)/npe2 validate --imports napari-microvae
 	$(BIN)/python -m pytest
 
 clean:

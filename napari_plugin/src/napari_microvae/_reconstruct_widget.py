@@ -1,0 +1,233 @@
+"""The Reconstruct widget: a model on an image layer, the result beside the original."""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+)
+from napari.experimental import link_layers
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
+
+from microvae.devices import release_memory
+from microvae.errors import MicrovaeError
+from microvae.inference import TileOptions
+from microvae.metrics import fine_structure_metrics
+
+from ._work import (
+    PluginError,
+    check_layer,
+    chosen_path,
+    format_metrics,
+    load,
+    reconstruct_steps,
+    summary_metrics,
+    total_steps,
+    view_box,
+)
+
+__all__ = ["ReconstructWidget", "image_layers"]
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+def image_layers(viewer: napari.viewer.Viewer) -> list:
+    """The viewer's image layers, as choices for a combo box."""
+    return [layer for layer in viewer.layers if isinstance(layer, napari.layers.Image)]
+
+
+class ModelCache:
+    """One loaded model, reloaded when the file or the device changes."""
+
+    def __init__(self):
+        self.key, self.model = None, None
+
+    def get(self, path, device: str):
+        key = (str(path), device)
+        if key != self.key:
+            self.model = load(path, device)
+            self.key = key
+        return self.model
+
+
+class ReconstructWidget(Container):
+    """Choose an image layer and a model file; Run reconstructs in a worker thread."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        self.viewer = napari_viewer
+        self.layer = ComboBox(label="image", choices=lambda _: image_layers(self.viewer))
+        self.model_file = FileEdit(label="model", mode="r", filter="*.pt")
+        self.tile_size = SpinBox(label="tile size (0: model's)", value=0, min=0, max=4096, step=8)
+        self.overlap = SpinBox(label="overlap (-1: tile/4)", value=-1, min=-1, max=2048)
+        self.batch_size = SpinBox(label="tiles per batch", value=8, min=1, max=512)
+        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.error = CheckBox(text="add |error| layer", value=False)
+        self.with_metrics = CheckBox(text="metrics (PSNR, SSIM, FRC, ...)", value=True)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.view_button = PushButton(text="Metrics of the view", enabled=False)
+        self.status = Label(value="")
+        self.metrics = Label(value="")
+        super().__init__(
+            widgets=[
+                self.layer,
+                self.model_file,
+                self.tile_size,
+                self.overlap,
+                self.batch_size,
+                self.device,
+                self.error,
+                self.with_metrics,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+                self.metrics,
+                self.view_button,
+            ]
+        )
+        self.models = ModelCache()
+        self.worker = None
+        self.busy = 0  # workers started and not yet finished
+        self.result_layers: tuple | None = None  # (original, reconstruction)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.view_button.changed.connect(self.view_metrics)
+        for event in ("inserted", "removed", "reordered"):
+            getattr(self.viewer.layers.events, event).connect(self._reset)
+
+    def _reset(self, event=None) -> None:
+        self.reset_choices()
+
+    # -- running -------------------------------------------------------------------------------
+
+    def options(self) -> TileOptions:
+        return TileOptions(
+            tile_size=self.tile_size.value or None,
+            overlap=None if self.overlap.value < 0 else self.overlap.value,
+            batch_size=self.batch_size.value,
+        )
+
+    def run(self, *_):
+        """Start the worker (returns it); problems become notifications."""
+        try:
+            return self._start()
+        except (PluginError, MicrovaeError) as exc:
+            self._fail(exc)
+            return None
+
+    def _start(self):
+        layer = self.layer.value
+        if layer is None:
+            raise PluginError("no image layer: open an image first")
+        check_layer(layer.data, rgb=layer.rgb, name=layer.name)
+        # the field's text: an empty field reads as the current folder in FileEdit.value
+        path = chosen_path(self.model_file.line_edit.value)
+        model = self.models.get(path, self.device.value)
+        options = self.options()
+        total = total_steps(model, layer.data.shape, options)
+        unit = str(layer.units[-1]) if getattr(layer, "units", None) is not None else "um"
+        self.worker = create_worker(
+            reconstruct_steps,
+            model,
+            layer.data,
+            options,
+            error=self.error.value,
+            metrics=self.with_metrics.value,
+            pixel_size=float(layer.scale[-1]) if layer.scale[-1] != 1 else None,
+            unit="um" if unit in ("pixel", "px") else unit,
+            name=layer.name,
+            _progress={"total": total, "desc": f"microvae: {layer.name}"},
+        )
+        self.worker.returned.connect(lambda result: self._done(layer, result))
+        self.worker.errored.connect(self._fail)
+        self.worker.aborted.connect(lambda: self._set_status("cancelled"))
+        self.worker.finished.connect(lambda: self._finished(model))
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self._set_status(f"reconstructing {layer.name} ({total} batches of tiles)...")
+        return self._start_worker(self.worker)
+
+    def _start_worker(self, worker):
+        self.busy += 1
+        worker.finished.connect(self._one_less)
+        worker.start()
+        return worker
+
+    def _one_less(self) -> None:
+        self.busy -= 1
+
+    def cancel(self, *_):
+        if self.worker is not None:
+            self.worker.quit()  # stops at the next batch of tiles
+
+    def _finished(self, model) -> None:
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.worker = None
+        release_memory(model.device)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._set_status(f"error: {exc}")
+        show_error(f"microvae: {exc}")
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _done(self, layer, result) -> None:
+        common = {"scale": layer.scale, "translate": layer.translate}
+        recon = self.viewer.add_image(
+            result.reconstruction,
+            name=f"{layer.name} reconstruction",
+            contrast_limits=layer.contrast_limits,
+            colormap=layer.colormap.name,
+            **common,
+        )
+        link_layers([layer, recon], ("contrast_limits",))
+        if result.error is not None:
+            self.viewer.add_image(
+                result.error, name=f"{layer.name} |error|", colormap="magma", **common
+            )
+        grid = self.viewer.canvas.grid
+        grid.stride = 1  # layers in list order: the original first (left), then the rest
+        grid.enabled = True
+        self.result_layers = (layer, recon)
+        self.view_button.enabled = True
+        if result.metrics:
+            n = len(result.metrics)
+            head = "whole image" + (f" (mean of {n} planes)" if n > 1 else "")
+            self.metrics.value = f"{head}:\n" + format_metrics(summary_metrics(result.metrics))
+        self._set_status(f"done: {recon.name} added beside {layer.name}")
+
+    # -- metrics of the field of view ----------------------------------------------------------
+
+    def current_planes(self) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """The original's and the reconstruction's plane under the sliders, and the view box."""
+        original, recon = self.result_layers
+        lead = original.data.ndim - 2
+        index = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
+        a = np.asarray(original.data[index])
+        b = np.asarray(recon.data[index])
+        box = view_box(original.corner_pixels, a.shape)
+        return a, b, box
+
+    def view_metrics(self, *_):
+        """Metrics of the visible region of the current plane, in a worker (returns it)."""
+        if self.result_layers is None:
+            show_error("microvae: run a reconstruction first")
+            return None
+        a, b, (rows, cols) = self.current_planes()
+        original = self.result_layers[0]
+        px = float(original.scale[-1]) if original.scale[-1] != 1 else None
+        head = f"view: rows {rows.start}-{rows.stop}, columns {cols.start}-{cols.stop}:\n"
+        worker = create_worker(fine_structure_metrics, a[rows, cols], b[rows, cols], pixel_size=px)
+        worker.returned.connect(
+            lambda values: setattr(self.metrics, "value", head + format_metrics(values))
+        )
+        worker.errored.connect(self._fail)
+        return self._start_worker(worker)

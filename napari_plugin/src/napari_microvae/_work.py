@@ -1,0 +1,190 @@
+"""What the widgets do, without Qt: generators that a napari worker thread iterates.
+
+Each ``yield`` is one batch of tiles done, so the worker can show progress and stop between
+batches when cancelled; the generator's return value is the result. Tests iterate these
+generators directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import microvae
+from microvae import latent
+from microvae.inference import TileOptions, TrainedModel
+from microvae.metrics import fine_structure_metrics
+
+__all__ = [
+    "PluginError",
+    "ReconResult",
+    "chosen_path",
+    "load",
+    "check_layer",
+    "total_steps",
+    "reconstruct_steps",
+    "view_box",
+    "summary_metrics",
+    "latent_tile",
+]
+
+# the metrics the widget shows, and how
+SHOWN = [
+    ("psnr_db", "PSNR", "{:.2f} dB"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("frc_resolution_px", "FRC resolution", "{:.2f} px"),
+    ("hf_ratio", "high-frequency ratio", "{:.2f}"),
+    ("ratio_total_length_px", "network length ratio", "{:.2f}"),
+    ("ratio_n_branches", "branches ratio", "{:.2f}"),
+    ("ratio_n_junctions", "junctions ratio", "{:.2f}"),
+    ("ratio_n_end_points", "end points ratio", "{:.2f}"),
+]
+
+
+class PluginError(Exception):
+    """A problem the user can fix: shown as a napari notification, never a crash."""
+
+
+@dataclass
+class ReconResult:
+    """The reconstruction (the layer data's shape and dtype), |error| (float32) on request,
+    and per plane the metrics against the original."""
+
+    reconstruction: np.ndarray
+    error: np.ndarray | None = None
+    metrics: list[dict] = field(default_factory=list)
+
+
+def chosen_path(text: str | None) -> Path:
+    """The model path typed or picked in a file field; an empty field is refused."""
+    if text is None or not str(text).strip():
+        raise PluginError("no model chosen: pick a model file (model.pt of a training run)")
+    return Path(str(text).strip())
+
+
+def load(path: str | Path | None, device: str = "auto") -> TrainedModel:
+    """Load a model file, with the errors a user meets said plainly."""
+    path = chosen_path(None if path is None else str(path))
+    if path.is_dir():
+        path = path / "model.pt"
+    try:
+        return microvae.load_model(path, device=device)
+    except microvae.MicrovaeError as exc:
+        raise PluginError(str(exc)) from None
+    except (RuntimeError, AssertionError) as exc:  # e.g. a device that is not there
+        raise PluginError(f"{path.name}: cannot use device '{device}' ({exc})") from None
+
+
+def check_layer(data: np.ndarray, *, rgb: bool, name: str) -> None:
+    """Refuse what a 1-channel 2D model cannot read, saying how to fix it."""
+    if rgb:
+        raise PluginError(
+            f"layer '{name}' is RGB, the model reads one channel: split it first (right-click "
+            "the layer > Split RGB) and choose one channel's layer"
+        )
+    if data.ndim < 2:
+        raise PluginError(f"layer '{name}' has {data.ndim} dimension(s); need an image")
+    if np.iscomplexobj(data) or data.dtype.kind not in "uif":
+        raise PluginError(f"layer '{name}': {data.dtype} data cannot be reconstructed")
+
+
+def total_steps(model: TrainedModel, shape: tuple[int, ...], options: TileOptions) -> int:
+    """Number of yields of :func:`reconstruct_steps` for data of ``shape``."""
+    n_planes = math.prod(shape[:-2])
+    per_plane = math.ceil(model.count_tiles(shape[-2:], options) / options.batch_size)
+    return n_planes * per_plane
+
+
+def reconstruct_steps(
+    model: TrainedModel,
+    data: np.ndarray,
+    options: TileOptions,
+    *,
+    error: bool = False,
+    metrics: bool = True,
+    pixel_size: float | None = None,
+    unit: str = "um",
+    name: str = "layer",
+) -> Generator[None, None, ReconResult]:
+    """Reconstruct a layer's data (..., Y, X) plane by plane; yields once per batch of tiles."""
+    data = np.asarray(data)  # dask or zarr layers: read here, in the worker
+    out = np.empty(data.shape, data.dtype)
+    err = np.empty(data.shape, np.float32) if error else None
+    rows = []
+    for index in np.ndindex(*data.shape[:-2]):
+        plane = data[index]
+        if not index or not any(index):
+            model.check_input(plane, name)
+        steps = model.iter_process_plane(plane, options=options, source=name)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                recon, _ = done.value
+                break
+            yield
+        out[index] = recon
+        if err is not None:
+            err[index] = np.abs(plane.astype(np.float32) - recon.astype(np.float32))
+        if metrics:
+            rows.append(fine_structure_metrics(plane, recon, pixel_size=pixel_size, unit=unit))
+    return ReconResult(out, err, rows)
+
+
+def summary_metrics(rows: list[dict]) -> dict[str, float]:
+    """Mean of each shown metric over planes (finite values)."""
+    out = {}
+    for key, _, _ in SHOWN:
+        vals = np.array([r.get(key, np.nan) for r in rows], float)
+        finite = vals[np.isfinite(vals)]
+        out[key] = float(finite.mean()) if len(finite) else float("nan")
+    return out
+
+
+def format_metrics(values: dict[str, float]) -> str:
+    """One line per shown metric."""
+    lines = []
+    for key, label, fmt in SHOWN:
+        v = values.get(key, float("nan"))
+        lines.append(f"{label}: {'n/a' if not np.isfinite(v) else fmt.format(v)}")
+    return "\n".join(lines)
+
+
+def view_box(corner_pixels: np.ndarray, shape: tuple[int, int], minimum: int = 32):
+    """(rows, cols) slices of the visible region of a plane from a layer's corner pixels
+    (last two dims), at least ``minimum`` pixels a side where the plane allows."""
+    lo = np.asarray(corner_pixels[0][-2:], int)
+    hi = np.asarray(corner_pixels[1][-2:], int) + 1
+    out = []
+    for a, b, n in zip(lo, hi, shape):
+        a, b = max(int(a), 0), min(int(b), n)
+        if b - a < minimum:  # zoomed in too far for FRC and skeletons: widen around the centre
+            c = (a + b) // 2
+            a, b = max(0, c - minimum // 2), min(n, c + minimum // 2)
+        out.append(slice(a, b))
+    return tuple(out)
+
+
+def latent_tile(model: TrainedModel, plane: np.ndarray, box=None) -> np.ndarray:
+    """A training-sized tile from a plane: the centre of ``box`` (rows, cols slices) or of the
+    plane; planes smaller than a tile are refused."""
+    t = model.default_tile()
+    h, w = plane.shape
+    if h < t or w < t:
+        raise PluginError(f"the image ({h} x {w}) is smaller than the model's tile ({t} x {t})")
+    rows, cols = box if box is not None else (slice(0, h), slice(0, w))
+    cy, cx = (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2
+    y0, x0 = min(max(cy - t // 2, 0), h - t), min(max(cx - t // 2, 0), w - t)
+    return plane[y0 : y0 + t, x0 : x0 + t]
+
+
+def interpolation(model: TrainedModel, a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """Decoded interpolation (steps, T, T) between two tiles, with the generative check."""
+    try:
+        return latent.interpolate(model, a, b, steps=steps)
+    except microvae.MicrovaeError as exc:
+        raise PluginError(str(exc)) from None
