@@ -44,6 +44,8 @@ SMALL = [
     "train.devices=1",
 ]
 PHENOTYPES = ("tubular", "fragmented")
+# the module trains two models in its fixtures (~1 min on 2 idle cores): room for a busy machine
+pytestmark = pytest.mark.timeout(1200)
 
 
 @pytest.fixture(scope="module")

@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"evaluation report (metrics, FRC, KL, embeddings, samples): {evaluation.report}")
     print(
         f"open in napari: napari {out / 'heldout.tif'} {out / 'heldout_recon.tif'} "
-        "(then View > Grid mode to see them side by side)"
+        "(then View > Grid mode to see them side by side), or open heldout.tif and use "
+        f"Plugins > microvae > Reconstruct with the model {run_dir / 'model.pt'}"
     )
     return 0
