@@ -76,12 +76,8 @@ def main() -> None:
         labels = np.asarray(tiles.labels)
         train, test = split_by_group(tiles.sources, labels)
         acc = linear_probe(x[train], labels[train], x[test], labels[test])
-        flat_acc = linear_probe(
-            embed(model, tiles, how="flat")[train],
-            labels[train],
-            embed(model, tiles, how="flat")[test],
-            labels[test],
-        )
+        flat = embed(model, tiles, how="flat")
+        flat_acc = linear_probe(flat[train], labels[train], flat[test], labels[test])
         diag = diagnose(model, tiles)
     payload = {
         "config": str(args.config.relative_to(ROOT)),

@@ -23,7 +23,7 @@ from ..model import VAE, build_vae
 from ..training.config import RunConfig, load_config
 from ..training.modelfile import ModelFileError, read_model_file
 from .embedding import pool_latents
-from .tiled import TileOptions, iter_tiles
+from .tiled import TileOptions, drain, iter_tiles
 from .tiling import TileGrid
 
 __all__ = ["TrainedModel", "load_model"]
@@ -202,12 +202,7 @@ class TrainedModel:
     def _run_plane(
         self, plane: np.ndarray, options: TileOptions | None, source: str, **what
     ) -> dict:
-        steps = self._iter_plane(plane, options, source, **what)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value
+        return drain(self._iter_plane(plane, options, source, **what))
 
     def count_tiles(self, shape: tuple[int, int], options: TileOptions | None = None) -> int:
         """How many tiles a plane of ``shape`` (H, W) is cut into with ``options``."""

@@ -78,6 +78,11 @@ def run_tiles(
         reconstruct=reconstruct,
         latents=latents,
     )
+    return drain(steps)
+
+
+def drain(steps: Generator):
+    """Run a step-by-step generator to its end; its return value."""
     while True:
         try:
             next(steps)

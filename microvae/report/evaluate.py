@@ -185,7 +185,7 @@ def _summary_rows(rows: list[dict]) -> list[dict]:
 
 
 def _latent_figures(
-    model, tiles, emb_labels, out: Path, seed: int, diag_kl_top: list[float]
+    model, tiles, pooled, out: Path, seed: int, diag_kl_top: list[float]
 ) -> tuple[dict, dict]:
     figs, info = {}, {}
     fig_dir = out / "figures"
@@ -204,7 +204,6 @@ def _latent_figures(
         title="samples from the prior at temperatures T",
     )
     # interpolation between the two tiles farthest apart in the pooled embedding
-    pooled = embed(model, tiles)
     d = ((pooled[:, None] - pooled[None]) ** 2).sum(-1)
     i, j = np.unravel_index(int(np.argmax(d)), d.shape)
     path = interpolate(model, tiles.tiles[i], tiles.tiles[j], steps=8)
@@ -236,6 +235,7 @@ def _latent_figures(
         _log.warning("only %d tiles: too few for the density and its holes", len(flat))
         info["holes"] = []
         return figs, info
+    emb_labels = tiles.labels
     names = sorted(set(emb_labels))
     # between labels (or files) when there are a few; else between k-means clusters
     groups = emb_labels if 2 <= len(names) <= MAX_GROUPS else None
@@ -384,7 +384,7 @@ def evaluate(
     }
     if model.vae.can_generate:
         figs, info = _latent_figures(
-            model, tiles, tiles.labels, out, seed, diag["kl_per_channel_nats_per_element"][0]
+            model, tiles, pooled, out, seed, diag["kl_per_channel_nats_per_element"][0]
         )
         result.figures.update(figs)
         result.latent.update(info)

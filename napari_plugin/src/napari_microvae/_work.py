@@ -109,7 +109,7 @@ def reconstruct_steps(
     pixel_size: float | None = None,
     unit: str = "um",
     name: str = "layer",
-) -> Generator[None, None, ReconResult]:
+) -> Generator[tuple[int, int], None, ReconResult]:
     """Reconstruct a layer's data (..., Y, X) plane by plane; yields once per batch of tiles."""
     data = np.asarray(data)  # dask or zarr layers: read here, in the worker
     out = np.empty(data.shape, data.dtype)
@@ -119,14 +119,7 @@ def reconstruct_steps(
         plane = data[index]
         if not index or not any(index):
             model.check_input(plane, name)
-        steps = model.iter_process_plane(plane, options=options, source=name)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                recon, _ = done.value
-                break
-            yield
+        recon, _ = yield from model.iter_process_plane(plane, options=options, source=name)
         out[index] = recon
         if err is not None:
             err[index] = np.abs(plane.astype(np.float32) - recon.astype(np.float32))
