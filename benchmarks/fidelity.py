@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from _results import write_result
 
 from microvae.cli.synth_cmd import write_synthetic_set
@@ -31,7 +32,7 @@ from microvae.inference import TileOptions, TrainedModel, load_model
 from microvae.io import read_image
 from microvae.latent import tiles_from_planes
 from microvae.metrics import fine_structure_metrics
-from microvae.synthetic import SynthParams, generate, image_seed
+from microvae.synthetic import SyntheticImage, SynthParams, generate, image_seed
 from microvae.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,14 +92,50 @@ def _reconstructions(model: TrainedModel, image: np.ndarray, seed: int) -> dict[
 
 
 @torch.no_grad()
-def _bits_per_dim(model: TrainedModel, tiles: np.ndarray) -> float:
-    """-ELBO in bits per pixel on held-out tiles (not a bound for the deterministic U-Net)."""
-    total, dims = 0.0, 0
+def _bits_per_dim(model: TrainedModel, tiles: np.ndarray) -> dict[str, float]:
+    """-ELBO in bits per pixel on held-out tiles (not a bound for the deterministic U-Net),
+    and its two terms: -log p(x|z) (reconstruction) and the KL, also in bits per pixel."""
+    recon, kl, dims = 0.0, 0.0, 0
     for a in range(0, len(tiles), 16):
         out = model.vae(model.to_tensor(tiles[a : a + 16]))
-        total += float(-out.elbo.sum())
-        dims += out.n_dims * len(out.elbo)
-    return total / dims / math.log(2)
+        recon += float(-out.log_px.sum())
+        kl += float(out.kl_per_level.sum())
+        dims += out.n_dims * len(out.log_px)
+    return {
+        "bits_per_dim": round((recon + kl) / dims / math.log(2), 4),
+        "recon_bits_per_dim": round(recon / dims / math.log(2), 4),
+        "kl_bits_per_dim": round(kl / dims / math.log(2), 4),
+    }
+
+
+def synth_params(quick: bool, overrides: list[str] = ()) -> SynthParams:
+    """The synthetic images' parameters; ``overrides`` are KEY=VALUE (YAML values), e.g.
+    ``read_noise_electrons=0.3``."""
+    fields = {"shape": (256, 256) if quick else (512, 512), "phenotype": "tubular"}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--synth {item!r}: expected KEY=VALUE, e.g. read_noise_electrons=0.3")
+        fields[key] = yaml.safe_load(value)
+    return SynthParams(**fields)
+
+
+def held_out(quick: bool, overrides: list[str] = ()) -> tuple[SynthParams, list[SyntheticImage]]:
+    """The synthetic image parameters and the held-out images (seeds apart from training's)."""
+    params = synth_params(quick, overrides)
+    return params, [generate(params, seed=image_seed(1000, i)) for i in range(4 if quick else 16)]
+
+
+def held_out_tiles(held: list[SyntheticImage], tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tiles every model's bits/dim is measured on (8 per image, most signal first), and
+    the ground truth at the same places: two (N, tile, tile) arrays."""
+    sets = [tiles_from_planes([s.image], tile, max_tiles=8, min_signal=0.0) for s in held]
+    truth = [
+        s.ground_truth[y : y + tile, x : x + tile]
+        for s, ts in zip(held, sets, strict=True)
+        for _, y, x in ts.positions
+    ]
+    return np.concatenate([ts.tiles for ts in sets]), np.stack(truth)
 
 
 def evaluate(model: TrainedModel, held: list, seed: int) -> dict:
@@ -112,15 +149,12 @@ def evaluate(model: TrainedModel, held: list, seed: int) -> dict:
                 fine_structure_metrics(s.ground_truth, recon, pixel_size=0.065)
             )
             d["vs_input"].append(fine_structure_metrics(s.image, recon, pixel_size=0.065))
-    tile = model.default_tile()
-    tiles = np.concatenate(
-        [tiles_from_planes([s.image], tile, max_tiles=8, min_signal=0.0).tiles for s in held]
-    )
+    tiles, _ = held_out_tiles(held, model.default_tile())
     diag = diagnose(model, tiles)
     result = {
         "modes": {m: {k: _mean(v) for k, v in d.items()} for m, d in by_mode.items()},
         "noisy_input_vs_ground_truth": _mean(noisy_vs_gt),
-        "bits_per_dim": round(_bits_per_dim(model, tiles), 4),
+        **_bits_per_dim(model, tiles),
         "bound_is_valid": model.vae.elbo_is_bound,
         "kl_per_level_nats": [round(v, 3) for v in diag["kl_per_level_nats"]],
         "active_units": f"{diag['active_units']}/{diag['total_units']}",
@@ -197,12 +231,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="default 800 quick, 20000 full")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--synth",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="synthetic image parameters (SynthParams), e.g. read_noise_electrons=0.3",
+    )
+    ap.add_argument(
+        "--name", default=None, help="results/NAME.json; default fidelity_quick or fidelity"
+    )
     args = ap.parse_args()
     config = ROOT / "configs" / ("demo.yaml" if args.quick else "mito2d.yaml")
     steps = args.steps or (800 if args.quick else 20000)
-    n_train, n_held = (8, 4) if args.quick else (32, 16)
-    params = SynthParams(shape=(256, 256) if args.quick else (512, 512), phenotype="tubular")
-    held = [generate(params, seed=image_seed(1000, i)) for i in range(n_held)]
+    n_train = 8 if args.quick else 32
+    params, held = held_out(args.quick, args.synth)
     results, seconds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -228,14 +271,16 @@ def main() -> None:
         "config": str(config.relative_to(ROOT)),
         "steps": steps,
         "train_images": n_train,
-        "held_out_images": n_held,
+        "held_out_images": len(held),
         "image_shape": list(params.shape),
+        "synth_overrides": args.synth,
         "models": results,
     }
     if set(MODELS) <= set(results):
         payload["targets"] = targets(results)
     device = pick_device(args.device)
-    path = write_result("fidelity_quick" if args.quick else "fidelity", payload, device)
+    name = args.name or ("fidelity_quick" if args.quick else "fidelity")
+    path = write_result(name, payload, device)
     print(f"written: {path}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,18 @@ TINY = [
     "train.accelerator=cpu",
     "train.devices=1",
 ]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Fail a Qt test with the fix, before Qt aborts the whole run for want of a display."""
+    if "qapp" in item.fixturenames and not os.environ.get("DISPLAY"):
+        pytest.fail(
+            "no X display for napari's Qt viewer: pytest-xvfb starts one when Xvfb is "
+            "installed (Debian: apt-get install xvfb and the GL/xcb libraries listed in "
+            ".ci/run), or set DISPLAY",
+            pytrace=False,
+        )
 
 
 def _train(base: Path, extra=()) -> Path:
