@@ -121,6 +121,14 @@ def test_interrupt_then_resume_continues_from_the_saved_step(tmp_path, data_dir)
         fit(None, _inputs(data_dir), run, resume=True, progress=False)
 
 
+def test_progress_bar_counts_steps_without_a_negative_epoch_total(tmp_path, data_dir, capsys):
+    over = TINY + ["train.max_steps=4", "train.val_every=4"]
+    fit(CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=over)
+    shown = capsys.readouterr().out
+    assert "4/4" in shown  # the bar reached the last step
+    assert "training" in shown and "Epoch 0/-" not in shown
+
+
 def test_run_folder_rules(tmp_path, data_dir):
     run = tmp_path / "run"
     fit(CONFIGS / "demo.yaml", _inputs(data_dir), run, overrides=TINY, progress=False)

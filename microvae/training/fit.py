@@ -32,6 +32,7 @@ from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
 from .config import RunConfig, load_config, save_config
 from .modelfile import save_model_file
 from .module import VAEModule
+from .progress import progress_bar
 
 __all__ = ["RunDirError", "fit"]
 
@@ -243,6 +244,7 @@ def fit(
                     enable_version_counter=False,
                 ),
                 interrupt,
+                *([progress_bar()] if progress else []),
                 *callbacks,
             ],
         )
