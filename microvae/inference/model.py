@@ -199,11 +199,6 @@ class TrainedModel:
             )
         )
 
-    def _run_plane(
-        self, plane: np.ndarray, options: TileOptions | None, source: str, **what
-    ) -> dict:
-        return drain(self._iter_plane(plane, options, source, **what))
-
     def count_tiles(self, shape: tuple[int, int], options: TileOptions | None = None) -> int:
         """How many tiles a plane of ``shape`` (H, W) is cut into with ``options``."""
         tile, overlap = self._tiles(options or TileOptions())
@@ -228,8 +223,7 @@ class TrainedModel:
         self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"
     ) -> np.ndarray:
         """Reconstruct one 2D plane (any size) by tiles; same shape and dtype as ``plane``."""
-        out = self._run_plane(plane, options, source)
-        return self._from_model(out["reconstruction"], plane.dtype)
+        return self.process_plane(plane, options=options, source=source, latents=False)[0]
 
     def process_plane(
         self,
@@ -241,15 +235,17 @@ class TrainedModel:
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Reconstruction (as :meth:`reconstruct_plane`) and, with ``latents``, the latents
         (as :meth:`encode_plane`) of one plane, from one pass over its tiles."""
-        out = self._run_plane(plane, options, source, latents=latents)
-        return self._from_model(out["reconstruction"], plane.dtype), out.get("latents")
+        return drain(
+            self.iter_process_plane(plane, options=options, source=source, latents=latents)
+        )
 
     def encode_plane(
         self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"
     ) -> list[np.ndarray]:
         """Posterior means of one plane per latent level, top first: stitched maps
         (C_l, H_l, W_l), or (n_tiles, D) tile vectors for a global latent."""
-        return self._run_plane(plane, options, source, reconstruct=False, latents=True)["latents"]
+        steps = self._iter_plane(plane, options, source, reconstruct=False, latents=True)
+        return drain(steps)["latents"]
 
     def _record(self, array: np.ndarray, axes: str | None, channel: int | None) -> ImageRecord:
         array = np.asarray(array)

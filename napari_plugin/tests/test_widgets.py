@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from microvae.synthetic import generate
-from napari_microvae import _latent_widget, _reconstruct_widget
+from napari_microvae import _reconstruct_widget, _widget_base
 from napari_microvae._latent_widget import LatentWidget
 from napari_microvae._reconstruct_widget import ReconstructWidget
 
@@ -17,7 +17,7 @@ WAIT_MS = 120_000
 def errors(monkeypatch) -> list[str]:
     """Error notifications the widgets show, captured."""
     seen: list[str] = []
-    for module in (_reconstruct_widget, _latent_widget):
+    for module in (_reconstruct_widget, _widget_base):
         monkeypatch.setattr(module, "show_error", seen.append)
     return seen
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
 
 from microvae import latent
-from microvae.errors import MicrovaeError
 
-from ._reconstruct_widget import DEVICES, ModelCache, image_layers
+from ._widget_base import DEVICES, WorkerWidget, image_layers
 from ._work import PluginError, check_layer, chosen_path, interpolation, latent_tile
 
 __all__ = ["LatentWidget"]
@@ -21,7 +19,7 @@ def _shapes_layers(viewer) -> list:
     return [None] + [layer for layer in viewer.layers if isinstance(layer, napari.layers.Shapes)]
 
 
-class LatentWidget(Container):
+class LatentWidget(WorkerWidget):
     """Decode the latent space of a generative model into new layers."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -42,7 +40,8 @@ class LatentWidget(Container):
         self.interpolate_button = PushButton(text="Interpolate")
         self.status = Label(value="")
         super().__init__(
-            widgets=[
+            napari_viewer,
+            [
                 self.model_file,
                 self.device,
                 self.prototype_button,
@@ -56,15 +55,11 @@ class LatentWidget(Container):
                 self.steps,
                 self.interpolate_button,
                 self.status,
-            ]
+            ],
         )
-        self.models = ModelCache()
-        self.busy = 0  # workers started and not yet finished
         self.prototype_button.changed.connect(self.prototype)
         self.samples_button.changed.connect(self.samples)
         self.interpolate_button.changed.connect(self.interpolate)
-        for event in ("inserted", "removed", "reordered"):
-            getattr(self.viewer.layers.events, event).connect(lambda e=None: self.reset_choices())
 
     def _model(self):
         path = chosen_path(self.model_file.line_edit.value)
@@ -76,28 +71,11 @@ class LatentWidget(Container):
         worker.returned.connect(lambda data: self._add(data, name, meta or {}))
         worker.errored.connect(self._fail)
         self.status.value = f"computing {name}..."
-        self.busy += 1
-        worker.finished.connect(self._one_less)
-        worker.start()
-        return worker
-
-    def _one_less(self) -> None:
-        self.busy -= 1
+        return self._start_worker(worker)
 
     def _add(self, data: np.ndarray, name: str, meta: dict) -> None:
         self.viewer.add_image(data, name=name, **meta)
         self.status.value = f"added {name}"
-
-    def _fail(self, exc: BaseException) -> None:
-        self.status.value = f"error: {exc}"
-        show_error(f"microvae: {exc}")
-
-    def _guard(self, start):
-        try:
-            return start()
-        except (PluginError, MicrovaeError) as exc:
-            self._fail(exc)
-            return None
 
     def prototype(self, *_):
         def start():
@@ -121,9 +99,7 @@ class LatentWidget(Container):
 
     def _plane(self, layer) -> np.ndarray:
         check_layer(layer.data, rgb=layer.rgb, name=layer.name)
-        lead = layer.data.ndim - 2
-        index = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
-        return np.asarray(layer.data[index])
+        return self.plane_under_sliders(layer.data)
 
     def _region_boxes(self, shapes, plane_shape) -> list[tuple[slice, slice]]:
         boxes = []

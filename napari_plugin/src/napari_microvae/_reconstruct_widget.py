@@ -4,61 +4,31 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    Label,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, Label, PushButton, SpinBox
 from napari.experimental import link_layers
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
 from microvae.devices import release_memory
-from microvae.errors import MicrovaeError
 from microvae.inference import TileOptions
 from microvae.metrics import fine_structure_metrics
 
+from ._widget_base import DEVICES, WorkerWidget, image_layers
 from ._work import (
     PluginError,
     check_layer,
     chosen_path,
     format_metrics,
-    load,
     reconstruct_steps,
     summary_metrics,
     total_steps,
     view_box,
 )
 
-__all__ = ["ReconstructWidget", "image_layers"]
-
-DEVICES = ["auto", "cpu", "cuda", "mps"]
+__all__ = ["ReconstructWidget"]
 
 
-def image_layers(viewer: napari.viewer.Viewer) -> list:
-    """The viewer's image layers, as choices for a combo box."""
-    return [layer for layer in viewer.layers if isinstance(layer, napari.layers.Image)]
-
-
-class ModelCache:
-    """One loaded model, reloaded when the file or the device changes."""
-
-    def __init__(self):
-        self.key, self.model = None, None
-
-    def get(self, path, device: str):
-        key = (str(path), device)
-        if key != self.key:
-            self.model = load(path, device)
-            self.key = key
-        return self.model
-
-
-class ReconstructWidget(Container):
+class ReconstructWidget(WorkerWidget):
     """Choose an image layer and a model file; Run reconstructs in a worker thread."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -77,7 +47,8 @@ class ReconstructWidget(Container):
         self.status = Label(value="")
         self.metrics = Label(value="")
         super().__init__(
-            widgets=[
+            napari_viewer,
+            [
                 self.layer,
                 self.model_file,
                 self.tile_size,
@@ -91,20 +62,13 @@ class ReconstructWidget(Container):
                 self.status,
                 self.metrics,
                 self.view_button,
-            ]
+            ],
         )
-        self.models = ModelCache()
         self.worker = None
-        self.busy = 0  # workers started and not yet finished
         self.result_layers: tuple | None = None  # (original, reconstruction)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.view_button.changed.connect(self.view_metrics)
-        for event in ("inserted", "removed", "reordered"):
-            getattr(self.viewer.layers.events, event).connect(self._reset)
-
-    def _reset(self, event=None) -> None:
-        self.reset_choices()
 
     # -- running -------------------------------------------------------------------------------
 
@@ -117,11 +81,7 @@ class ReconstructWidget(Container):
 
     def run(self, *_):
         """Start the worker (returns it); problems become notifications."""
-        try:
-            return self._start()
-        except (PluginError, MicrovaeError) as exc:
-            self._fail(exc)
-            return None
+        return self._guard(self._start)
 
     def _start(self):
         layer = self.layer.value
@@ -154,15 +114,6 @@ class ReconstructWidget(Container):
         self._set_status(f"reconstructing {layer.name} ({total} batches of tiles)...")
         return self._start_worker(self.worker)
 
-    def _start_worker(self, worker):
-        self.busy += 1
-        worker.finished.connect(self._one_less)
-        worker.start()
-        return worker
-
-    def _one_less(self) -> None:
-        self.busy -= 1
-
     def cancel(self, *_):
         if self.worker is not None:
             self.worker.quit()  # stops at the next batch of tiles
@@ -171,10 +122,6 @@ class ReconstructWidget(Container):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.worker = None
         release_memory(model.device)
-
-    def _fail(self, exc: BaseException) -> None:
-        self._set_status(f"error: {exc}")
-        show_error(f"microvae: {exc}")
 
     def _set_status(self, text: str) -> None:
         self.status.value = text
@@ -209,10 +156,7 @@ class ReconstructWidget(Container):
     def current_planes(self) -> tuple[np.ndarray, np.ndarray, tuple]:
         """The original's and the reconstruction's plane under the sliders, and the view box."""
         original, recon = self.result_layers
-        lead = original.data.ndim - 2
-        index = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
-        a = np.asarray(original.data[index])
-        b = np.asarray(recon.data[index])
+        a, b = self.plane_under_sliders(original.data), self.plane_under_sliders(recon.data)
         box = view_box(original.corner_pixels, a.shape)
         return a, b, box
 

@@ -1,0 +1,83 @@
+"""What both widgets share: device choices, the model cache, image-layer choices, and a
+Container that runs workers (counting them), shows errors as notifications and follows the
+viewer's layers."""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from magicgui.widgets import Container
+from napari.utils.notifications import show_error
+
+from microvae.errors import MicrovaeError
+
+from ._work import PluginError, load
+
+__all__ = ["DEVICES", "ModelCache", "WorkerWidget", "image_layers"]
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+def image_layers(viewer: napari.viewer.Viewer) -> list:
+    """The viewer's image layers, as choices for a combo box."""
+    return [layer for layer in viewer.layers if isinstance(layer, napari.layers.Image)]
+
+
+class ModelCache:
+    """One loaded model, reloaded when the file or the device changes."""
+
+    def __init__(self):
+        self.key, self.model = None, None
+
+    def get(self, path, device: str):
+        key = (str(path), device)
+        if key != self.key:
+            self.model = load(path, device)
+            self.key = key
+        return self.model
+
+
+class WorkerWidget(Container):
+    """A Container with a ``status`` Label (set by the subclass before ``__init__``) that
+    starts workers, counts them in ``busy`` and turns errors into notifications."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, widgets: list):
+        self.viewer = viewer
+        super().__init__(widgets=widgets)
+        self.models = ModelCache()
+        self.busy = 0  # workers started and not yet finished
+        # combo boxes list the layers there are now
+        for event in ("inserted", "removed", "reordered"):
+            getattr(self.viewer.layers.events, event).connect(self._reset)
+
+    def _reset(self, event=None) -> None:
+        self.reset_choices()
+
+    def _start_worker(self, worker):
+        """Start ``worker``, counted in ``busy`` from before its start (so a worker that ends
+        at once is not missed); returns it."""
+        self.busy += 1
+        worker.finished.connect(self._one_less)
+        worker.start()
+        return worker
+
+    def _one_less(self) -> None:
+        self.busy -= 1
+
+    def _fail(self, exc: BaseException) -> None:
+        self.status.value = f"error: {exc}"
+        show_error(f"microvae: {exc}")
+
+    def _guard(self, start):
+        """``start()``, its problems shown as notifications (then None)."""
+        try:
+            return start()
+        except (PluginError, MicrovaeError) as exc:
+            self._fail(exc)
+            return None
+
+    def plane_under_sliders(self, data) -> np.ndarray:
+        """The 2D plane of a layer's ``data`` (..., Y, X) at the viewer's sliders."""
+        lead = data.ndim - 2
+        index = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
+        return np.asarray(data[index])
