@@ -78,3 +78,31 @@ def test_sensitivity_per_level_finds_the_level_the_decoder_ignores():
     top, fine = report.sensitivity_per_level
     assert fine == 0.0 and top > 0.01
     assert report.to_dict()["sensitivity_per_level"] == [top, fine]
+
+
+def test_a_channel_used_on_few_positions_is_active():
+    # sparse images: a channel that encodes the structure carries its KL on a tenth of the
+    # positions, and its mean over all positions lies under the threshold
+    from microvae.model.collapse import _used
+
+    kl = torch.zeros(2, 1000)
+    kl[0, :80] = 0.1  # mean 0.008 < 0.01, but 0.1 nats where used
+    kl[1] = 0.004  # spread thinly everywhere: not used anywhere
+    used = _used(kl)
+    assert kl[0].mean() < 0.01 and used[0] > 0.01
+    assert used[1] < 0.01
+
+
+def test_sensitivity_is_in_the_data_units():
+    # the same images stored on 1/8 of the level range (14-bit data with an offset fill a
+    # sliver of [-1, 1]) and the same network, normalised to them: the same sensitivity,
+    # where a change measured in [-1, 1] units would be 8 times smaller
+    vae = _vae("ladder")
+    batches = _batches()
+    base = collapse_report(vae, batches, generator=torch.Generator().manual_seed(0))
+    vae.set_input_normalisation(8.0, 0.0)  # the encoder sees x * 8, the decoder reads x * 8
+    narrow = [b / 8 for b in batches]
+    scaled = collapse_report(vae, narrow, generator=torch.Generator().manual_seed(0))
+    assert base.sensitivity > 0.01
+    # (not exactly: means are clamped to [-1, 1], which the narrow data never reach)
+    assert abs(scaled.sensitivity - base.sensitivity) < 0.02 * base.sensitivity

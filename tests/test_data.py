@@ -58,6 +58,22 @@ def test_split_by_file_by_plane_by_rows(tmp_path):
     assert d.val.planes[0].shape == (40, 128) and d.train.planes[0].shape == (160, 128)
 
 
+def test_few_files_are_split_within_each_file(tmp_path):
+    # two files split by file would train on one and judge the model on the other
+    _write(tmp_path / "a.tif", np.stack([_noise_image(i) for i in range(10)]), "ZYX")
+    _write(tmp_path / "b.tif", _noise_image(3, (200, 128)))
+    d = prepare_data([tmp_path], DataConfig(tile_size=32), n_train_tiles=4)
+    assert d.summary["split"] == (
+        "within each of 2 files: by plane of a.tif: 8 for training, the last 2 for validation; "
+        "by rows of b.tif: top 160 for training, bottom 40 for validation"
+    )
+    assert d.summary["train_planes"] == 9 and d.summary["val_planes"] == 3
+    forced = prepare_data([tmp_path], DataConfig(tile_size=32, split="file"), n_train_tiles=4)
+    assert forced.summary["split"] == "by file: 1 for training, 1 for validation"
+    with pytest.raises(DataError, match="data.split = file needs at least 2 files"):
+        prepare_data([tmp_path / "a.tif"], DataConfig(tile_size=32, split="file"), n_train_tiles=4)
+
+
 def test_too_small_and_constant_data(tmp_path):
     _write(tmp_path / "small1.tif", _noise_image(0, (48, 48)))
     _write(tmp_path / "small2.tif", _noise_image(1, (48, 48)))

@@ -345,3 +345,64 @@ def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, data_dir):
         overrides=[f"train.max_steps={step + 3}"],
     )
     assert summary["steps"] == step + 3
+
+
+def test_model_file_holds_the_best_validated_weights(tmp_path, data_dir, caplog):
+    # a learning rate far too high makes later validations worse than an early one; the last
+    # step (11: not a multiple of val_every) is validated too
+    over = TINY + [
+        "train.max_steps=11",
+        "train.val_every=2",
+        "train.lr=0.5",
+        "train.lr_schedule=constant",
+        "train.grad_clip=1e9",
+        "train.skip_spikes=0",
+    ]
+    with caplog.at_level("INFO", logger="microvae.training"):
+        run, summary = fit(
+            CONFIGS / "demo.yaml",
+            _inputs(data_dir),
+            tmp_path / "run",
+            overrides=over,
+            progress=False,
+        )
+    import csv
+
+    rows = list(csv.DictReader(open(run / "logs" / "metrics.csv")))
+    vals = [float(r["val/bits_per_dim"]) for r in rows if r.get("val/bits_per_dim")]
+    assert len(vals) == 6  # steps 2, 4, 6, 8, 10 and the last, 11
+    saved = summary["saved"]
+    assert saved["weights"] == "best" and saved["last_step"] == 11
+    assert saved["val_bits_per_dim"] == pytest.approx(min(vals), rel=1e-5)
+    assert saved["last_val_bits_per_dim"] == pytest.approx(vals[-1], rel=1e-5)
+    assert summary["validation"]["val/bits_per_dim"] == pytest.approx(min(vals), rel=1e-5)
+    if saved["step"] != 11:
+        assert "model.pt holds the best weights, from step" in caplog.text
+    if max(vals) - min(vals) > 0.1 and vals.index(max(vals)) > vals.index(min(vals)):
+        assert "the run is getting worse" in caplog.text
+    assert load_model(run / "model.pt").summary["saved"]["step"] == saved["step"]
+    assert "gradient norm median" in caplog.text
+
+
+def test_format_1_model_files_load_as_they_were_trained(tmp_path, data_dir):
+    # format 1 read the decoder's outputs in [-1, 1] units: without the data affine in its
+    # weights it must load with the identity, so that its reconstructions are unchanged
+    run, _ = fit(
+        CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=TINY, progress=False
+    )
+    model = load_model(run / "model.pt")
+    x = torch.rand(1, 1, 32, 32) * 0.2 - 0.8
+    new = model.vae.reconstruct(x)
+    payload = torch.load(run / "model.pt", weights_only=True)
+    scale = payload["state_dict"].pop("likelihood.data_scale")
+    shift = payload["state_dict"].pop("likelihood.data_shift")
+    assert float(scale) != 1.0  # the run's data fill part of [-1, 1]
+    payload["format_version"] = 1
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_model(tmp_path / "old.pt")
+    assert float(old.vae.likelihood.data_scale) == 1.0
+    assert float(old.vae.likelihood.data_shift) == 0.0
+    # the same weights read in [-1, 1] units give another image: the affine is what differs
+    assert not torch.allclose(old.vae.reconstruct(x), new)
+    old.vae.likelihood.set_data_affine(float(scale), float(shift))
+    torch.testing.assert_close(old.vae.reconstruct(x), new)

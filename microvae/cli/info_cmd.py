@@ -45,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
     if val:
         bound = "" if d["elbo_is_bound"] else " (not a bound: skips carry x)"
         lines.append(f"  validation   {val['val/bits_per_dim']:.4f} bits/dim{bound}")
+    saved = s.get("saved") or {}
+    if saved.get("weights") == "best":
+        lines.append(
+            f"  weights      the best validation, step {saved['step']} (last validated: step "
+            f"{saved['last_step']}, {saved['last_val_bits_per_dim']:.4f} bits/dim)"
+        )
     if collapse:
         lines.append(
             f"  latent space {collapse['verdict']}, {collapse['active_units']}/"

@@ -67,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {run_dir / 'model.pt'} ({summary['steps']} steps, {summary['seconds']} s)")
     if val:
         print(f"validation: {val['val/bits_per_dim']:.4f} bits/dim")
+    saved = summary.get("saved") or {}
+    if saved.get("weights") == "best" and saved["step"] != saved["last_step"]:
+        print(
+            f"weights: the best validation, step {saved['step']}; the last step's "
+            f"({saved['last_val_bits_per_dim']:.4f} bits/dim) are in checkpoints/last.ckpt"
+        )
     if summary.get("collapse"):
         c = summary["collapse"]
         print(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DataConfig"]
@@ -10,9 +12,10 @@ __all__ = ["DataConfig"]
 class DataConfig(BaseModel):
     """How TIFFs become training tiles.
 
-    A 2D model trains on the planes of every input (Z/T/C stacks plane by plane). Files are
-    split into training and validation sets by file; with one file, by plane; with one 2D
-    image, by a band of rows at its bottom: never by overlapping tiles.
+    A 2D model trains on the planes of every input (Z/T/C stacks plane by plane). ``split``:
+    ``file`` holds out whole files; ``within`` splits every file (a stack by a block of planes
+    at its end, a 2D image by a band of rows at its bottom); ``auto`` splits by file from 5
+    files on and within each file below. Never by overlapping tiles.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -21,6 +24,9 @@ class DataConfig(BaseModel):
     channel: int | None = Field(None, ge=0, description="channel to use from C/S axes")
     axes: str | None = Field(None, description="override the files' axes, e.g. ZYX")
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="share held out for validation")
+    split: Literal["auto", "file", "within"] = Field(
+        "auto", description="by file, within each file, or auto (by file from 5 files on)"
+    )
     foreground_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="share of training tiles that must contain signal"
     )

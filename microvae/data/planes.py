@@ -64,25 +64,58 @@ def _label(name: str, axes: str, index: tuple[int, ...]) -> str:
     return f"{name}[{','.join(f'{a}={i}' for a, i in zip(axes, index))}]"
 
 
+# Splitting by file holds out whole files, the honest test of generalisation, but with fewer
+# files it leaves too few for training (two files: one trains, one validates, and the model is
+# judged on a file whose offset and content it never saw); below this many, every file is split.
+MIN_FILES_BY_FILE = 5
+
+
 def split_planes(
-    planes: dict[Path, list[Plane]], *, val_fraction: float, tile_size: int, seed: int
+    planes: dict[Path, list[Plane]],
+    *,
+    val_fraction: float,
+    tile_size: int,
+    seed: int,
+    mode: str = "auto",
 ) -> tuple[list[Plane], list[Plane], str]:
     """(training planes, validation planes, how they were split).
 
-    By file when there are several files; by plane (a block at the end of the stack) when
-    there is one file with several planes; by rows (a band at the bottom) for a single 2D
-    image. Never by overlapping tiles.
+    ``mode``: ``file`` holds out whole files (at least one, at least one left to train);
+    ``within`` splits every file on its own: a stack by a block of planes at its end, a single
+    2D image by a band of rows at its bottom; ``auto`` is ``file`` from ``MIN_FILES_BY_FILE``
+    files on and ``within`` below. Never by overlapping tiles.
     """
     files = list(planes)
-    if len(files) >= 2:
+    if mode not in ("auto", "file", "within"):
+        raise ValueError(f"split mode must be auto, file or within, got {mode!r}")
+    by_file = mode == "file" or (mode == "auto" and len(files) >= MIN_FILES_BY_FILE)
+    if by_file:
+        if len(files) < 2:
+            raise DataError(
+                f"data.split = file needs at least 2 files, got {len(files)}; use "
+                "data.split = within (or auto) to split the planes of one file"
+            )
         n_val = min(max(1, round(val_fraction * len(files))), len(files) - 1)
         order = np.random.default_rng(seed).permutation(len(files))
         val_files = {files[i] for i in order[:n_val]}
         train = [p for f in files if f not in val_files for p in planes[f]]
         val = [p for f in files if f in val_files for p in planes[f]]
         return train, val, f"by file: {len(files) - n_val} for training, {n_val} for validation"
-    only = planes[files[0]]
-    name = files[0].name
+    train, val, parts = [], [], []
+    for f in files:
+        t, v, how = _split_one(planes[f], f.name, val_fraction=val_fraction, tile_size=tile_size)
+        train += t
+        val += v
+        parts.append(how)
+    if len(files) == 1:
+        return train, val, parts[0]
+    return train, val, f"within each of {len(files)} files: " + "; ".join(parts)
+
+
+def _split_one(
+    only: list[Plane], name: str, *, val_fraction: float, tile_size: int
+) -> tuple[list[Plane], list[Plane], str]:
+    """One file's planes: a block of planes at the end of a stack, or rows of one image."""
     if len(only) >= 2:
         n_val = min(max(1, round(val_fraction * len(only))), len(only) - 1)
         how = (

@@ -62,10 +62,14 @@ def prepare_data(
     by_file = load_planes(
         paths, channel=config.channel, axes=config.axes, max_gb=config.max_memory_gb
     )
+    _check_sizes([p for file_planes in by_file.values() for p in file_planes], config.tile_size)
     train, val, how = split_planes(
-        by_file, val_fraction=config.val_fraction, tile_size=config.tile_size, seed=seed
+        by_file,
+        val_fraction=config.val_fraction,
+        tile_size=config.tile_size,
+        seed=seed,
+        mode=config.split,
     )
-    _check_sizes(train + val, config.tile_size)
     train_arrays = [p.data for p in train]
     if all(a.min() == a.max() for a in train_arrays):
         raise DataError(

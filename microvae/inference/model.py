@@ -60,8 +60,13 @@ class TrainedModel:
         except Exception as exc:
             raise ModelFileError(f"{path.name}: damaged config or normalisation ({exc})") from None
         vae = build_vae(config.model, config.likelihood, bit_depth=norm.bit_depth)
+        state = dict(payload["state_dict"])
+        if payload["format_version"] == 1:
+            # format 1 read the decoder's outputs in [-1, 1] units: the identity data affine
+            state.setdefault("likelihood.data_scale", torch.ones(()))
+            state.setdefault("likelihood.data_shift", torch.zeros(()))
         try:
-            vae.load_state_dict(payload["state_dict"], strict=True)
+            vae.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise ModelFileError(

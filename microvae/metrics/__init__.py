@@ -5,8 +5,10 @@ units: PSNR (dB) and SSIM with an explicit data range (:mod:`.fidelity`), Fourie
 correlation and its 1/7 resolution in pixels and physical units (:mod:`.frc`), the
 high-frequency power ratio in the reference's signal band (:mod:`.spectrum`), blur
 (:func:`blur`), and MiNA-style network morphology with reconstruction / reference ratios
-(:mod:`.morphology`). :func:`fine_structure_metrics` gathers them all in one flat dict, the form
-``microvae predict --metrics fine`` and ``microvae evaluate`` write to CSV.
+(:mod:`.morphology`), and without ground truth the error to the noise-free signal estimated by
+binomial thinning (:func:`split_noise_error`, :mod:`.thinning`).
+:func:`fine_structure_metrics` gathers the metrics against a reference in one flat dict, the
+form ``microvae predict --metrics fine`` and ``microvae evaluate`` write to CSV.
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from .morphology import (
     skeleton_stats,
 )
 from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_band
+from .thinning import CameraModel, SplitNoiseError, estimate_camera, split_noise_error, thin
 
 __all__ = [
+    "CameraModel",
+    "SplitNoiseError",
+    "estimate_camera",
+    "split_noise_error",
+    "thin",
     "FRC_THRESHOLD",
     "FRCResult",
     "HFRatio",

@@ -138,9 +138,11 @@ class VAE(nn.Module):
     # -- the parts a variant implements ------------------------------------------------------
 
     def set_input_normalisation(self, scale: float, shift: float) -> None:
-        """The encoder sees ``x * scale + shift`` (the likelihood still models x itself)."""
+        """The encoder sees ``x * scale + shift``, and the decoder's outputs are read in the
+        same coordinates (the likelihood still models x itself, on its levels)."""
         self.in_scale.fill_(scale)
         self.in_shift.fill_(shift)
+        self.likelihood.set_data_affine(scale, shift)
 
     def bottom_up(self, x: Tensor) -> list[Tensor]:
         """Encoder features [f_0 (full resolution), f_1 (1/2), ..., f_L (1/2**L)]."""

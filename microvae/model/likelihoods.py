@@ -7,6 +7,15 @@ levels (see :mod:`microvae.model.discretize`), so their nats and bits per dimens
 directly; without one (``bit_depth=None``, continuous data) they are densities.
 
 Scales are bounded below (a floor plus softplus), so no likelihood can collapse onto a pixel.
+
+The decoder's outputs are read in the *data's own coordinates*: ``u = a x + b``, the affine map
+that sends the training data's low and high percentiles to -1 and 1 (the encoder's input
+normalisation, set by :meth:`Likelihood.set_data_affine`). A raw location of 0 is the middle of
+the data's range and a raw scale of 1 half of it, whatever the bit depth and camera offset:
+14-bit data with an offset of 2000 and a signal range of 2000 levels occupy 0.12 of [-1, 1],
+and in those units a fresh decoder would start 8 times too wide and off-centre, and its
+gradients would be 8 times larger (the gradient of a log mass scales as 1 / scale). The floors
+and everything the methods return stay in [-1, 1] units.
 """
 
 from __future__ import annotations
@@ -57,6 +66,20 @@ class Likelihood(nn.Module, ABC):
             raise ValueError(f"bit_depth must be 1..16 or None (continuous), got {bit_depth}")
         self.channels = channels
         self.bit_depth = bit_depth
+        # decoder outputs are in u = a x + b (see the module docstring); (1, 0) reads them in
+        # [-1, 1] units, as model files of format 1 were trained
+        self.register_buffer("data_scale", torch.ones(()))
+        self.register_buffer("data_shift", torch.zeros(()))
+
+    def set_data_affine(self, scale: float, shift: float) -> None:
+        """Read decoder outputs in ``u = x * scale + shift`` (scale > 0) coordinates."""
+        if not scale > 0:
+            raise ValueError(f"data affine scale must be > 0, got {scale}")
+        self.data_scale.fill_(scale)
+        self.data_shift.fill_(shift)
+
+    def _to_unit_loc(self, loc: Tensor) -> Tensor:
+        return (loc - self.data_shift) / self.data_scale
 
     @property
     def n_params(self) -> int:
@@ -113,9 +136,11 @@ class _LocationScale(Likelihood):
             self.raw_scale = nn.Parameter(torch.zeros(channels))
 
     def loc_scale(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """Location and scale (B, C, H, W) in [-1, 1] units."""
         p = self._split(params)
         raw = p[:, 1] if self.scale_mode == "pixel" else self.raw_scale.view(1, -1, 1, 1)
-        return p[:, 0], self.min_scale + F.softplus(raw + self._offset)
+        scale = self.min_scale + F.softplus(raw + self._offset) / self.data_scale
+        return self._to_unit_loc(p[:, 0]), scale
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         loc, scale = self.loc_scale(params)
@@ -199,13 +224,14 @@ class LogisticMixtureLikelihood(Likelihood):
         self.min_log_scale = min_log_scale
 
     def components_of(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(log weights, means, log scales), each (B, K, C, H, W)."""
+        """(log weights, means, log scales), each (B, K, C, H, W), in [-1, 1] units."""
         p = self._split(params)
         b, _, c, h, w = p.shape
         p = p.view(b, 3, self.components, c, h, w)
         log_w = torch.log_softmax(p[:, 0], dim=1)
-        log_s = self.min_log_scale + F.softplus(p[:, 2] - self.min_log_scale)
-        return log_w, p[:, 1], log_s
+        raw_log_s = p[:, 2] - torch.log(self.data_scale)
+        log_s = self.min_log_scale + F.softplus(raw_log_s - self.min_log_scale)
+        return log_w, self._to_unit_loc(p[:, 1]), log_s
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         log_w, loc, log_s = self.components_of(params)

@@ -42,7 +42,23 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(16, ge=1, le=4096)
     lr: float = Field(1e-3, gt=0, le=1.0)
     weight_decay: float = Field(0.0, ge=0, le=1.0)
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine",
+        description="cosine decay to lr * lr_final over the last lr_decay_share of "
+        "the steps, or constant",
+    )
+    lr_decay_share: float = Field(0.3, gt=0, le=1, description="cosine: share of steps decaying")
+    lr_warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up")
+    lr_final: float = Field(0.05, ge=0, le=1, description="cosine: share of lr at max_steps")
     grad_clip: float = Field(50.0, gt=0, description="gradient norm clipping")
+    skip_spikes: float = Field(
+        50.0,
+        ge=0,
+        description="skip updates whose gradient norm is this times the recent median (0: never)",
+    )
+    worse_tolerance: float = Field(
+        0.1, gt=0, description="warn when validation bits/dim is this much above its best"
+    )
     max_skipped: int = Field(20, ge=1, description="consecutive non-finite steps before stopping")
     ema: bool = Field(False, description="keep an exponential moving average of the weights")
     ema_decay: float = Field(0.999, gt=0, lt=1)

@@ -3,7 +3,8 @@
 RUN_DIR holds ``config.yaml`` (the resolved config), ``run.json`` (normalisation and data
 summary), ``checkpoints/last.ckpt`` (every ``train.checkpoint_every`` steps, at the end and on
 Ctrl-C or SIGTERM) and ``best.ckpt`` (lowest validation bits/dim), ``logs/metrics.csv``,
-``tensorboard/``, ``previews/step_*.png``, ``diagnostics.json`` and, at the end, ``model.pt``.
+``tensorboard/``, ``previews/step_*.png``, ``diagnostics.json`` and, at the end, ``model.pt``:
+the weights of the best validation (the last step is validated too), not merely the last.
 """
 
 from __future__ import annotations
@@ -135,6 +136,43 @@ def _quiet_lightning():
             logger.setLevel(level)
 
 
+def _eval_weights(path: Path, *, ema: bool) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint validated (its EMA when enabled), as a VAE state dict."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "ema.module." if ema else "vae."
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _saved_weights(module: VAEModule, run_dir: Path, step: int) -> dict:
+    """What model.pt holds: the best validated weights, and why (said in the log too)."""
+    watch = module.val_watch
+    if module.best_state is None or watch.best is None:
+        _log.warning(
+            "no validation was run, so model.pt holds the weights of the last step (%d)", step
+        )
+        info = {"weights": "last", "step": step, "reason": "no validation was run"}
+        return {"state_dict": module.eval_model.state_dict(), "info": info}
+    last_step, last_bpd = watch.history[-1]
+    info = {
+        "weights": "best",
+        "step": watch.best_step,
+        "val_bits_per_dim": watch.best,
+        "last_step": last_step,
+        "last_val_bits_per_dim": last_bpd,
+    }
+    if watch.best_step != last_step:
+        _log.warning(
+            "model.pt holds the best weights, from step %d (validation %.4f bits/dim), not "
+            "the last (step %d: %.4f); %s has the last",
+            watch.best_step,
+            watch.best,
+            last_step,
+            last_bpd,
+            run_dir / "checkpoints" / "last.ckpt",
+        )
+    return {"state_dict": module.best_state, "info": info}
+
+
 def fit(
     config: str | os.PathLike | dict | RunConfig | None,
     data: list[str | os.PathLike],
@@ -193,6 +231,8 @@ def fit(
 
     pl.seed_everything(t.seed, workers=True, verbose=False)
     module = VAEModule(cfg.to_dict(), prepared.normalisation.to_dict(), run_dir=str(run_dir))
+    if resume and (run_dir / "checkpoints" / "best.ckpt").is_file():
+        module.best_state = _eval_weights(run_dir / "checkpoints" / "best.ckpt", ema=t.ema)
     workers = cfg.data.num_workers
     train_loader = DataLoader(
         prepared.train,
@@ -268,23 +308,31 @@ def fit(
                     f"training interrupted at step {step}; {last} is saved: continue with --resume"
                 ) from None
             raise
+    if module.val_watch.history and module.val_watch.history[-1][0] != trainer.global_step:
+        # the steps after the last validation are judged too, so that the best weights
+        # are chosen among all
+        with _quiet_lightning():
+            trainer.validate(module, val_loader, verbose=False)
     # the finished state, with the optimizer, so that --resume can extend the run
     trainer.save_checkpoint(last, weights_only=False)
+    saved = _saved_weights(module, run_dir, trainer.global_step)
     summary = {
         "steps": int(trainer.global_step),
         "seconds": round(time.time() - started, 1),
         "device": str(module.device),
         "precision": _precision(cfg),
         "skipped_updates": module.guard.skipped,
-        "validation": module.last_val,
-        "collapse": module.last_report,
+        # of the weights model.pt holds (the best validation's)
+        "validation": module.best_val or module.last_val,
+        "collapse": module.best_report or module.last_report,
         "data": prepared.summary,
         "ema": t.ema,
+        "saved": saved["info"],
     }
     if trainer.is_global_zero:
         save_model_file(
             run_dir / "model.pt",
-            state_dict=module.eval_model.state_dict(),
+            state_dict=saved["state_dict"],
             config=cfg.to_dict(),
             normalisation=prepared.normalisation.to_dict(),
             summary=summary,

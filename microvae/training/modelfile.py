@@ -23,7 +23,9 @@ from ..io.atomic import atomic_path
 __all__ = ["ModelFileError", "FORMAT", "FORMAT_VERSION", "save_model_file", "read_model_file"]
 
 FORMAT = "microvae-model"
-FORMAT_VERSION = 1
+# 2: the likelihood reads decoder outputs in the data's normalised coordinates
+# (likelihood.data_scale/data_shift in the weights); format 1 files load with the identity
+FORMAT_VERSION = 2
 REQUIRED = ("format", "format_version", "state_dict", "config", "normalisation", "versions")
 
 

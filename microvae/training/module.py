@@ -1,5 +1,7 @@
-"""The Lightning module: one optimisation step with skipping of non-finite updates, optional
-EMA weights, and at each validation the ELBO terms, collapse diagnostics and a preview PNG."""
+"""The Lightning module: one optimisation step with skipping of non-finite updates and of
+gradient spikes, a learning-rate schedule, optional EMA weights, and at each validation the
+ELBO terms, collapse diagnostics, a gradient report, a warning when validation gets worse than
+its best, a copy of the best weights (what model.pt holds) and a preview PNG."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from ..model.collapse import collapse_report
 from ..objective import NonFiniteGuard, compute_loss
 from .config import RunConfig, load_config
 from .preview import save_png, side_by_side
+from .schedule import lr_factor
+from .watch import GradientWatch, ValidationWatch
 
 __all__ = ["VAEModule"]
 
@@ -44,6 +48,12 @@ class VAEModule(pl.LightningModule):
         )
         self.automatic_optimization = False  # to skip non-finite updates after backward
         self.guard = NonFiniteGuard(self.cfg.train.max_skipped)
+        t = self.cfg.train
+        self.grad_watch = GradientWatch(clip=t.grad_clip, spike_factor=t.skip_spikes)
+        self.val_watch = ValidationWatch(tolerance=t.worse_tolerance)
+        self.best_state: dict[str, torch.Tensor] | None = None  # eval weights, on the CPU
+        self.best_val: dict = {}
+        self.best_report: dict | None = None
         self.run_dir = Path(run_dir) if run_dir else None
         self.last_report: dict | None = None
         self.last_val: dict = {}
@@ -57,7 +67,9 @@ class VAEModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        return torch.optim.AdamW(self.vae.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        opt = torch.optim.AdamW(self.vae.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, t))
+        return [opt], [{"scheduler": sched, "interval": "step"}]
 
     # -- training ----------------------------------------------------------------------------
 
@@ -71,19 +83,33 @@ class VAEModule(pl.LightningModule):
         grad_norm = torch.nn.utils.clip_grad_norm_(self.vae.parameters(), self.cfg.train.grad_clip)
         checks = {"loss": terms.loss.detach(), "recon": terms.recon, "kl": terms.kl}
         checks.update({f"kl_level_{i}": v for i, v in enumerate(terms.kl_per_level)})
-        if self.guard.ok(step, checks, self.vae):
-            opt.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.vae)
-        else:
+        if not self.guard.ok(step, checks, self.vae):
             _log.warning(
                 "skipped update: %s (%d skipped so far)",
                 self.guard.last_problem,
                 self.guard.skipped,
             )
+        elif self.grad_watch.is_spike(float(grad_norm)):
+            _log.warning(
+                "step %d: skipped a gradient spike, norm %.3g (train.skip_spikes = %g times the "
+                "recent median); %d so far",
+                step,
+                float(grad_norm),
+                self.cfg.train.skip_spikes,
+                self.grad_watch.spikes_total,
+            )
+        else:
+            opt.step()
+            self.lr_schedulers().step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.vae)
+        if math.isfinite(float(grad_norm)):
+            self.grad_watch.record(step, float(grad_norm))
         logs = {f"train/{k}": v for k, v in terms.as_dict().items()}
         logs["train/grad_norm"] = float(grad_norm)
         logs["train/skipped_updates"] = float(self.guard.skipped)
+        logs["train/skipped_spikes"] = float(self.grad_watch.spikes_total)
+        logs["train/lr"] = float(opt.param_groups[0]["lr"])
         for lv, channels in enumerate(terms.kl_per_channel):
             logs.update({f"train/kl_l{lv}_c{c}": float(v) for c, v in enumerate(channels)})
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch.shape[0])
@@ -129,12 +155,24 @@ class VAEModule(pl.LightningModule):
         self.log_dict(val, on_step=False, on_epoch=True)
         self.last_val = val
         self.last_report = report.to_dict()
-        message = f"step {self.global_step}: validation bits/dim {val['val/bits_per_dim']:.4f}; "
+        step = self.global_step
+        message = f"step {step}: validation bits/dim {val['val/bits_per_dim']:.4f}; "
         message += f"latent space {report.summary()}"
         if report.verdict != "healthy":
             _log.warning("WARNING: %s", message)
         else:
             _log.info(message)
+        grads = self.grad_watch.report()
+        if grads is not None:
+            (_log.warning if grads.mostly_clipped else _log.info)("%s", grads.summary())
+        is_best, worse = self.val_watch.update(step, val["val/bits_per_dim"])
+        if is_best:
+            self.best_val, self.best_report = dict(val), report.to_dict()
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.eval_model.state_dict().items()
+            }
+        if worse:
+            _log.warning("WARNING: %s", worse)
         if self.run_dir is not None and self.trainer.is_global_zero:
             self._write_outputs(report.to_dict())
         self._val_batches = []
@@ -157,9 +195,17 @@ class VAEModule(pl.LightningModule):
         checkpoint["microvae"] = {
             "skipped": self.guard.skipped,
             "consecutive": self.guard.consecutive,
+            "gradients": self.grad_watch.state(),
+            "validation": self.val_watch.state(),
+            "best_val": self.best_val,
+            "best_report": self.best_report,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("microvae", {})
         self.guard.skipped = int(state.get("skipped", 0))
         self.guard.consecutive = int(state.get("consecutive", 0))
+        self.grad_watch.load(state.get("gradients", {}))
+        self.val_watch.load(state.get("validation", {}))
+        self.best_val = dict(state.get("best_val", {}))
+        self.best_report = state.get("best_report")

@@ -1,0 +1,203 @@
+"""Fidelity without ground truth: the error to the underlying signal, estimated by splitting the
+noise (binomial thinning).
+
+Photon counts y ~ Poisson(s) split into two independent halves: A ~ Binomial(y, 1/2) and
+B = y - A are independent Poisson(s / 2) images of one specimen. A reconstruction r made from
+A alone is independent of B, so
+
+    E[(r - B)^2] = E[(r - s/2)^2] + Var(B),   Var(B) = E[B] = s/2,
+
+and ``mean((r - B)^2) - mean(B)`` estimates the squared error of r to the noise-free signal
+s / 2 without bias, pixel for pixel, though nobody knows s.
+
+Camera data (ADU = offset + gain * (photo-electrons + read noise)) are first converted to
+photo-electrons with the gain and offset estimated from the image itself (mean-variance:
+noise variance grows with the mean with slope = gain, see :func:`estimate_camera`), rounded
+and split. Read noise and an offset that is not exactly right make the electrons' variance
+differ from their mean by a constant, v0 = Var(e) - E[e] (the intercept of the mean-variance
+line in electrons); the halves then have Var(B) = E[B] + v0 / 4, and the estimate subtracts
+v0 / 4 as well. (Their read noise is shared, which a reconstruction that copies its input
+pixel for pixel would turn into a small bias; a denoising one does not.)
+
+The reconstruction is scored at the input's scale: A is doubled back to a full-dose image in
+ADU (offset + gain * 2 A), reconstructed, and the estimated squared error is reported in ADU^2
+of that scale (4 gain^2 times the half-dose error in electrons^2): the error of reconstructing
+an image of half the dose, the only one the split allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["CameraModel", "SplitNoiseError", "estimate_camera", "thin", "split_noise_error"]
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """ADU = offset + gain * electrons; ``intercept``: Var(e) - E[e] in electrons^2 at this
+    offset (read noise variance, less the offset's error in electrons)."""
+
+    gain: float
+    offset: float
+    intercept: float
+    bins: int  # intensity bins the fit used
+
+    def to_electrons(self, adu: np.ndarray) -> np.ndarray:
+        return (np.asarray(adu, np.float64) - self.offset) / self.gain
+
+    def to_adu(self, electrons: np.ndarray) -> np.ndarray:
+        return self.offset + self.gain * np.asarray(electrons, np.float64)
+
+
+def _noise_pairs(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(local mean, noise sample) per 2x2 block [[a, b], [c, d]]: the Haar diagonal detail
+    (a - b - c + d) / 2 has the noise's variance and no response to a signal that is linear
+    in x and y over the block (a first difference would see every edge of a tubule); its
+    mean is the block mean."""
+    p = np.asarray(plane, np.float64)
+    h, w = (p.shape[0] // 2) * 2, (p.shape[1] // 2) * 2
+    a, b = p[0:h:2, 0:w:2], p[0:h:2, 1:w:2]
+    c, d = p[1:h:2, 0:w:2], p[1:h:2, 1:w:2]
+    return ((a + b + c + d) / 4).ravel(), ((a - b - c + d) / 2).ravel()
+
+
+def estimate_camera(
+    planes: np.ndarray | list[np.ndarray], *, n_bins: int = 40, min_count: int = 200
+) -> CameraModel:
+    """Gain and offset of a camera from its images (2D planes in ADU), by mean-variance.
+
+    Pixels are grouped by local mean into ``n_bins`` bins of equal counts; in each, the noise
+    variance is estimated robustly from the blocks' Haar diagonal details (the squared MAD x
+    1.4826^2, so that what structure leaks in counts little; the plain variance where the
+    details are too coarse for a MAD: low photon counts). The line variance = gain * mean + c
+    is fitted by least squares weighted by each bin's count. The offset is the one at which the
+    electrons' variance equals their mean (read noise absorbed as shot noise, as the
+    generalised Anscombe transform does), so ``intercept`` (Var(e) - E[e]) is 0.
+
+    Raises:
+        ValueError: a constant image, or a variance that does not grow with the mean (no
+            shot noise to measure: not photon-limited data, or already denoised).
+    """
+    planes = [planes] if isinstance(planes, np.ndarray) and planes.ndim == 2 else list(planes)
+    means, diffs = zip(*(_noise_pairs(p) for p in planes))
+    m, d = np.concatenate(means), np.concatenate(diffs)
+    if m.size < min_count * 3 or np.ptp(m) == 0:
+        raise ValueError("estimate_camera: the image is too small or constant")
+    order = np.argsort(m, kind="stable")
+    edges = np.linspace(0, m.size, n_bins + 1).astype(int)
+    mu, var, count = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        idx = order[lo:hi]
+        if idx.size < min_count:
+            continue
+        x = d[idx]
+        centre = np.median(x)
+        sd = 1.4826 * np.median(np.abs(x - centre))
+        # structure that leaks in makes outliers, which the MAD ignores; where the details
+        # take only a few values (low photon counts, steps of 1/2) the MAD is too coarse
+        # and the plain variance is used
+        v = sd**2 if sd >= 2.0 else x.var()
+        mu.append(m[idx].mean())
+        var.append(v)
+        count.append(idx.size)
+    mu, var, w = np.array(mu), np.array(var), np.array(count, float)
+    if len(mu) < 3 or np.ptp(mu) == 0:
+        raise ValueError("estimate_camera: too few intensity levels to fit a mean-variance line")
+    gain, c = np.polyfit(mu, var, 1, w=np.sqrt(w))
+    if not gain > 0:
+        raise ValueError(
+            f"estimate_camera: the noise variance does not grow with the mean (slope {gain:.3g}):"
+            " no shot noise to measure; these data are not photon-limited or were processed"
+        )
+    # The offset at which the electrons' variance equals their mean (the line through the
+    # origin in electrons): the read noise is then absorbed as if it were shot noise, the two
+    # halves of a split are uncorrelated (at another offset the counts it adds or removes
+    # correlate them, which biases the score of a reconstruction that keeps some of the
+    # noise), and the intercept is 0 by construction.
+    offset = -c / gain
+    intercept = (c + gain * offset) / gain**2
+    return CameraModel(float(gain), float(offset), float(intercept), len(mu))
+
+
+def thin(counts: np.ndarray, rng: np.random.Generator, p: float = 0.5):
+    """Binomial thinning of non-negative integer counts: (A ~ Bin(counts, p), counts - A)."""
+    k = np.asarray(counts)
+    if k.size and (k.min() < 0 or not np.all(np.equal(np.mod(k, 1), 0))):
+        raise ValueError("thin: counts must be non-negative integers")
+    k = k.astype(np.int64)
+    a = rng.binomial(k, p)
+    return a, k - a
+
+
+@dataclass
+class SplitNoiseError:
+    """The estimate and what it rests on; errors in ADU^2 of the input's (full-dose) scale."""
+
+    mse: float  # estimated mean squared error to the noise-free signal
+    rmse: float  # sqrt(max(mse, 0))
+    psnr_db: float | None  # 10 log10(data_range^2 / mse), None when mse <= 0
+    data_range: float
+    gain: float
+    offset: float
+    intercept: float
+    pixels: int
+
+    def to_dict(self, prefix: str = "split_") -> dict[str, float | None]:
+        return {f"{prefix}{k}": v for k, v in asdict(self).items()}
+
+
+def split_noise_error(
+    image: np.ndarray,
+    reconstruct: Callable[[np.ndarray], np.ndarray],
+    *,
+    camera: CameraModel | None = None,
+    data_range: float | None = None,
+    seed: int = 0,
+) -> SplitNoiseError:
+    """Estimate the squared error of ``reconstruct`` to the noise-free signal of ``image``.
+
+    Args:
+        image: a 2D plane in ADU (camera) or photon counts, any numeric dtype.
+        reconstruct: maps a 2D plane of the image's dtype and scale to its reconstruction
+            (e.g. ``TrainedModel.reconstruct_plane``).
+        camera: gain and offset; estimated from ``image`` when None (photon-count data come
+            out with a gain near 1 and an offset near 0).
+        data_range: for the PSNR; by default the image's 0.1-99.9 percentile range.
+        seed: of the binomial split.
+
+    Returns:
+        The estimate, in ADU^2 of the input's scale (see the module docstring).
+    """
+    plane = np.asarray(image)
+    if plane.ndim != 2:
+        raise ValueError(f"split_noise_error: expected a 2D plane, got shape {plane.shape}")
+    cam = camera or estimate_camera(plane)
+    rng = np.random.default_rng(seed)
+    electrons = np.clip(np.rint(cam.to_electrons(plane)), 0, None)
+    a, b = thin(electrons, rng)
+    full = cam.to_adu(2.0 * a)
+    if plane.dtype.kind in "ui":
+        info = np.iinfo(plane.dtype)
+        full = np.clip(np.rint(full), info.min, info.max)
+    recon = np.asarray(reconstruct(full.astype(plane.dtype)), np.float64)
+    r_half = cam.to_electrons(recon) / 2.0  # the reconstruction's estimate of s / 2
+    # Var(B) = E[B] + v0 / 4, v0 = the intercept plus the 1/12 that rounding to counts adds
+    mse_half = float(np.mean((r_half - b) ** 2) - np.mean(b) - (cam.intercept + 1 / 12) / 4)
+    mse = 4 * cam.gain**2 * mse_half
+    if data_range is None:
+        lo, hi = np.percentile(plane, [0.1, 99.9])
+        data_range = float(hi - lo) or 1.0
+    psnr = 10 * np.log10(data_range**2 / mse) if mse > 0 else None
+    return SplitNoiseError(
+        mse=mse,
+        rmse=float(np.sqrt(max(mse, 0.0))),
+        psnr_db=None if psnr is None else float(psnr),
+        data_range=float(data_range),
+        gain=cam.gain,
+        offset=cam.offset,
+        intercept=cam.intercept,
+        pixels=int(plane.size),
+    )
