@@ -358,6 +358,106 @@ def speed_section() -> str:
     return "\n".join(out) + "\n"
 
 
+def _split_psnr(row: dict) -> float | None:
+    vals = [s["psnr_db"] for s in row["split_noise"] if s.get("psnr_db") is not None]
+    return round(sum(vals) / len(vals), 2) if vals else None
+
+
+def real_data_section(r: dict) -> str:
+    """Models trained and scored on the real images of ../shared/data/real."""
+    rows = r["rows"]
+    out = [
+        "## Real images (trained on them)\n",
+        f"`benchmarks/real_data.py --steps {r['steps']}`: each image set of "
+        f"`../shared/data/real` trained on its own with `{r['config']}` ({r['steps']} steps), "
+        "split within the file (the last planes of a stack, the bottom rows of a 2D image, "
+        "held out); scored on the held-out planes with most signal against the input, and "
+        "without ground truth by noise splitting (binomial thinning; PSNR of the half-dose "
+        "reconstruction against the noise-free signal, over the input's 0.1-99.9 percentile "
+        "range). Bits/dim: every validation of the run; best, the saved model's and the last "
+        "step's. " + _machine(r),
+        _table(
+            [
+                "image set",
+                "model",
+                "train s",
+                "best bits/dim",
+                "saved",
+                "last",
+                "HF ratio",
+                "SSIM",
+                "FRC px",
+                "length ratio",
+                "junctions ratio",
+                "noise-split PSNR dB",
+                "verdict",
+            ],
+            [
+                [
+                    x["set"],
+                    x["model"],
+                    x["train_seconds"],
+                    x["best_val"],
+                    x["saved_val"],
+                    x["last_val"],
+                    x["metrics"]["hf_ratio"],
+                    x["metrics"]["ssim"],
+                    x["metrics"]["frc_resolution_px"],
+                    x["metrics"]["ratio_total_length_px"],
+                    x["metrics"]["ratio_n_junctions"],
+                    _split_psnr(x),
+                    x["verdict"],
+                ]
+                for x in rows
+            ],
+        ),
+    ]
+    targets = []
+    by_set: dict[str, dict[str, dict]] = {}
+    for x in rows:
+        by_set.setdefault(x["set"], {})[x["model"]] = x
+    for name, models in by_set.items():
+        lad, base = models.get("ladder+dmol"), models.get("none+gaussian")
+        if lad is None:
+            continue
+        m = lad["metrics"]
+        checks = [
+            (
+                "saved model within 0.05 bits/dim of the run's best",
+                f"{lad['saved_val'] - lad['best_val']:.3f} (last step {lad['last_val']:.3f})",
+                lad["saved_val"] - lad["best_val"] <= 0.05,
+            ),
+            ("HF ratio >= 0.85", f"{m['hf_ratio']:.3f}", m["hf_ratio"] >= 0.85),
+            (
+                "length and junctions ratios within 10%",
+                f"{m['ratio_total_length_px']:.2f}, {m['ratio_n_junctions']:.2f}",
+                abs(m["ratio_total_length_px"] - 1) <= 0.1
+                and abs(m["ratio_n_junctions"] - 1) <= 0.1,
+            ),
+            (
+                "training <= 10 min on 2 cores",
+                f"{lad['train_seconds']:.0f} s",
+                lad["train_seconds"] <= 600,
+            ),
+        ]
+        if base is not None:
+            gap = m["ssim"] - base["metrics"]["ssim"]
+            checks.append(
+                (
+                    "SSIM >= baseline + 0.02",
+                    f"{m['ssim']:.3f} vs {base['metrics']['ssim']:.3f}",
+                    gap >= 0.02,
+                )
+            )
+        targets += [[name, what, got, "yes" if ok else "**no**"] for what, got, ok in checks]
+    out.append(
+        "Targets of issue 13 for ladder+dmol (careamics' LVAE at equal wall-clock: not yet "
+        "run):\n"
+    )
+    out.append(_table(["image set", "target", "measured", "met"], targets))
+    return "\n".join(out) + "\n"
+
+
 def render() -> str:
     """BENCHMARKS.md's text from the results now in results/."""
     parts = [
@@ -370,6 +470,9 @@ def render() -> str:
         r = _load(name)
         if r:
             parts.append(fidelity_section(r))
+    real = _load("real_data")
+    if real:
+        parts.append(real_data_section(real))
     floors = _runs("noise_floor")
     if floors:
         parts.append(noise_floor_section(floors, _runs("fidelity")))

@@ -1,8 +1,8 @@
 """Does the model use its latent space? Collapse diagnostics of a trained model on images.
 
 :func:`diagnose` measures, on training-sized tiles of the given images: the mean KL per latent
-channel and per level, the active units (mean KL above ``threshold``, 0.01 nats by default), the
-Frobenius norms of the decoder weights that read z per level, the sensitivity of the
+channel and per level, the active units (KL where used above ``threshold``, 0.01 nats by
+default), the Frobenius norms of the decoder weights that read z per level, the sensitivity of the
 reconstruction to replacing z by prior noise (in total and per level) and the verdict
 (healthy / partly collapsed / collapsed) with the reasons; the definitions are in
 :mod:`microvae.model.collapse`. Without images it reports what the model file holds: the
@@ -85,7 +85,7 @@ def format_diagnostics(d: dict) -> str:
     if "active_units" in d:
         lines.append(
             f"active latent channels: {d['active_units']}/{d['total_units']} "
-            f"(mean KL > {d['threshold_nats']} nats per element)"
+            f"(KL > {d['threshold_nats']} nats per element where used: their top decile)"
         )
     for i, kl in enumerate(d.get("kl_per_level_nats") or []):
         per_ch = d["kl_per_channel_nats_per_element"][i]
@@ -99,6 +99,6 @@ def format_diagnostics(d: dict) -> str:
     if "sensitivity" in d:
         lines.append(
             f"sensitivity (z replaced by prior noise): {d['sensitivity']:.3g} "
-            "(mean |change| in [-1, 1] units)"
+            "(mean |change| in the data's normalised units: the training percentiles lie 2 apart)"
         )
     return "\n".join(lines)

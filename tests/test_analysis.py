@@ -157,11 +157,13 @@ def test_evaluate_writes_metrics_diagnostics_and_a_report_with_every_figure(
             str(out),
             "--max-tiles",
             "48",
+            "--split-noise",
             "--no-progress",
         ]
     )
     assert status == 0
     printed = capsys.readouterr().out
+    assert "noise-split estimate of the error to the signal" in printed
     assert "reconstruction vs ground truth" in printed and "report:" in printed
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     pairs = {(r["file"], r["reference"], r["compared"]) for r in rows}
@@ -174,6 +176,12 @@ def test_evaluate_writes_metrics_diagnostics_and_a_report_with_every_figure(
     assert float(recon["psnr_db"]) > float(noisy["psnr_db"])  # the model denoises
     for key in ("frc_resolution_px", "frc_resolution_um", "hf_ratio", "ratio_n_junctions"):
         assert np.isfinite(float(recon[key])), key
+    # without ground truth: the camera's gain found from the images (synthetic: 30.71 ADU per
+    # photo-electron), and an error estimate of the half-dose reconstruction above that of
+    # the full-dose one against the ground truth (half the photons, more noise to remove)
+    split = mean["input", "reconstruction"]
+    assert float(split["split_gain"]) == pytest.approx(30.71, rel=0.1)
+    assert float(split["split_mse"]) > 0.5 * float(recon["mse"])
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["verdict"] == "healthy" and diag["n_tiles"] > 8
     report = (out / "report.md").read_text()
@@ -186,6 +194,7 @@ def test_evaluate_writes_metrics_diagnostics_and_a_report_with_every_figure(
     assert "| fragmented | tubular |" in report  # the hole between the two labels
     assert "tells the labels of" in report  # two files per label: a probe on the other files
     assert "Verdict: **healthy**" in report
+    assert "by noise splitting" in report
 
 
 def test_evaluate_of_a_deterministic_unet_says_it_cannot_generate(tmp_path, data, deterministic):

@@ -39,6 +39,11 @@ def test_camera_gain_is_found_from_the_image_alone():
     s = generate(shape=(256, 256), phenotype="mixed", seed=3)
     cam = estimate_camera(s.image)
     assert cam.gain == pytest.approx(s.camera.gain, rel=0.05)
+    blanked = s.image.copy()
+    blanked[:, :128] = blanked.min()  # outside the cell set to one value, as MitoGraph does
+    # the blanked half adds nothing and takes nothing: the estimate of the other half alone
+    half = estimate_camera(s.image[:, 128:])
+    assert estimate_camera(blanked).gain == pytest.approx(half.gain, rel=0.01)
     with pytest.raises(ValueError, match="too small or constant"):
         estimate_camera(np.full((64, 64), 100, np.uint16))
 

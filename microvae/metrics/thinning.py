@@ -52,8 +52,8 @@ class CameraModel:
         return self.offset + self.gain * np.asarray(electrons, np.float64)
 
 
-def _noise_pairs(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(local mean, noise sample) per 2x2 block [[a, b], [c, d]]: the Haar diagonal detail
+def _noise_pairs(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(local mean, noise sample, whether the block is flat) per 2x2 block [[a, b], [c, d]]: the Haar diagonal detail
     (a - b - c + d) / 2 has the noise's variance and no response to a signal that is linear
     in x and y over the block (a first difference would see every edge of a tubule); its
     mean is the block mean."""
@@ -61,15 +61,19 @@ def _noise_pairs(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h, w = (p.shape[0] // 2) * 2, (p.shape[1] // 2) * 2
     a, b = p[0:h:2, 0:w:2], p[0:h:2, 1:w:2]
     c, d = p[1:h:2, 0:w:2], p[1:h:2, 1:w:2]
-    return ((a + b + c + d) / 4).ravel(), ((a - b - c + d) / 2).ravel()
+    # four equal values are no noise sample: a blanked region (set to one value outside the
+    # cell), a scale bar or saturation
+    flat = (a == b) & (b == c) & (c == d)
+    return ((a + b + c + d) / 4).ravel(), ((a - b - c + d) / 2).ravel(), flat.ravel()
 
 
 def estimate_camera(
-    planes: np.ndarray | list[np.ndarray], *, n_bins: int = 40, min_count: int = 200
+    planes: np.ndarray | list[np.ndarray], *, n_bins: int = 40, min_count: int = 100
 ) -> CameraModel:
     """Gain and offset of a camera from its images (2D planes in ADU), by mean-variance.
 
-    Pixels are grouped by local mean into ``n_bins`` bins of equal counts; in each, the noise
+    Blocks of four equal values (blanked regions, saturation) are left out. Pixels are grouped
+    by local mean into up to ``n_bins`` bins of equal counts (at least ``min_count`` each); in each, the noise
     variance is estimated robustly from the blocks' Haar diagonal details (the squared MAD x
     1.4826^2, so that what structure leaks in counts little; the plain variance where the
     details are too coarse for a MAD: low photon counts). The line variance = gain * mean + c
@@ -82,11 +86,17 @@ def estimate_camera(
             shot noise to measure: not photon-limited data, or already denoised).
     """
     planes = [planes] if isinstance(planes, np.ndarray) and planes.ndim == 2 else list(planes)
-    means, diffs = zip(*(_noise_pairs(p) for p in planes))
-    m, d = np.concatenate(means), np.concatenate(diffs)
+    means, diffs, flat = zip(*(_noise_pairs(p) for p in planes))
+    keep = ~np.concatenate(flat)
+    m, d = np.concatenate(means)[keep], np.concatenate(diffs)[keep]
     if m.size < min_count * 3 or np.ptp(m) == 0:
-        raise ValueError("estimate_camera: the image is too small or constant")
+        raise ValueError(
+            f"estimate_camera: the image is too small or constant ({m.size} 2x2 blocks with "
+            f"noise, {3 * min_count} needed)"
+        )
     order = np.argsort(m, kind="stable")
+    # small images: fewer, fuller bins
+    n_bins = max(3, min(n_bins, m.size // min_count))
     edges = np.linspace(0, m.size, n_bins + 1).astype(int)
     mu, var, count = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:]):

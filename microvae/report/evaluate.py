@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from ..latent import (
     split_by_group,
     traverse,
 )
-from ..metrics import FRC_THRESHOLD, fine_structure_metrics, frc
+from ..metrics import FRC_THRESHOLD, fine_structure_metrics, frc, split_noise_error
 from . import figures
 from .markdown import write_report
 
@@ -116,8 +117,11 @@ def _score_file(
     axes,
     keep: bool,
     progress: bool,
+    split_noise: bool = False,
+    seed: int = 0,
 ) -> tuple[list[dict], dict | None]:
     rows, kept = [], None
+    split_failed = False
     gt_planes = None
     if gt_path is not None:
         gt_rec = read_image(gt_path, channel=channel, axes=axes)
@@ -156,6 +160,11 @@ def _score_file(
             for ref_name, test_name, ref, test in pairs:
                 m = fine_structure_metrics(ref, test, pixel_size=px, unit=unit)
                 rows.append({**where, "reference": ref_name, "compared": test_name, **m})
+            if split_noise:
+                rows[-len(pairs)].update(
+                    _split_noise(model, plane, options, path.name, seed + k, not split_failed)
+                )
+                split_failed = split_failed or math.isnan(rows[-len(pairs)]["split_mse"])
             if keep and k == 0:
                 kept = {
                     "input": plane,
@@ -165,6 +174,28 @@ def _score_file(
                     "unit": unit,
                 }
     return rows, kept
+
+
+SPLIT_KEYS = ("split_mse", "split_rmse", "split_psnr_db", "split_gain", "split_offset")
+
+
+def _split_noise(
+    model: TrainedModel, plane: np.ndarray, options: TileOptions, name: str, seed: int, say: bool
+) -> dict[str, float]:
+    """The noise-split estimate for one plane (NaN, and a warning once per file, where the
+    plane's noise cannot be measured)."""
+    try:
+        est = split_noise_error(
+            plane,
+            lambda p: model.reconstruct_plane(p, options=options, source=name),
+            seed=seed,
+        )
+    except ValueError as exc:
+        if say:
+            _log.warning("%s: no noise-split estimate: %s", name, exc)
+        return dict.fromkeys(SPLIT_KEYS, math.nan)
+    d = est.to_dict()
+    return {k: math.nan if d[k] is None else float(d[k]) for k in SPLIT_KEYS}
 
 
 def _summary_rows(rows: list[dict]) -> list[dict]:
@@ -285,6 +316,7 @@ def evaluate(
     max_tiles: int = 256,
     seed: int = 0,
     progress: bool = True,
+    split_noise: bool = False,
     **tile_options,
 ) -> Evaluation:
     """Evaluate ``model`` on ``inputs`` (files, folders, globs) into ``out_dir``.
@@ -295,6 +327,9 @@ def evaluate(
             embedding map and defines the groups between which holes are sought; default
             the file names.
         max_tiles: tiles (training size) for diagnostics, embeddings and the latent figures.
+        split_noise: also estimate, on the input-vs-reconstruction rows, the squared error to
+            the noise-free signal by binomial thinning (``split_*`` columns; see
+            :func:`microvae.metrics.split_noise_error`): for real data without ground truth.
         **tile_options: fields of :class:`~microvae.inference.TileOptions`.
 
     Writes ``metrics.csv`` (a row per plane and comparison, then the means),
@@ -309,7 +344,16 @@ def evaluate(
         tqdm(pairs, desc="evaluate", unit="file", disable=not progress)
     ):
         file_rows, first = _score_file(
-            model, path, gt_path, options, channel, axes, n < MAX_CROP_ROWS, progress
+            model,
+            path,
+            gt_path,
+            options,
+            channel,
+            axes,
+            n < MAX_CROP_ROWS,
+            progress,
+            split_noise=split_noise,
+            seed=seed,
         )
         rows += file_rows
         if first is not None:

@@ -313,6 +313,9 @@ def fit(
         # are chosen among all
         with _quiet_lightning():
             trainer.validate(module, val_loader, verbose=False)
+        if module.val_watch.best_step == trainer.global_step:
+            # Lightning's best.ckpt is only written in fitting: keep it the best, for --resume
+            trainer.save_checkpoint(ckpt_dir / "best.ckpt", weights_only=False)
     # the finished state, with the optimizer, so that --resume can extend the run
     trainer.save_checkpoint(last, weights_only=False)
     saved = _saved_weights(module, run_dir, trainer.global_step)
