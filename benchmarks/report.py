@@ -451,8 +451,7 @@ def real_data_section(r: dict) -> str:
             )
         targets += [[name, what, got, "yes" if ok else "**no**"] for what, got, ok in checks]
     out.append(
-        "Targets of issue 13 for ladder+dmol (careamics' LVAE at equal wall-clock: not yet "
-        "run):\n"
+        "Targets of issue 13 for ladder+dmol (careamics' LVAE at equal wall-clock: not yet run):\n"
     )
     out.append(_table(["image set", "target", "measured", "met"], targets))
     return "\n".join(out) + "\n"

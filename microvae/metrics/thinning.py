@@ -53,10 +53,10 @@ class CameraModel:
 
 
 def _noise_pairs(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(local mean, noise sample, whether the block is flat) per 2x2 block [[a, b], [c, d]]: the Haar diagonal detail
-    (a - b - c + d) / 2 has the noise's variance and no response to a signal that is linear
-    in x and y over the block (a first difference would see every edge of a tubule); its
-    mean is the block mean."""
+    """(local mean, noise sample, whether the block is flat) per 2x2 block [[a, b], [c, d]]:
+    the Haar diagonal detail (a - b - c + d) / 2 has the noise's variance and no response to a
+    signal that is linear in x and y over the block (a first difference would see every edge
+    of a tubule); its mean is the block mean."""
     p = np.asarray(plane, np.float64)
     h, w = (p.shape[0] // 2) * 2, (p.shape[1] // 2) * 2
     a, b = p[0:h:2, 0:w:2], p[0:h:2, 1:w:2]
@@ -73,13 +73,13 @@ def estimate_camera(
     """Gain and offset of a camera from its images (2D planes in ADU), by mean-variance.
 
     Blocks of four equal values (blanked regions, saturation) are left out. Pixels are grouped
-    by local mean into up to ``n_bins`` bins of equal counts (at least ``min_count`` each); in each, the noise
-    variance is estimated robustly from the blocks' Haar diagonal details (the squared MAD x
-    1.4826^2, so that what structure leaks in counts little; the plain variance where the
-    details are too coarse for a MAD: low photon counts). The line variance = gain * mean + c
-    is fitted by least squares weighted by each bin's count. The offset is the one at which the
-    electrons' variance equals their mean (read noise absorbed as shot noise, as the
-    generalised Anscombe transform does), so ``intercept`` (Var(e) - E[e]) is 0.
+    by local mean into up to ``n_bins`` bins of equal counts (at least ``min_count`` each); in
+    each, the noise variance is estimated robustly from the blocks' Haar diagonal details (the
+    squared MAD x 1.4826^2, so that what structure leaks in counts little; the plain variance
+    where the details are too coarse for a MAD: low photon counts). The line variance =
+    gain * mean + c is fitted by least squares weighted by each bin's count. The offset is the
+    one at which the electrons' variance equals their mean (read noise absorbed as shot noise,
+    as the generalised Anscombe transform does), so ``intercept`` (Var(e) - E[e]) is 0.
 
     Raises:
         ValueError: a constant image, or a variance that does not grow with the mean (no
