@@ -28,8 +28,8 @@ import torch
 from _results import write_result
 from fidelity import KEYS, MODELS
 
+from microvae.data.planes import load_planes, split_planes
 from microvae.inference import load_model
-from microvae.io import read_image
 from microvae.metrics import fine_structure_metrics, split_noise_error
 from microvae.training.fit import fit
 
@@ -58,20 +58,15 @@ def _validations(run: Path) -> list[float]:
     return rows
 
 
-def _held_out(path: Path, channel, val_fraction: float) -> tuple[list[np.ndarray], str]:
-    """The held-out planes of the within-file split with most signal (highest variance)."""
-    rec = read_image(path, channel=channel)
-    data = rec.data
-    if data.ndim == 2:  # the bottom band of rows, as split_planes holds it out
-        h = data.shape[0]
-        n_val = max(64, round(val_fraction * h))
-        return [data[h - n_val :]], f"rows {h - n_val}-{h - 1}"
-    planes = data.reshape(-1, *data.shape[-2:])
-    n_val = min(max(1, round(val_fraction * len(planes))), len(planes) - 1)
-    held = planes[-n_val:]
-    order = np.argsort([-p.astype(float).var() for p in held])[:IN_FOCUS]
-    first = len(planes) - n_val
-    return [held[i] for i in order], "planes " + ", ".join(str(first + i) for i in order)
+def _held_out(path: Path, channel, model) -> tuple[list[np.ndarray], str]:
+    """The held-out planes of the run's own split (split_planes) with most signal."""
+    cfg = model.config.data
+    planes = load_planes([path], channel=channel, axes=cfg.axes, max_gb=cfg.max_memory_gb)
+    _, val, _ = split_planes(
+        planes, val_fraction=cfg.val_fraction, tile_size=cfg.tile_size, seed=0, mode="within"
+    )
+    order = np.argsort([-p.data.astype(float).var() for p in val])[:IN_FOCUS]
+    return [val[i].data for i in order], ", ".join(val[i].source for i in order)
 
 
 def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
@@ -96,7 +91,7 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
     seconds = time.time() - t0
     vals = _validations(run)
     model = load_model(run / "model.pt")
-    planes, which = _held_out(REAL / file, channel, model.config.data.val_fraction)
+    planes, which = _held_out(REAL / file, channel, model)
     metrics, split = [], []
     for plane in planes:
         recon = model.reconstruct_plane(plane)

@@ -134,6 +134,7 @@ def collapse_report(
     level_change = [0.0] * n_levels
     was_training = model.training
     model.eval()
+    unit = float(model.in_scale)  # changes in the data's normalised units (the encoder's input)
     try:
         for x in batches:
             out = model(x)
@@ -153,8 +154,6 @@ def collapse_report(
             post, lats = model._run(feats, posterior_levels=n_levels, sample_latents=False, **kw)
             mean = model.likelihood.mean(post)
             noise, _ = model._run(feats, posterior_levels=0, sample_latents=True, **kw)
-            # in the data's normalised units (in_scale: the encoder's input scale)
-            unit = float(model.in_scale)
             change += unit * float((mean - model.likelihood.mean(noise)).abs().sum())
             n_pixels += mean.numel()
             n_images += b
