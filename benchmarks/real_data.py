@@ -9,6 +9,11 @@ model's and the last step's (divergence: the last far above the best); on the he
 with most signal ("in focus": the highest variance), the fine-structure metrics against the
 input (signal-band HF ratio, SSIM, FRC, morphology ratios) and the noise-split estimate of
 the error to the underlying signal (where the data's noise can be measured); the verdict.
+The reference peer, careamics 0.3.5's LVAE (HDN, ``careamics-lvae``), is trained by
+careamics/runner.py in its own environment (careamics/setup.sh; skipped when that is absent)
+for the wall-clock time the ladder + dmol run took on the same set, on tiles drawn by
+microvae's own tile sampler from the same training planes, and scored by the same code on the
+same held-out planes (overlapping tiles for both).
 Results: results/real_data[_NAME].json; report.py puts them in BENCHMARKS.md.
 
     python benchmarks/real_data.py                    # all sets, 800 steps each (~20 min)
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +35,12 @@ import torch
 from _results import write_result
 from fidelity import KEYS, MODELS
 
+from microvae.data.config import DataConfig
 from microvae.data.planes import load_planes, split_planes
+from microvae.data.prepare import prepare_data
 from microvae.inference import load_model
 from microvae.metrics import fine_structure_metrics, split_noise_error
+from microvae.training.config import load_config
 from microvae.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +54,11 @@ SETS = {
 }
 BENCH_MODELS = ("ladder+dmol", "none+gaussian")
 IN_FOCUS = 2  # held-out planes scored per set
+PEER = "careamics-lvae"
+PEER_DIR = Path(__file__).resolve().parent / "careamics"
+PEER_PYTHON = PEER_DIR / ".venv" / "bin" / "python"
+PEER_TILES = 8192  # the peer's training tiles, drawn once (with 8 flips/rotations each)
+CONFIG = ROOT / "configs" / "demo.yaml"
 
 
 def _validations(run: Path) -> list[float]:
@@ -58,9 +73,8 @@ def _validations(run: Path) -> list[float]:
     return rows
 
 
-def _held_out(path: Path, channel, model) -> tuple[list[np.ndarray], str]:
+def _held_out(path: Path, channel, cfg: DataConfig) -> tuple[list[np.ndarray], str]:
     """The held-out planes of the run's own split (split_planes) with most signal."""
-    cfg = model.config.data
     planes = load_planes([path], channel=channel, axes=cfg.axes, max_gb=cfg.max_memory_gb)
     _, val, _ = split_planes(
         planes, val_fraction=cfg.val_fraction, tile_size=cfg.tile_size, seed=0, mode="within"
@@ -69,8 +83,7 @@ def _held_out(path: Path, channel, model) -> tuple[list[np.ndarray], str]:
     return [val[i].data for i in order], ", ".join(val[i].source for i in order)
 
 
-def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
-    file, channel = SETS[set_name]
+def _overrides(set_name: str, model_name: str, steps: int) -> list[str]:
     over = MODELS[model_name] + [
         f"train.max_steps={steps}",
         "train.val_every=200",
@@ -78,31 +91,40 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
         "train.accelerator=cpu",
         "train.devices=1",
     ]
-    if channel is not None:
-        over.append(f"data.channel={channel}")
+    channel = SETS[set_name][1]
+    return over + ([f"data.channel={channel}"] if channel is not None else [])
+
+
+def _score(planes: list[np.ndarray], reconstruct) -> tuple[dict, list[dict]]:
+    """Mean fine-structure metrics of ``reconstruct`` on ``planes`` and the noise-split
+    estimate on each (or why there is none)."""
+    metrics, split = [], []
+    for plane in planes:
+        m = fine_structure_metrics(plane, reconstruct(plane))
+        metrics.append({k: m[k] for k in KEYS})
+        try:
+            s = split_noise_error(plane, reconstruct)
+            split.append({"mse": s.mse, "psnr_db": s.psnr_db, "gain": s.gain})
+        except ValueError as exc:
+            split.append({"error": str(exc)})
+    return {k: float(np.nanmean([m[k] for m in metrics])) for k in KEYS}, split
+
+
+def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
+    file, channel = SETS[set_name]
     t0 = time.time()
     run, summary = fit(
-        ROOT / "configs" / "demo.yaml",
+        CONFIG,
         [REAL / file],
         work / f"{set_name}_{model_name}",
-        overrides=over,
+        overrides=_overrides(set_name, model_name, steps),
         progress=False,
     )
     seconds = time.time() - t0
     vals = _validations(run)
     model = load_model(run / "model.pt")
-    planes, which = _held_out(REAL / file, channel, model)
-    metrics, split = [], []
-    for plane in planes:
-        recon = model.reconstruct_plane(plane)
-        m = fine_structure_metrics(plane, recon)
-        metrics.append({k: m[k] for k in KEYS})
-        try:
-            s = split_noise_error(plane, model.reconstruct_plane)
-            split.append({"mse": s.mse, "psnr_db": s.psnr_db, "gain": s.gain})
-        except ValueError as exc:
-            split.append({"error": str(exc)})
-    mean = {k: float(np.nanmean([m[k] for m in metrics])) for k in KEYS}
+    planes, which = _held_out(REAL / file, channel, model.config.data)
+    mean, split = _score(planes, model.reconstruct_plane)
     saved = summary["saved"]
     return {
         "set": set_name,
@@ -123,6 +145,67 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
     }
 
 
+def _peer(*args: str) -> None:
+    cmd = [str(PEER_PYTHON), str(PEER_DIR / "runner.py"), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+
+
+def run_peer(set_name: str, seconds: float, work: Path) -> dict:
+    """careamics' LVAE for ``seconds`` of training on the set, scored as microvae's models."""
+    file, channel = SETS[set_name]
+    cfg = load_config(CONFIG, _overrides(set_name, "ladder+dmol", 1)).data
+    data = prepare_data([REAL / file], cfg, n_train_tiles=1, seed=0)
+    rng = np.random.default_rng(0)
+    t = cfg.tile_size
+    train_planes = data.train.planes
+    pos = [data.train.sampler.sample(rng) for _ in range(PEER_TILES)]
+    tiles = np.stack([train_planes[i][y : y + t, x : x + t] for i, y, x in pos])
+    val = np.stack([data.val.planes[i][y : y + t, x : x + t] for i, y, x in data.val.positions])
+    pixels = np.concatenate([p.ravel()[:: max(1, p.size // 200_000)] for p in train_planes])
+    out = work / f"{set_name}_{PEER}"
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "tiles.npy", tiles)
+    np.save(out / "val.npy", val)
+    stats = {"mean": float(pixels.mean()), "std": float(pixels.std())}
+    (out / "stats.json").write_text(json.dumps(stats))
+    _peer(
+        "train", "--tiles", str(out / "tiles.npy"), "--val", str(out / "val.npy"),
+        "--stats", str(out / "stats.json"), "--seconds", str(seconds), "--out", str(out),
+    )  # fmt: skip
+    meta = json.loads((out / "meta.json").read_text())
+    planes, which = _held_out(REAL / file, channel, cfg)
+    # every plane the scoring will reconstruct (the held-out planes and their noise-split
+    # halves), found by a dry run, then reconstructed by the peer in one call
+    wanted: list[np.ndarray] = []
+    _score(planes, lambda p: wanted.append(p) or np.zeros(p.shape, np.float32))
+    np.savez(out / "planes.npz", *wanted)
+    _peer("predict", "--model", str(out), "--planes", str(out / "planes.npz"),
+          "--out", str(out / "recon.npz"))  # fmt: skip
+    recon = np.load(out / "recon.npz")
+    lookup = [(p, recon[f"arr_{i}"]) for i, p in enumerate(wanted)]
+
+    def reconstruct(plane: np.ndarray) -> np.ndarray:
+        for p, r in lookup:
+            if p.shape == plane.shape and np.array_equal(p, plane):
+                return r.astype(plane.dtype) if plane.dtype.kind in "ui" else r
+        raise KeyError("plane not reconstructed by the peer")
+
+    mean, split = _score(planes, reconstruct)
+    return {
+        "set": set_name,
+        "model": PEER,
+        "train_seconds": meta["train_seconds"],
+        "peer_steps": meta["steps"],
+        "peer": {k: meta[k] for k in ("careamics", "torch", "filters", "z_dims", "parameters")},
+        "val_loss": [v["val_loss"] for v in meta["validations"]],
+        "scored": which,
+        "metrics": mean,
+        "split_noise": split,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,9 +214,14 @@ def main() -> None:
     ap.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
     ap.add_argument("--models", nargs="*", default=list(BENCH_MODELS), choices=list(MODELS))
     ap.add_argument("--name", default="real_data")
+    ap.add_argument("--no-peer", action="store_true", help=f"skip {PEER}")
     args = ap.parse_args()
     if not REAL.is_dir():
         raise SystemExit(f"{REAL}: the real images are absent; nothing to measure")
+    peer = not args.no_peer and "ladder+dmol" in args.models
+    if peer and not PEER_PYTHON.exists():
+        print(f"{PEER_PYTHON} is absent (run {PEER_DIR / 'setup.sh'}): {PEER} is skipped")
+        peer = False
     torch.set_num_threads(2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +237,15 @@ def main() -> None:
                     flush=True,
                 )
                 rows.append(row)
+                if peer and model_name == "ladder+dmol":
+                    p = run_peer(set_name, row["train_seconds"], Path(tmp))
+                    print(
+                        f"{set_name} {PEER}: {p['train_seconds']} s, {p['peer_steps']} steps, "
+                        f"HF {p['metrics']['hf_ratio']:.3f}, SSIM {p['metrics']['ssim']:.3f}, "
+                        f"split {p['split_noise']}",
+                        flush=True,
+                    )
+                    rows.append(p)
                 write_result(
                     args.name, {"config": "configs/demo.yaml", "steps": args.steps, "rows": rows}
                 )

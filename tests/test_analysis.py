@@ -195,6 +195,15 @@ def test_evaluate_writes_metrics_diagnostics_and_a_report_with_every_figure(
     assert "tells the labels of" in report  # two files per label: a probe on the other files
     assert "Verdict: **healthy**" in report
     assert "by noise splitting" in report
+    # the samples' morphology against the data tiles', at T = 1 and 0.7
+    assert "morphology distance to the data" in printed
+    assert "Do the samples look like the data?" in report
+    real = json.loads((out / "latent.json").read_text())["realism"]
+    assert set(real) == {"1", "0.7"}
+    for r in real.values():
+        assert r["data"]["tiles"] > 8 and r["data"]["length_density"] > 0
+        assert r["reference_score"] >= 0 and 0 <= r["samples_kept"] <= 1
+        assert r["score"] is None or r["score"] >= 0
 
 
 def test_evaluate_of_a_deterministic_unet_says_it_cannot_generate(tmp_path, data, deterministic):

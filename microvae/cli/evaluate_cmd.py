@@ -97,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
                 f"{row['split_rmse']:.4g}, {row['split_psnr_db']:.2f} dB (gain "
                 f"{row['split_gain']:.3g} per photo-electron)"
             )
+    for t, r in result.latent.get("realism", {}).items():
+        score = "n/a" if r["score"] is None else f"{r['score']:.2f}"
+        print(
+            f"samples at T = {t}: morphology distance to the data {score} (two halves of the "
+            f"data: {r['reference_score']:.2f}; {r['samples_kept']:.0%} of samples with signal)"
+        )
     print(f"latent space: {result.diagnostics.get('verdict')}")
     print(f"report: {result.report}")
     return 0

@@ -6,7 +6,8 @@ correlation and its 1/7 resolution in pixels and physical units (:mod:`.frc`), t
 high-frequency power ratio in the reference's signal band (:mod:`.spectrum`), blur
 (:func:`blur`), and MiNA-style network morphology with reconstruction / reference ratios
 (:mod:`.morphology`), and without ground truth the error to the noise-free signal estimated by
-binomial thinning (:func:`split_noise_error`, :mod:`.thinning`).
+binomial thinning (:func:`split_noise_error`, :mod:`.thinning`); and whether generated images
+look like the data, by the distance between their morphology statistics (:func:`realism`).
 :func:`fine_structure_metrics` gathers the metrics against a reference in one flat dict, the
 form ``microvae predict --metrics fine`` and ``microvae evaluate`` write to CSV.
 """
@@ -20,11 +21,13 @@ from .frc import FRC_THRESHOLD, FRCResult, frc
 from .morphology import (
     MORPHOLOGY_FIELDS,
     Morphology,
+    branch_lengths,
     morphology_ratios,
     network_morphology,
     network_threshold,
     skeleton_stats,
 )
+from .realism import Realism, realism
 from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_band
 from .thinning import CameraModel, SplitNoiseError, estimate_camera, split_noise_error, thin
 
@@ -39,7 +42,9 @@ __all__ = [
     "HFRatio",
     "MORPHOLOGY_FIELDS",
     "Morphology",
+    "Realism",
     "blur",
+    "branch_lengths",
     "data_range_of",
     "fidelity",
     "fine_structure_metrics",
@@ -50,6 +55,7 @@ __all__ = [
     "network_threshold",
     "psnr",
     "radial_power_spectrum",
+    "realism",
     "signal_band",
     "skeleton_stats",
     "ssim",

@@ -31,8 +31,10 @@ __all__ = [
     "Morphology",
     "MORPHOLOGY_FIELDS",
     "skeleton_stats",
+    "branch_lengths",
     "network_morphology",
     "network_threshold",
+    "network_mask",
     "morphology_ratios",
 ]
 
@@ -105,19 +107,46 @@ def _skeleton_length(sk: np.ndarray) -> float:
     return n4 + math.sqrt(2) * nd
 
 
+def _graph(sk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour counts, junction pixels and the hub (junctions with their skeleton
+    neighbours) of a bool skeleton."""
+    neigh = [_shifted(sk, dy, dx) for dy, dx in _RING]
+    n_neigh = np.sum(neigh, axis=0)
+    crossings = np.sum([~neigh[i] & neigh[(i + 1) % 8] for i in range(8)], axis=0)
+    junction_px = sk & (crossings >= 3)
+    # with the junction pixels alone taken out, arms would still touch diagonally around them
+    hub = ndimage.binary_dilation(junction_px, structure=_EIGHT) & sk
+    return n_neigh, junction_px, hub
+
+
+def branch_lengths(skeleton: np.ndarray) -> np.ndarray:
+    """Length of every branch of a 2D bool skeleton, in pixels (float64, one per branch, in
+    label order): the branches of :func:`skeleton_stats`, measured as its total length is (1
+    per 4-step, sqrt(2) per diagonal step not covered by two 4-steps), without the hub pixels
+    around junctions; an isolated pixel is a branch of length 0."""
+    sk = np.asarray(skeleton, bool)
+    if sk.ndim != 2:
+        raise ValueError(f"expected a 2D skeleton, got shape {sk.shape}")
+    arms = sk & ~_graph(sk)[2]
+    labels, n = ndimage.label(arms, structure=_EIGHT)
+    right, down = _shifted(arms, 0, 1), _shifted(arms, 1, 0)
+    dr, dl, left = _shifted(arms, 1, 1), _shifted(arms, 1, -1), _shifted(arms, 0, -1)
+    # pixels and their neighbours on one arm share its label (the arms are 8-connected)
+    steps = np.bincount(labels[arms & right], minlength=n + 1).astype(np.float64)
+    steps += np.bincount(labels[arms & down], minlength=n + 1)
+    diag = np.bincount(labels[arms & dr & ~right & ~down], minlength=n + 1)
+    diag += np.bincount(labels[arms & dl & ~left & ~down], minlength=n + 1)
+    return (steps + math.sqrt(2) * diag)[1:]
+
+
 def skeleton_stats(skeleton: np.ndarray) -> dict:
     """Graph statistics of a one-pixel-wide 2D skeleton (bool): see the module docstring."""
     sk = np.asarray(skeleton, bool)
     if sk.ndim != 2:
         raise ValueError(f"expected a 2D skeleton, got shape {sk.shape}")
-    neigh = [_shifted(sk, dy, dx) for dy, dx in _RING]
-    n_neigh = np.sum(neigh, axis=0)
-    crossings = np.sum([~neigh[i] & neigh[(i + 1) % 8] for i in range(8)], axis=0)
+    n_neigh, junction_px, hub = _graph(sk)
     end_points = sk & (n_neigh == 1)
-    junction_px = sk & (crossings >= 3)
     _, n_junctions = ndimage.label(junction_px, structure=_EIGHT)
-    # with the junction pixels alone taken out, arms would still touch diagonally around them
-    hub = ndimage.binary_dilation(junction_px, structure=_EIGHT) & sk
     _, n_branches = ndimage.label(sk & ~hub, structure=_EIGHT)
     individuals, n_individuals = ndimage.label(sk, structure=_EIGHT)
     with_junction = np.unique(individuals[junction_px])
@@ -156,6 +185,19 @@ def network_threshold(image: np.ndarray, *, smooth_sigma: float = 1.0) -> float:
     return float(threshold_otsu(smooth))
 
 
+def network_mask(
+    image: np.ndarray, threshold: float, *, smooth_sigma: float = 1.0, min_size: int = 9
+) -> np.ndarray:
+    """Foreground (H, W) bool: the smoothed image above ``threshold``, objects under
+    ``min_size`` pixels dropped."""
+    mask = _smooth(image, smooth_sigma) > threshold
+    if min_size > 1:  # by hand: remove_small_objects changed its arguments in skimage 0.26
+        labels, _ = ndimage.label(mask, structure=_EIGHT)
+        sizes = np.bincount(labels.ravel())
+        mask = (sizes >= min_size)[labels] & mask
+    return mask
+
+
 def network_morphology(
     image: np.ndarray,
     *,
@@ -177,11 +219,7 @@ def network_morphology(
         raise ValueError(f"network_morphology expects a 2D image, got shape {image.shape}")
     if threshold is None:
         threshold = network_threshold(image, smooth_sigma=smooth_sigma)
-    mask = _smooth(image, smooth_sigma) > threshold
-    if min_size > 1:  # by hand: remove_small_objects changed its arguments in skimage 0.26
-        labels, _ = ndimage.label(mask, structure=_EIGHT)
-        sizes = np.bincount(labels.ravel())
-        mask = (sizes >= min_size)[labels] & mask
+    mask = network_mask(image, threshold, smooth_sigma=smooth_sigma, min_size=min_size)
     stats = skeleton_stats(skeletonize(mask))
     return Morphology(
         **stats,

@@ -6,7 +6,9 @@ the reconstruction and the input are both scored against the ground truth: the i
 score is the baseline a denoising reconstruction should beat. The metrics are those of
 :func:`microvae.metrics.fine_structure_metrics`. On tiles of the inputs: the collapse
 diagnostics, embeddings (PCA map coloured by file) and, for a generative model, the prototype,
-samples, an interpolation, traversals and the holes between files (or clusters).
+samples with their morphology realism (skeleton length, junction density and branch lengths
+against the data tiles'), an interpolation, traversals and the holes between files (or
+clusters).
 """
 
 from __future__ import annotations
@@ -42,17 +44,22 @@ from ..latent import (
     split_by_group,
     traverse,
 )
-from ..metrics import FRC_THRESHOLD, fine_structure_metrics, frc, split_noise_error
+from ..metrics import FRC_THRESHOLD, fine_structure_metrics, frc, realism, split_noise_error
 from . import figures
 from .markdown import write_report
 
-__all__ = ["Evaluation", "evaluate", "ground_truth_path", "read_labels"]
+__all__ = ["Evaluation", "evaluate", "ground_truth_path", "read_labels", "sample_realism"]
 
 _log = logging.getLogger("microvae.report")
 
 MAX_CROP_ROWS = 4  # files shown in the crops and FRC figures
 MAX_GROUPS = 4  # holes between labels up to this many; k-means clusters beyond
 MIN_HOLE_TILES = 12  # fewer tiles make no density worth the name
+REALISM_SAMPLES = 64  # prior samples per temperature for the morphology realism
+REALISM_TEMPERATURES = (1.0, 0.7)
+# the data tiles are chosen for their signal (collect_tiles); samples are compared with them
+# where they have signal too
+REALISM_MIN_FOREGROUND = 0.05
 
 
 @dataclass
@@ -215,6 +222,25 @@ def _summary_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def sample_realism(
+    model: TrainedModel, data_tiles: np.ndarray, *, seed: int = 0, n: int = REALISM_SAMPLES
+) -> dict:
+    """Morphology realism (:func:`microvae.metrics.realism`) of ``n`` prior samples at each
+    of :data:`REALISM_TEMPERATURES` against ``data_tiles`` (N, T, T) raw, over the tiles with
+    signal (``REALISM_MIN_FOREGROUND``): {"1": Realism dict, "0.7": ...}; {} where too few
+    data tiles have signal."""
+    out = {}
+    for t in REALISM_TEMPERATURES:
+        gen = samples(model, n, temperature=t, seed=seed)
+        try:
+            r = realism(data_tiles, gen, min_foreground=REALISM_MIN_FOREGROUND, seed=seed)
+        except ValueError as exc:
+            _log.warning("sample realism not measured: %s", exc)
+            return {}
+        out[f"{t:g}"] = r.to_dict()
+    return out
+
+
 def _latent_figures(
     model, tiles, pooled, out: Path, seed: int, diag_kl_top: list[float]
 ) -> tuple[dict, dict]:
@@ -234,6 +260,7 @@ def _latent_figures(
         row_titles=[f"T = {t}" for t in temps],
         title="samples from the prior at temperatures T",
     )
+    info["realism"] = sample_realism(model, tiles.tiles, seed=seed)
     # interpolation between the two tiles farthest apart in the pooled embedding
     d = ((pooled[:, None] - pooled[None]) ** 2).sum(-1)
     i, j = np.unravel_index(int(np.argmax(d)), d.shape)
@@ -333,7 +360,8 @@ def evaluate(
         **tile_options: fields of :class:`~microvae.inference.TileOptions`.
 
     Writes ``metrics.csv`` (a row per plane and comparison, then the means),
-    ``diagnostics.json``, ``figures/*.png`` and ``report.md``.
+    ``diagnostics.json``, ``latent.json`` (embeddings, sample realism, holes),
+    ``figures/*.png`` and ``report.md``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -439,5 +467,7 @@ def evaluate(
             model.path,
             model.config.model.skip_mode,
         )
+    with atomic_path(out / "latent.json") as tmp:
+        tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
     result.report = write_report(result, model)
     return result

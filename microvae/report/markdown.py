@@ -45,6 +45,60 @@ def _figure(out: Path, path: Path | None, caption: str) -> str:
     return f"![{caption}]({path.relative_to(out).as_posix()})\n\n*{caption}*\n"
 
 
+def _realism_section(realism: dict) -> str:
+    """The samples' morphology against the data's (microvae.metrics.realism)."""
+    if not realism:
+        return ""
+    first = next(iter(realism.values()))
+    d = first["data"]
+    head = (
+        "### Do the samples look like the data?\n\n"
+        f"Morphology of {first['samples'].get('tiles', 0)} of the prior samples (those with at "
+        f"least {first['min_foreground']:.0%} foreground, at the data's threshold "
+        f"{first['threshold']:.4g}) against {d['tiles']} data tiles: the distance of each "
+        "distribution is the Wasserstein-1 distance over the data's mean (0: the same), the "
+        "score their mean over length, junctions and branch lengths; two random halves of the "
+        f"data score **{first['reference_score']:.2f}** (what a perfect generator would).\n"
+    )
+    rows = [
+        [
+            "data",
+            "",
+            f"{d['length_density']:.1f}",
+            f"{d['junction_density']:.2f}",
+            f"{d['branch_length_px']:.1f}",
+            "",
+            "",
+        ]
+    ]
+    for t, r in realism.items():
+        g, dist = r["samples"], r["distances"]
+        rows.append(
+            [
+                f"samples T = {t}",
+                f"{r['samples_kept']:.0%}",
+                _fmt("{:.1f}", g.get("length_density")),
+                _fmt("{:.2f}", g.get("junction_density")),
+                _fmt("{:.1f}", g.get("branch_length_px")),
+                ", ".join(
+                    _fmt("{:.2f}", dist[k])
+                    for k in ("length_density", "junction_density", "branch_length")
+                ),
+                _fmt("{:.2f}", r["score"]),
+            ]
+        )
+    header = [
+        "",
+        "with signal",
+        "skeleton px / 1000 px",
+        "junctions / 10^4 px",
+        "mean branch px",
+        "distances (length, junctions, branches)",
+        "score",
+    ]
+    return head + "\n" + _table(header, rows) + "\n"
+
+
 def write_report(result, model: TrainedModel) -> Path:
     """Write ``report.md`` beside the figures; returns its path."""
     out, d = result.out_dir, result.diagnostics
@@ -166,6 +220,7 @@ def write_report(result, model: TrainedModel) -> Path:
             ),
         ):
             parts.append(_figure(out, result.figures.get(key), caption))
+        parts.append(_realism_section(result.latent.get("realism", {})))
         dens = result.latent.get("density", {})
         holes = result.latent.get("holes", [])
         parts.append("## Holes of the aggregate posterior\n")
