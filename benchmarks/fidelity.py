@@ -41,9 +41,14 @@ MODELS = {
     "ladder+dmol": ["model.skip_mode=ladder", "likelihood.name=dmol"],
     "ladder+laplace": ["model.skip_mode=ladder", "likelihood.name=laplace"],
     "ladder+gaussian": ["model.skip_mode=ladder", "likelihood.name=gaussian"],
-    "deterministic+dmol": ["model.skip_mode=deterministic", "likelihood.name=dmol"],
+    "deterministic+dmol": [
+        "model.skip_mode=deterministic",
+        "model.full_resolution_latent=0",  # a ladder level only
+        "likelihood.name=dmol",
+    ],
     "none+gaussian": [
         "model.skip_mode=none",
+        "model.full_resolution_latent=0",
         "model.latent=global",
         "model.global_latent_dim=64",
         "likelihood.name=gaussian",

@@ -1,14 +1,15 @@
 """Real images as the measure: train on every image set of ../shared/data/real, score the
 held-out planes against their input and, without ground truth, by noise splitting.
 
-For each image set and model (ladder + dmol, the CPU config configs/demo.yaml; the plain VAE +
+For each image set and model (ladder + dmol, the CPU config configs/cpu.yaml; the plain VAE +
 Gaussian baseline, the same config with no skips and a global latent), a run of ``--steps``
-steps split within each file (a block of planes at the end of a stack, a band of rows of a 2D
+steps split within each file (planes spread over a stack, a band of rows of a 2D
 image). Recorded: wall-clock training time; every validation's bits/dim, the best, the saved
 model's and the last step's (divergence: the last far above the best); on the held-out planes
 with most signal ("in focus": the highest variance), the fine-structure metrics against the
 input (signal-band HF ratio, SSIM, FRC, morphology ratios) and the noise-split estimate of
-the error to the underlying signal (where the data's noise can be measured); the verdict.
+the error to the underlying signal (where the data's noise can be measured); the verdict; for
+generative models the morphology realism of prior samples against the file's tiles.
 The reference peer, careamics 0.3.5's LVAE (HDN, ``careamics-lvae``), is trained by
 careamics/runner.py in its own environment (careamics/setup.sh; skipped when that is absent)
 for the wall-clock time the ladder + dmol run took on the same set, on tiles drawn by
@@ -16,8 +17,10 @@ microvae's own tile sampler from the same training planes, and scored by the sam
 same held-out planes (overlapping tiles for both).
 Results: results/real_data[_NAME].json; report.py puts them in BENCHMARKS.md.
 
-    python benchmarks/real_data.py                    # all sets, 800 steps each (~20 min)
+    python benchmarks/real_data.py                    # all sets, cpu.yaml's 1600 steps (~1.5 h)
     python benchmarks/real_data.py --steps 1500 --sets MitoGraphTest001
+    python benchmarks/real_data.py --config configs/demo.yaml --sets hela-cells_mito_ch1 \
+        --models ladder+dmol ladder+dmol+fullres4 --no-peer --name real_data_variants
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from microvae.data.config import DataConfig
 from microvae.data.planes import load_planes, split_planes
 from microvae.data.prepare import prepare_data
 from microvae.inference import load_model
+from microvae.latent import collect_tiles
 from microvae.metrics import fine_structure_metrics, split_noise_error
+from microvae.report.evaluate import sample_realism
 from microvae.training.config import load_config
 from microvae.training.fit import fit
 
@@ -58,7 +63,16 @@ PEER = "careamics-lvae"
 PEER_DIR = Path(__file__).resolve().parent / "careamics"
 PEER_PYTHON = PEER_DIR / ".venv" / "bin" / "python"
 PEER_TILES = 8192  # the peer's training tiles, drawn once (with 8 flips/rotations each)
-CONFIG = ROOT / "configs" / "demo.yaml"
+CONFIG = ROOT / "configs" / "cpu.yaml"
+# variants measured on real images, to decide what the CPU config keeps (BENCHMARKS.md):
+# wider and more mixture components at 1/2, a latent level at full resolution, none
+VARIANTS = {
+    "ladder+dmol+wide-half": MODELS["ladder+dmol"]
+    + ["model.latent_channels=[16,8,8]", "likelihood.components=5"],
+    "ladder+dmol+fullres4": MODELS["ladder+dmol"] + ["model.full_resolution_latent=4"],
+    "ladder+dmol-fullres": MODELS["ladder+dmol"] + ["model.full_resolution_latent=0"],
+}
+ALL_MODELS = {**MODELS, **VARIANTS}
 
 
 def _validations(run: Path) -> list[float]:
@@ -83,14 +97,17 @@ def _held_out(path: Path, channel, cfg: DataConfig) -> tuple[list[np.ndarray], s
     return [val[i].data for i in order], ", ".join(val[i].source for i in order)
 
 
-def _overrides(set_name: str, model_name: str, steps: int) -> list[str]:
-    over = MODELS[model_name] + [
-        f"train.max_steps={steps}",
-        "train.val_every=200",
-        "data.split=within",
-        "train.accelerator=cpu",
-        "train.devices=1",
-    ]
+def _overrides(set_name: str, model_name: str, steps: int | None) -> list[str]:
+    over = (
+        ALL_MODELS[model_name]
+        + ([f"train.max_steps={steps}"] if steps else [])
+        + [
+            "train.val_every=200",
+            "data.split=within",
+            "train.accelerator=cpu",
+            "train.devices=1",
+        ]
+    )
     channel = SETS[set_name][1]
     return over + ([f"data.channel={channel}"] if channel is not None else [])
 
@@ -110,11 +127,11 @@ def _score(planes: list[np.ndarray], reconstruct) -> tuple[dict, list[dict]]:
     return {k: float(np.nanmean([m[k] for m in metrics])) for k in KEYS}, split
 
 
-def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
+def run_one(set_name: str, model_name: str, steps: int, work: Path, config: Path = CONFIG) -> dict:
     file, channel = SETS[set_name]
     t0 = time.time()
     run, summary = fit(
-        CONFIG,
+        config,
         [REAL / file],
         work / f"{set_name}_{model_name}",
         overrides=_overrides(set_name, model_name, steps),
@@ -125,11 +142,16 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
     model = load_model(run / "model.pt")
     planes, which = _held_out(REAL / file, channel, model.config.data)
     mean, split = _score(planes, model.reconstruct_plane)
+    realism = None
+    if model.vae.can_generate:  # prior samples against the file's tiles, as evaluate does
+        tiles = collect_tiles(model, [REAL / file], max_tiles=128, channel=channel)
+        realism = sample_realism(model, tiles.tiles)
     saved = summary["saved"]
     return {
         "set": set_name,
         "model": model_name,
         "steps": steps,
+        "overrides": ALL_MODELS[model_name],
         "train_seconds": round(seconds, 1),
         "split": summary["data"]["split"],
         "val_bits_per_dim": vals,
@@ -142,6 +164,7 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path) -> dict:
         "scored": which,
         "metrics": mean,
         "split_noise": split,
+        "realism": realism,
     }
 
 
@@ -152,10 +175,10 @@ def _peer(*args: str) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
 
 
-def run_peer(set_name: str, seconds: float, work: Path) -> dict:
+def run_peer(set_name: str, seconds: float, work: Path, config: Path = CONFIG) -> dict:
     """careamics' LVAE for ``seconds`` of training on the set, scored as microvae's models."""
     file, channel = SETS[set_name]
-    cfg = load_config(CONFIG, _overrides(set_name, "ladder+dmol", 1)).data
+    cfg = load_config(config, _overrides(set_name, "ladder+dmol", 1)).data
     data = prepare_data([REAL / file], cfg, n_train_tiles=1, seed=0)
     rng = np.random.default_rng(0)
     t = cfg.tile_size
@@ -210,9 +233,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--steps", type=int, default=None, help="default: the config's")
     ap.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
-    ap.add_argument("--models", nargs="*", default=list(BENCH_MODELS), choices=list(MODELS))
+    ap.add_argument("--models", nargs="*", default=list(BENCH_MODELS), choices=list(ALL_MODELS))
+    ap.add_argument("--config", type=Path, default=CONFIG)
     ap.add_argument("--name", default="real_data")
     ap.add_argument("--no-peer", action="store_true", help=f"skip {PEER}")
     args = ap.parse_args()
@@ -223,11 +247,12 @@ def main() -> None:
         print(f"{PEER_PYTHON} is absent (run {PEER_DIR / 'setup.sh'}): {PEER} is skipped")
         peer = False
     torch.set_num_threads(2)
+    steps = args.steps or load_config(args.config).train.max_steps
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for set_name in args.sets:
             for model_name in args.models:
-                row = run_one(set_name, model_name, args.steps, Path(tmp))
+                row = run_one(set_name, model_name, steps, Path(tmp), args.config)
                 print(
                     f"{set_name} {model_name}: {row['train_seconds']} s, "
                     f"best {row['best_val']:.4f}, "
@@ -238,7 +263,7 @@ def main() -> None:
                 )
                 rows.append(row)
                 if peer and model_name == "ladder+dmol":
-                    p = run_peer(set_name, row["train_seconds"], Path(tmp))
+                    p = run_peer(set_name, row["train_seconds"], Path(tmp), args.config)
                     print(
                         f"{set_name} {PEER}: {p['train_seconds']} s, {p['peer_steps']} steps, "
                         f"HF {p['metrics']['hf_ratio']:.3f}, SSIM {p['metrics']['ssim']:.3f}, "
@@ -247,7 +272,8 @@ def main() -> None:
                     )
                     rows.append(p)
                 write_result(
-                    args.name, {"config": "configs/demo.yaml", "steps": args.steps, "rows": rows}
+                    args.name,
+                    {"config": f"configs/{args.config.name}", "steps": steps, "rows": rows},
                 )
 
 

@@ -43,7 +43,9 @@ def test_a_level_without_information_is_partly_collapsed():
     assert report.kl_per_level[0] < 1e-6 and report.kl_per_level[1] > 0.1
     assert report.active[0] == [False] * 3
     assert report.verdict == "partly collapsed"
-    assert "level 0 has no active channel" in report.summary()
+    # named by its resolution (2 levels on 16x16 tiles: the top at 1/4, then 1/2)
+    assert report.level_scales == [4, 2]
+    assert "the level at 1/4 has no active channel" in report.summary()
 
 
 def test_deterministic_unet_with_an_unused_latent_is_collapsed():

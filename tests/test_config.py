@@ -10,7 +10,7 @@ import yaml
 from microvae.training.config import ConfigError, RunConfig, load_config, save_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-REQUIRED = ["demo", "mito2d", "baseline-gaussian", "unet-deterministic", "em2d"]
+REQUIRED = ["demo", "cpu", "mito2d", "baseline-gaussian", "unet-deterministic", "em2d"]
 
 
 @pytest.mark.parametrize("name", REQUIRED)
@@ -33,6 +33,11 @@ def test_expected_roles_of_the_configs():
     )
     assert by["unet-deterministic"].model.skip_mode == "deterministic"
     assert by["em2d"].data.bit_depth == 8
+    # cpu.yaml is the demo's network with a full-resolution latent level, trained longer
+    assert by["cpu"].model.model_copy(update={"full_resolution_latent": 0}) == by["demo"].model
+    assert by["cpu"].model.full_resolution_latent > 0
+    assert by["cpu"].likelihood == by["demo"].likelihood
+    assert by["cpu"].train.max_steps == 2 * by["demo"].train.max_steps
 
 
 def test_documented_keys_exist():

@@ -48,7 +48,15 @@ def test_split_by_file_by_plane_by_rows(tmp_path):
     stack = np.stack([_noise_image(i) for i in range(10)])
     _write(tmp_path / "stack.tif", stack, "ZYX")
     d = prepare_data([tmp_path / "stack.tif"], DataConfig(tile_size=32), n_train_tiles=4)
-    assert d.summary["split"].startswith("by plane of stack.tif: 8 for training, the last 2")
+    assert d.summary["split"] == (
+        "by plane of stack.tif: 8 for training, 2 spread over the stack for validation "
+        "(planes 2, 7)"
+    )
+    # spread over the stack, not its (often out-of-focus) end; each plane on one side only
+    assert [v.tobytes() for v in d.val.planes] == [stack[2].tobytes(), stack[7].tobytes()]
+    assert [t.tobytes() for t in d.train.planes] == [
+        stack[i].tobytes() for i in range(10) if i not in (2, 7)
+    ]
     _write(tmp_path / "one.tif", _noise_image(0, (200, 128)))
     d = prepare_data([tmp_path / "one.tif"], DataConfig(tile_size=32), n_train_tiles=4)
     assert (
@@ -64,7 +72,8 @@ def test_few_files_are_split_within_each_file(tmp_path):
     _write(tmp_path / "b.tif", _noise_image(3, (200, 128)))
     d = prepare_data([tmp_path], DataConfig(tile_size=32), n_train_tiles=4)
     assert d.summary["split"] == (
-        "within each of 2 files: by plane of a.tif: 8 for training, the last 2 for validation; "
+        "within each of 2 files: by plane of a.tif: 8 for training, 2 spread over the stack "
+        "for validation (planes 2, 7); "
         "by rows of b.tif: top 160 for training, bottom 40 for validation"
     )
     assert d.summary["train_planes"] == 9 and d.summary["val_planes"] == 3

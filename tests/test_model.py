@@ -119,9 +119,30 @@ def test_encode_then_decode_is_reconstruct():
     assert torch.allclose(vae.decode(z, shape=(2, 32, 32)), vae.reconstruct(x), atol=1e-6)
 
 
+def test_full_resolution_latent_is_one_more_level_below_the_others():
+    torch.manual_seed(0)
+    vae = _vae(levels=2, full_resolution_latent=3, tile_size=32)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    assert vae.n_latent_levels == 3 and len(vae.z_readers()) == 3
+    z = vae.encode(x)
+    assert [t.shape for t in z] == [(2, 2, 8, 8), (2, 2, 16, 16), (2, 3, 32, 32)]
+    out = vae(x)
+    assert len(out.kl) == 3 and out.kl[-1].shape == (2, 3, 32, 32)
+    assert torch.allclose(vae.decode(z, shape=(2, 32, 32)), vae.reconstruct(x), atol=1e-6)
+    # the full-resolution latent reaches the output: changing it alone changes the image
+    other = [z[0], z[1], z[2] + 1.0]
+    assert not torch.allclose(vae.decode(other, shape=(2, 32, 32)), vae.reconstruct(x))
+    # coarse-to-fine: all but the full-resolution level from the posterior
+    assert not torch.allclose(vae.reconstruct(x, posterior_levels=2), vae.reconstruct(x))
+    assert vae.sample(2, size=(32, 32)).shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match="full_resolution_latent is a ladder level"):
+        ModelConfig(skip_mode="deterministic", full_resolution_latent=4)
+
+
 @pytest.mark.parametrize("mode", ["ladder", "deterministic", "none"])
 def test_every_parameter_gets_a_gradient(mode):
-    vae = _vae(mode, tile_size=32, levels=2, lik="gaussian")
+    extra = {"full_resolution_latent": 2} if mode == "ladder" else {}
+    vae = _vae(mode, tile_size=32, levels=2, lik="gaussian", **extra)
     out = vae(torch.rand(2, 1, 32, 32) * 2 - 1)
     (-(out.elbo.mean())).backward()
     missing = [n for n, p in vae.named_parameters() if p.grad is None]

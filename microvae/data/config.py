@@ -13,8 +13,8 @@ class DataConfig(BaseModel):
     """How TIFFs become training tiles.
 
     A 2D model trains on the planes of every input (Z/T/C stacks plane by plane). ``split``:
-    ``file`` holds out whole files; ``within`` splits every file (a stack by a block of planes
-    at its end, a 2D image by a band of rows at its bottom); ``auto`` splits by file from 5
+    ``file`` holds out whole files; ``within`` splits every file (a stack by planes spread
+    evenly over it, a 2D image by a band of rows at its bottom); ``auto`` splits by file from 5
     files on and within each file below. Never by overlapping tiles.
     """
 

@@ -51,6 +51,7 @@ class CollapseReport:
     threshold: float
     sensitivity_per_level: list[float] = field(default_factory=list)
     kl_used_per_channel: list[list[float]] = field(default_factory=list)
+    level_scales: list[int] = field(default_factory=list)  # image side / latent map side
     verdict: str = ""
     reasons: list[str] = field(default_factory=list)
 
@@ -85,12 +86,21 @@ class CollapseReport:
             "sensitivity": self.sensitivity,
             "sensitivity_per_level": self.sensitivity_per_level,
             "kl_used_per_channel_nats_per_element": self.kl_used_per_channel,
+            "level_scales": self.level_scales,
         }
 
 
 def z_weight_norms(model: VAE) -> list[float]:
     """Frobenius norm of the weights of each level's z-reading layer (top level first)."""
     return [float(torch.linalg.vector_norm(m.weight.detach())) for m in model.z_readers()]
+
+
+def _level_name(report: CollapseReport, i: int) -> str:
+    """ "the level at 1/8" (or "at full resolution"), by its scale; "level i" without one."""
+    if i >= len(report.level_scales):
+        return f"level {i}"
+    s = report.level_scales[i]
+    return "the level at full resolution" if s == 1 else f"the level at 1/{s}"
 
 
 def _verdict(report: CollapseReport) -> tuple[str, list[str]]:
@@ -104,7 +114,9 @@ def _verdict(report: CollapseReport) -> tuple[str, list[str]]:
             f"channel(s) carry KL"
         ]
     reasons = [
-        f"level {i} has no active channel" for i, a in enumerate(report.active) if not any(a)
+        f"{_level_name(report, i)} has no active channel"
+        for i, a in enumerate(report.active)
+        if not any(a)
     ]
     if active < ACTIVE_SHARE_FLOOR * report.total_units:
         reasons.append(f"only {active} of {report.total_units} latent channels active")
@@ -130,6 +142,7 @@ def collapse_report(
     elements: list[list[Tensor]] = []  # per level, (C, B * positions) blocks
     level_sums: Tensor | None = None
     n_images, n_pixels, change = 0, 0, 0.0
+    scales: list[int] = []
     n_levels = model.n_latent_levels
     level_change = [0.0] * n_levels
     was_training = model.training
@@ -142,6 +155,9 @@ def collapse_report(
                 k.reshape(k.shape[0], k.shape[1], -1).mean(dim=2).sum(dim=0) for k in out.kl
             ]
             sums = per_channel if sums is None else [a + b for a, b in zip(sums, per_channel)]
+            if not scales:  # a global latent vector (B, D) has no map: the whole image
+                side = x.shape[-1]
+                scales = [side // k.shape[-1] if k.ndim == 4 else side for k in out.kl]
             if not elements:
                 elements = [[] for _ in out.kl]
             for store, k in zip(elements, out.kl):
@@ -178,6 +194,7 @@ def collapse_report(
         active=[[v > threshold for v in level] for level in kl_used],
         kl_per_level=(level_sums / n_images).tolist(),
         z_weight_norms=z_weight_norms(model),
+        level_scales=scales,
         sensitivity=change / n_pixels,
         threshold=threshold,
         sensitivity_per_level=(

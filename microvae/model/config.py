@@ -26,9 +26,10 @@ class ModelConfig(BaseModel):
     """Architecture of the VAE.
 
     ``levels`` latent levels sit at 1/2, 1/4, ..., 1/2**levels of the tile side, so tile sides
-    must be divisible by 2**levels. ``channels`` lists the feature channels at full resolution
-    and at each level (``levels + 1`` numbers, narrow at full resolution so it trains on a CPU);
-    by default ``base_channels * 2**l`` capped at ``max_channels``.
+    must be divisible by 2**levels; a ladder may add one at full resolution
+    (``full_resolution_latent`` channels). ``channels`` lists the feature channels at full
+    resolution and at each level (``levels + 1`` numbers, narrow at full resolution so it
+    trains on a CPU); by default ``base_channels * 2**l`` capped at ``max_channels``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +42,13 @@ class ModelConfig(BaseModel):
     max_channels: int = Field(128, ge=4, le=1024)
     latent_channels: int | list[int] = Field(
         8, description="latent channels per level: one number, or a list, finest (1/2) first"
+    )
+    full_resolution_latent: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="ladder: latent channels of one more level at full resolution, below "
+        "the others (0: none); capacity for pixel-scale detail",
     )
     blocks_per_level: int = Field(1, ge=1, le=8)
     norm: Literal["group", "none"] = "group"
@@ -65,6 +73,11 @@ class ModelConfig(BaseModel):
             raise ValueError(f"latent_channels must list {self.levels} positive numbers, got {lat}")
         if isinstance(lat, int) and lat < 1:
             raise ValueError(f"latent_channels must be >= 1, got {lat}")
+        if self.full_resolution_latent and self.skip_mode != "ladder":
+            raise ValueError(
+                f"full_resolution_latent is a ladder level; skip_mode {self.skip_mode} has "
+                "none: set it to 0 or use skip_mode ladder"
+            )
         if self.tile_size % 2**self.levels:
             m = 2**self.levels
             raise ValueError(

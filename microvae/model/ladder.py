@@ -3,7 +3,9 @@
 Top-down, from a learned constant at 1/2**L of the tile side: at each level the prior
 p(z_l | z_>l) comes from the top-down state alone, the posterior q(z_l | x, z_>l) from the state
 plus that level's encoder features (the skip). Every bit that crosses a skip therefore pays KL,
-the model can generate, and its ELBO is a true bound.
+the model can generate, and its ELBO is a true bound. With ``full_resolution_latent`` one more
+level sits at full resolution, below the others (latents top first: its map is the last), fed
+by the encoder's full-resolution features: pixel-scale detail need not pass through 1/2.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ __all__ = ["LadderVAE"]
 class _Level(nn.Module):
     """One top-down level: prior, posterior, the merge of z, blocks, and the upsampling."""
 
-    def __init__(self, channels: int, below: int, latent: int, blocks: list[nn.Module]):
+    def __init__(
+        self, channels: int, below: int, latent: int, blocks: list[nn.Module], up: bool = True
+    ):
         super().__init__()
         self.prior = nn.Conv2d(channels, 2 * latent, 3, padding=1)
         nn.init.zeros_(self.prior.weight)  # p(z_l | z_>l) starts as N(0, I)
@@ -33,7 +37,7 @@ class _Level(nn.Module):
         )
         self.read_z = nn.Conv2d(latent, channels, 1)
         self.blocks = nn.Sequential(*blocks)
-        self.up = Up(channels, below)
+        self.up = Up(channels, below) if up else nn.Identity()
 
 
 class LadderVAE(VAE):
@@ -48,7 +52,15 @@ class LadderVAE(VAE):
             _Level(ch[lv], ch[lv - 1], lat[lv - 1], self._blocks(ch[lv]))
             for lv in range(config.levels, 0, -1)
         )
+        if config.full_resolution_latent:
+            self.td.append(
+                _Level(ch[0], ch[0], config.full_resolution_latent, self._blocks(ch[0]), up=False)
+            )
         self.final = nn.Sequential(*self._blocks(ch[0]))
+
+    @property
+    def n_latent_levels(self) -> int:
+        return len(self.td)
 
     def z_readers(self) -> list[nn.Module]:
         return [level.read_z for level in self.td]
