@@ -367,8 +367,10 @@ PEER = "careamics-lvae"
 
 
 def _off(m: dict) -> float:
-    """How far the length and junction ratios lie from 1 (the larger of the two)."""
-    return max(abs(m["ratio_total_length_px"] - 1), abs(m["ratio_n_junctions"] - 1))
+    """How far the length and junction ratios lie from 1 (the larger of the two), over those
+    the input has (a ratio is NaN where the input's skeleton has no junction)."""
+    ratios = [m["ratio_total_length_px"], m["ratio_n_junctions"]]
+    return max(abs(r - 1) for r in ratios if r == r)
 
 
 def real_data_section(r: dict) -> str:
@@ -495,7 +497,12 @@ def real_data_section(r: dict) -> str:
             ("HF ratio >= 0.85", f"{m['hf_ratio']:.3f}", m["hf_ratio"] >= 0.85),
             (
                 "length and junctions ratios within 10%",
-                f"{m['ratio_total_length_px']:.2f}, {m['ratio_n_junctions']:.2f}",
+                f"{m['ratio_total_length_px']:.2f}, "
+                + (
+                    f"{m['ratio_n_junctions']:.2f}"
+                    if m["ratio_n_junctions"] == m["ratio_n_junctions"]
+                    else "n/a (no junction in the input)"
+                ),
                 _off(m) <= 0.1,
             ),
             (
