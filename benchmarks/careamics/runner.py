@@ -65,7 +65,7 @@ def build(tile: int, filters: int, z_dims: list[int]):
     model = model_factory(cfg)
     likelihood = likelihood_factory(GaussianLikelihoodConfig(predict_logvar="pixelwise"))
     loss_cfg = LVAELossConfig(loss_type="hdn")
-    return model, likelihood, lvae_loss_factory("hdn"), loss_cfg, cfg
+    return model, likelihood, lvae_loss_factory("hdn"), loss_cfg
 
 
 def _augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -91,7 +91,7 @@ def train(args: argparse.Namespace) -> None:
     tiles = ((np.load(args.tiles).astype(np.float32)) - mean) / std
     val = torch.from_numpy(((np.load(args.val).astype(np.float32)) - mean) / std)[:, None]
     tile = tiles.shape[-1]
-    model, likelihood, loss_fn, loss_cfg, cfg = build(tile, args.filters, args.z_dims)
+    model, likelihood, loss_fn, loss_cfg = build(tile, args.filters, args.z_dims)
     opt = torch.optim.Adam(model.parameters())
     best, best_state, history = math.inf, None, []
     step, t0 = 0, time.time()
@@ -179,7 +179,7 @@ def predict_planes(model, likelihood, planes, meta, overlap: int, batch: int) ->
 def predict(args: argparse.Namespace) -> None:
     meta = json.loads((Path(args.model) / "meta.json").read_text())
     model, likelihood, *_ = build(meta["tile"], meta["filters"], meta["z_dims"])
-    model.load_state_dict(torch.load(Path(args.model) / "weights.pt"))
+    model.load_state_dict(torch.load(Path(args.model) / "weights.pt", weights_only=True))
     data = np.load(args.planes)
     names = list(data.files)
     recon = predict_planes(
@@ -190,7 +190,7 @@ def predict(args: argparse.Namespace) -> None:
 
 def check(args: argparse.Namespace) -> None:
     """Two training steps, a step's time and a prediction, on random data."""
-    model, likelihood, loss_fn, loss_cfg, _ = build(64, args.filters, args.z_dims)
+    model, likelihood, loss_fn, loss_cfg = build(64, args.filters, args.z_dims)
     opt = torch.optim.Adam(model.parameters())
     x = torch.randn(args.batch, 1, 64, 64)
     times = []

@@ -27,7 +27,7 @@ from .morphology import (
     network_threshold,
     skeleton_stats,
 )
-from .realism import Realism, realism
+from .realism import Realism, RealismReference, realism, realism_reference
 from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_band
 from .thinning import CameraModel, SplitNoiseError, estimate_camera, split_noise_error, thin
 
@@ -43,6 +43,7 @@ __all__ = [
     "MORPHOLOGY_FIELDS",
     "Morphology",
     "Realism",
+    "RealismReference",
     "blur",
     "branch_lengths",
     "data_range_of",
@@ -56,6 +57,7 @@ __all__ = [
     "psnr",
     "radial_power_spectrum",
     "realism",
+    "realism_reference",
     "signal_band",
     "skeleton_stats",
     "ssim",

@@ -127,7 +127,11 @@ def branch_lengths(skeleton: np.ndarray) -> np.ndarray:
     sk = np.asarray(skeleton, bool)
     if sk.ndim != 2:
         raise ValueError(f"expected a 2D skeleton, got shape {sk.shape}")
-    arms = sk & ~_graph(sk)[2]
+    return _arm_lengths(sk & ~_graph(sk)[2])
+
+
+def _arm_lengths(arms: np.ndarray) -> np.ndarray:
+    """:func:`branch_lengths` of a skeleton whose hub pixels are already taken out."""
     labels, n = ndimage.label(arms, structure=_EIGHT)
     right, down = _shifted(arms, 0, 1), _shifted(arms, 1, 0)
     dr, dl, left = _shifted(arms, 1, 1), _shifted(arms, 1, -1), _shifted(arms, 0, -1)
@@ -179,10 +183,14 @@ def _smooth(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def network_threshold(image: np.ndarray, *, smooth_sigma: float = 1.0) -> float:
     """Otsu's threshold of the lightly smoothed image, in the image's intensity units."""
-    smooth = _smooth(image, smooth_sigma)
-    if float(smooth.min()) == float(smooth.max()):
-        return float(smooth.max())
-    return float(threshold_otsu(smooth))
+    return _otsu(_smooth(image, smooth_sigma))
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of ``values``; their one value where all are equal."""
+    if float(values.min()) == float(values.max()):
+        return float(values.max())
+    return float(threshold_otsu(values))
 
 
 def network_mask(

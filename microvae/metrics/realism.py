@@ -25,12 +25,27 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.stats import wasserstein_distance
-from skimage.filters import threshold_otsu
 from skimage.morphology import skeletonize
 
-from .morphology import _EIGHT, _graph, _skeleton_length, _smooth, branch_lengths, network_mask
+from .morphology import (
+    _EIGHT,
+    _arm_lengths,
+    _graph,
+    _otsu,
+    _skeleton_length,
+    _smooth,
+    network_mask,
+)
 
-__all__ = ["TileMorphology", "Realism", "tile_morphology", "realism", "pooled_threshold"]
+__all__ = [
+    "TileMorphology",
+    "Realism",
+    "RealismReference",
+    "tile_morphology",
+    "realism",
+    "realism_reference",
+    "pooled_threshold",
+]
 
 _LENGTH_PER = 1_000.0  # skeleton length per this many pixels
 _JUNCTIONS_PER = 10_000.0  # junctions per this many pixels
@@ -105,10 +120,7 @@ class Realism:
 
 def pooled_threshold(tiles: np.ndarray, *, smooth_sigma: float = 1.0) -> float:
     """Otsu's threshold of the lightly smoothed tiles (N, H, W) pooled, in their units."""
-    smooth = np.concatenate([_smooth(t, smooth_sigma).ravel() for t in tiles])
-    if float(smooth.min()) == float(smooth.max()):
-        return float(smooth.max())
-    return float(threshold_otsu(smooth))
+    return _otsu(np.concatenate([_smooth(t, smooth_sigma).ravel() for t in tiles]))
 
 
 def tile_morphology(
@@ -123,11 +135,11 @@ def tile_morphology(
     for t in tiles:
         mask = network_mask(t, threshold, smooth_sigma=smooth_sigma, min_size=min_size)
         sk = skeletonize(mask)
-        n_junctions = ndimage.label(_graph(sk)[1], structure=_EIGHT)[1]
+        _, junction_px, hub = _graph(sk)
         length.append(_skeleton_length(sk) / area * _LENGTH_PER)
-        junctions.append(n_junctions / area * _JUNCTIONS_PER)
+        junctions.append(ndimage.label(junction_px, structure=_EIGHT)[1] / area * _JUNCTIONS_PER)
         fg.append(mask.mean())
-        branches.append(branch_lengths(sk))
+        branches.append(_arm_lengths(sk & ~hub))
     return TileMorphology(np.asarray(length), np.asarray(junctions), np.asarray(fg), branches)
 
 
@@ -153,6 +165,65 @@ def _distances(a: TileMorphology, b: TileMorphology) -> dict:
     }
 
 
+@dataclass
+class RealismReference:
+    """The data side of :func:`realism`, measured once: the threshold, the data tiles'
+    statistics (those with ``min_foreground`` or more) and the two-halves reference; compare
+    any number of sample sets with :meth:`compare`."""
+
+    threshold: float
+    min_foreground: float
+    data: TileMorphology
+    reference: dict
+    options: dict
+
+    def compare(self, sample_tiles: np.ndarray) -> Realism:
+        """The realism of ``sample_tiles`` (N, H, W) in the data's intensity units."""
+        gen = tile_morphology(np.asarray(sample_tiles), self.threshold, **self.options)
+        kept = np.flatnonzero(gen.foreground_fraction >= self.min_foreground)
+        samples_kept = len(kept) / len(gen.length_density)
+        gen = gen.subset(kept)
+        dist = _distances(self.data, gen)
+        return Realism(
+            distances=dist,
+            score=float(np.mean([dist[k] for k in SCORED])),
+            reference=self.reference,
+            reference_score=float(np.mean([self.reference[k] for k in SCORED])),
+            data=self.data.summary(),
+            samples=gen.summary(),
+            threshold=float(self.threshold),
+            min_foreground=float(self.min_foreground),
+            samples_kept=float(samples_kept),
+        )
+
+
+def realism_reference(
+    data_tiles: np.ndarray,
+    *,
+    threshold: float | None = None,
+    min_foreground: float = 0.0,
+    seed: int = 0,
+    **options,
+) -> RealismReference:
+    """The data side of :func:`realism` (same arguments), to compare several sample sets."""
+    data_tiles = np.asarray(data_tiles)
+    if len(data_tiles) < 2:
+        raise ValueError(f"need at least 2 data tiles, got {len(data_tiles)}")
+    if threshold is None:
+        threshold = pooled_threshold(data_tiles, smooth_sigma=options.get("smooth_sigma", 1.0))
+    data = tile_morphology(data_tiles, threshold, **options)
+    data = data.subset(np.flatnonzero(data.foreground_fraction >= min_foreground))
+    if len(data.length_density) < 2:
+        raise ValueError(
+            f"fewer than 2 data tiles have {min_foreground:.0%} foreground or more; "
+            "lower min_foreground"
+        )
+    order = np.random.default_rng(seed).permutation(len(data.length_density))
+    half = len(order) // 2
+    ref = _distances(data.subset(order[:half]), data.subset(order[half:]))
+    return RealismReference(float(threshold), float(min_foreground), data, ref, options)
+
+
 def realism(
     data_tiles: np.ndarray,
     sample_tiles: np.ndarray,
@@ -166,34 +237,7 @@ def realism(
     (M, H', W'), both in the data's intensity units, at the data's threshold (see the module
     docstring), over the tiles of each with at least ``min_foreground`` of foreground pixels.
     ``options`` are ``smooth_sigma`` and ``min_size``."""
-    data_tiles, sample_tiles = np.asarray(data_tiles), np.asarray(sample_tiles)
-    if len(data_tiles) < 2:
-        raise ValueError(f"need at least 2 data tiles, got {len(data_tiles)}")
-    if threshold is None:
-        threshold = pooled_threshold(data_tiles, smooth_sigma=options.get("smooth_sigma", 1.0))
-    data = tile_morphology(data_tiles, threshold, **options)
-    gen = tile_morphology(sample_tiles, threshold, **options)
-    data = data.subset(np.flatnonzero(data.foreground_fraction >= min_foreground))
-    if len(data.length_density) < 2:
-        raise ValueError(
-            f"fewer than 2 data tiles have {min_foreground:.0%} foreground or more; "
-            "lower min_foreground"
-        )
-    kept = np.flatnonzero(gen.foreground_fraction >= min_foreground)
-    samples_kept = len(kept) / len(gen.length_density)
-    gen = gen.subset(kept)
-    dist = _distances(data, gen)
-    order = np.random.default_rng(seed).permutation(len(data.length_density))
-    half = len(order) // 2
-    ref = _distances(data.subset(order[:half]), data.subset(order[half:]))
-    return Realism(
-        distances=dist,
-        score=float(np.mean([dist[k] for k in SCORED])),
-        reference=ref,
-        reference_score=float(np.mean([ref[k] for k in SCORED])),
-        data=data.summary(),
-        samples=gen.summary(),
-        threshold=float(threshold),
-        min_foreground=float(min_foreground),
-        samples_kept=float(samples_kept),
+    ref = realism_reference(
+        data_tiles, threshold=threshold, min_foreground=min_foreground, seed=seed, **options
     )
+    return ref.compare(sample_tiles)
