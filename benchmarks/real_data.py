@@ -29,6 +29,7 @@ import argparse
 import csv
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 from _results import write_result
 from fidelity import KEYS, MODELS
+from scipy import ndimage
+from skimage.metrics import structural_similarity
 
 from microvae.data.config import DataConfig
 from microvae.data.planes import load_planes, split_planes
@@ -112,19 +115,57 @@ def _overrides(set_name: str, model_name: str, steps: int | None) -> list[str]:
     return over + ([f"data.channel={channel}"] if channel is not None else [])
 
 
+def _blanked(plane: np.ndarray) -> np.ndarray:
+    """Pixels of regions blanked in the file (a removed scale bar, everything outside a cell):
+    connected regions of 256 px or more at exactly the plane's minimum, where every pixel's
+    3x3 neighbourhood has that value too (camera data never holds one value over 9 pixels)."""
+    low = plane == plane.min()
+    core = ndimage.binary_erosion(low, np.ones((3, 3), bool), border_value=1)
+    labels, n = ndimage.label(ndimage.binary_dilation(core, np.ones((3, 3), bool)) & low)
+    if n == 0:
+        return np.zeros(plane.shape, bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return np.isin(labels, np.flatnonzero(sizes >= 256))
+
+
+def _content(plane: np.ndarray, recon: np.ndarray, data_range: float) -> dict:
+    """SSIM (the mean of its map) and RMSE on the image content, the pixels that are not
+    blanked (:func:`_blanked`), and RMSE within half a tile (32 px) of a blanked region, where
+    a model that never saw one in training may be disturbed by it."""
+    blank = _blanked(plane)
+    p, r = plane.astype(np.float64), recon.astype(np.float64)
+    _, smap = structural_similarity(p, r, data_range=data_range, win_size=7, full=True)
+    near = ndimage.binary_dilation(blank, iterations=32) & ~blank
+    err = (r - p) ** 2
+    return {
+        "blanked_fraction": float(blank.mean()),
+        "ssim": float(smap[~blank].mean()),
+        "rmse": float(np.sqrt(err[~blank].mean())),
+        "rmse_near_blank": float(np.sqrt(err[near].mean())) if near.any() else None,
+    }
+
+
 def _score(planes: list[np.ndarray], reconstruct) -> tuple[dict, list[dict]]:
-    """Mean fine-structure metrics of ``reconstruct`` on ``planes`` and the noise-split
+    """Mean fine-structure metrics of ``reconstruct`` on ``planes`` (with SSIM and RMSE on
+    the image content, ``content_*``: the same where nothing is blanked) and the noise-split
     estimate on each (or why there is none)."""
     metrics, split = [], []
     for plane in planes:
-        m = fine_structure_metrics(plane, reconstruct(plane))
-        metrics.append({k: m[k] for k in KEYS})
+        recon = reconstruct(plane)
+        m = fine_structure_metrics(plane, recon)
+        c = _content(plane, recon, m["data_range"])
+        metrics.append({k: m[k] for k in KEYS} | {f"content_{k}": v for k, v in c.items()})
         try:
             s = split_noise_error(plane, reconstruct)
             split.append({"mse": s.mse, "psnr_db": s.psnr_db, "gain": s.gain})
         except ValueError as exc:
             split.append({"error": str(exc)})
-    return {k: float(np.nanmean([m[k] for m in metrics])) for k in KEYS}, split
+    mean = {}
+    for k in metrics[0]:
+        vals = [m[k] for m in metrics if m[k] is not None]
+        mean[k] = float(np.nanmean(vals)) if vals else None
+    return mean, split
 
 
 def run_one(set_name: str, model_name: str, steps: int, work: Path, config: Path = CONFIG) -> dict:
@@ -147,6 +188,14 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path, config: Path
         tiles = collect_tiles(model, [REAL / file], max_tiles=128, channel=channel)
         realism = sample_realism(model, tiles.tiles)
     saved = summary["saved"]
+    top = None
+    if model.top_prior is not None:  # the fitted aggregate's spread against the prior's
+        tril = model.top_prior.scale_tril
+        top = {
+            "aggregate_sd": float(torch.sqrt((tril * tril).sum(1)).mean()),
+            "prior_sd": float(model.vae.priors()[0].std.mean()),
+            "shrinkage": model.top_prior.shrinkage,
+        }
     return {
         "set": set_name,
         "model": model_name,
@@ -165,6 +214,7 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path, config: Path
         "metrics": mean,
         "split_noise": split,
         "realism": realism,
+        "top_prior": top,
     }
 
 
@@ -212,7 +262,10 @@ def run_peer(set_name: str, seconds: float, work: Path, config: Path = CONFIG) -
     def reconstruct(plane: np.ndarray) -> np.ndarray:
         for p, r in lookup:
             if p.shape == plane.shape and np.array_equal(p, plane):
-                return r.astype(plane.dtype) if plane.dtype.kind in "ui" else r
+                if plane.dtype.kind in "ui":  # rounded and clipped, as microvae's to_raw does
+                    info = np.iinfo(plane.dtype)
+                    return np.clip(np.rint(r), info.min, info.max).astype(plane.dtype)
+                return r
         raise KeyError("plane not reconstructed by the peer")
 
     mean, split = _score(planes, reconstruct)
@@ -239,6 +292,7 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=CONFIG)
     ap.add_argument("--name", default="real_data")
     ap.add_argument("--no-peer", action="store_true", help=f"skip {PEER}")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the runs here (default: none)")
     args = ap.parse_args()
     if not REAL.is_dir():
         raise SystemExit(f"{REAL}: the real images are absent; nothing to measure")
@@ -250,6 +304,9 @@ def main() -> None:
     steps = args.steps or load_config(args.config).train.max_steps
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        if args.keep:
+            tmp = args.keep
+            tmp.mkdir(parents=True, exist_ok=True)
         for set_name in args.sets:
             for model_name in args.models:
                 row = run_one(set_name, model_name, steps, Path(tmp), args.config)
@@ -273,7 +330,12 @@ def main() -> None:
                     rows.append(p)
                 write_result(
                     args.name,
-                    {"config": f"configs/{args.config.name}", "steps": steps, "rows": rows},
+                    {
+                        "config": f"configs/{args.config.name}",
+                        "steps": steps,
+                        "args": sys.argv[1:],
+                        "rows": rows,
+                    },
                 )
 
 

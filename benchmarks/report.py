@@ -373,8 +373,120 @@ def _off(m: dict) -> float:
     return max(abs(r - 1) for r in ratios if r == r)
 
 
-def real_data_section(r: dict) -> str:
-    """Models trained and scored on the real images of ../shared/data/real."""
+def _drawn(key: str) -> str:
+    """A realism key: "aggregate prior, T = 1" and the like; results from before the
+    aggregate prior was fitted keyed by the temperature alone, from the learned prior."""
+    return key if "prior" in key else f"learned prior, T = {key}"
+
+
+def _command(r: dict, name: str) -> str:
+    """The real_data.py command line of a result (its models and name where it predates
+    recording its arguments)."""
+    if r.get("args"):
+        return " ".join(r["args"])
+    models = sorted({x["model"] for x in r["rows"]})
+    return f"--models {' '.join(models)} --no-peer --name {name}"
+
+
+def realism_section(r: dict, source: str) -> str:
+    """The samples' morphology realism per set and way of drawing them; ``source`` says
+    which runs measured it."""
+    real = [x for x in r["rows"] if x.get("realism")]
+    if not real:
+        return ""
+    spread = [
+        f"{x['set']} {x['top_prior']['aggregate_sd']:.2f} against {x['top_prior']['prior_sd']:.2f}"
+        for x in real
+        if x.get("top_prior")
+    ]
+    text = (
+        f"Samples against the file's tiles ({source}; `microvae.metrics.realism`, as "
+        "`microvae evaluate` reports it): per statistic the Wasserstein-1 distance over the "
+        "data's mean, the score their mean over skeleton length per area, junction density "
+        "and branch lengths (0: the same distributions); two random halves of the data "
+        'tiles score the reference. "aggregate prior": the top latent level drawn from the '
+        "Gaussian fitted to its aggregate posterior at the end of training (what "
+        '`microvae.latent.samples` draws by default); "learned prior": every level from the '
+        "model's own priors."
+    )
+    if spread:
+        text += (
+            " The top level's spread (mean standard deviation per latent) of the fitted "
+            "aggregate posterior against the learned prior's: " + "; ".join(spread) + "."
+        )
+    table = []
+    for x in real:
+        for t, q in x["realism"].items():
+            d = q["distances"]
+            table.append(
+                [
+                    x["set"],
+                    x["model"],
+                    _drawn(t),
+                    q["samples_kept"],
+                    d["length_density"],
+                    d["junction_density"],
+                    d["branch_length"],
+                    q["score"],
+                    q["reference_score"],
+                ]
+            )
+    header = [
+        "image set",
+        "model",
+        "samples drawn",
+        "samples with signal",
+        "length",
+        "junctions",
+        "branch lengths",
+        "score",
+        "data halves",
+    ]
+    return text + "\n\n" + _table(header, table)
+
+
+def content_section(r: dict) -> str:
+    """SSIM and RMSE on the image content, off the blanked regions of the files."""
+    rows = [x for x in r["rows"] if "content_ssim" in x["metrics"]]
+    if not rows:
+        return ""
+    text = (
+        f"Blanked regions (`benchmarks/real_data.py {_command(r, 'real_data_samples')}`): "
+        "`cell.tif` and `123002002001.tif` are blanked outside the cell, and "
+        "`hela-cells_mito_ch1.tif`'s removed scale bar (rows 476-509) lies in its held-out "
+        "rows, so no training tile holds it. SSIM over the whole plane counts these "
+        "constant regions; here also SSIM (the mean of its map) and RMSE on the image content "
+        "alone (regions of 256 px or more at exactly the plane's minimum left out), and the "
+        "RMSE within 32 px of a blanked region."
+    )
+    table = [
+        [
+            x["set"],
+            x["model"],
+            x["metrics"]["content_blanked_fraction"],
+            x["metrics"]["ssim"],
+            x["metrics"]["content_ssim"],
+            x["metrics"]["content_rmse"],
+            x["metrics"]["content_rmse_near_blank"],
+        ]
+        for x in rows
+    ]
+    header = [
+        "image set",
+        "model",
+        "blanked share",
+        "SSIM",
+        "SSIM on content",
+        "RMSE on content",
+        "RMSE near blank",
+    ]
+    return text + "\n\n" + _table(header, table)
+
+
+def real_data_section(r: dict, samples_run: dict | None = None) -> str:
+    """Models trained and scored on the real images of ../shared/data/real; the samples'
+    realism (and the content metrics) from ``samples_run`` where given, a later run of the
+    same training."""
     rows = r["rows"]
     peer = next((x["peer"] for x in rows if x["model"] == PEER), None)
     peer_text = (
@@ -437,48 +549,13 @@ def real_data_section(r: dict) -> str:
             ],
         ),
     ]
-    real = [x for x in rows if x.get("realism")]
-    if real:
-        out.append(
-            "Samples from the prior against the file's tiles (`microvae.metrics.realism`, as "
-            "`microvae evaluate` reports it): per statistic the Wasserstein-1 distance over the "
-            "data's mean, the score their mean over skeleton length per area, junction density "
-            "and branch lengths (0: the same distributions); two random halves of the data "
-            "tiles score the reference.\n"
-        )
-        table = []
-        for x in real:
-            for t, q in x["realism"].items():
-                d = q["distances"]
-                table.append(
-                    [
-                        x["set"],
-                        x["model"],
-                        t,
-                        q["samples_kept"],
-                        d["length_density"],
-                        d["junction_density"],
-                        d["branch_length"],
-                        q["score"],
-                        q["reference_score"],
-                    ]
-                )
-        out.append(
-            _table(
-                [
-                    "image set",
-                    "model",
-                    "T",
-                    "samples with signal",
-                    "length",
-                    "junctions",
-                    "branch lengths",
-                    "score",
-                    "data halves",
-                ],
-                table,
-            )
-        )
+    if samples_run:
+        cmd = _command(samples_run, "real_data_samples")
+        later = f"`benchmarks/real_data.py {cmd}`: the same training as above, run again later"
+        out.append(realism_section(samples_run, later))
+        out.append(content_section(samples_run))
+    else:
+        out.append(realism_section(r, "the runs above"))
     targets = []
     by_set: dict[str, dict[str, dict]] = {}
     for x in rows:
@@ -615,7 +692,7 @@ def render() -> str:
             parts.append(fidelity_section(r))
     real = _load("real_data")
     if real:
-        parts.append(real_data_section(real))
+        parts.append(real_data_section(real, _load("real_data_samples")))
     variants = _load("real_data_variants")
     if variants:
         parts.append(real_variants_section(variants))

@@ -195,11 +195,16 @@ def test_evaluate_writes_metrics_diagnostics_and_a_report_with_every_figure(
     assert "tells the labels of" in report  # two files per label: a probe on the other files
     assert "Verdict: **healthy**" in report
     assert "by noise splitting" in report
-    # the samples' morphology against the data tiles', at T = 1 and 0.7
+    # the samples' morphology against the data tiles', top level from the fitted aggregate
+    # posterior at T = 1 and 0.7, and from the learned prior
     assert "morphology distance to the data" in printed
     assert "Do the samples look like the data?" in report
     real = json.loads((out / "latent.json").read_text())["realism"]
-    assert set(real) == {"1", "0.7"}
+    assert set(real) == {
+        "aggregate prior, T = 1",
+        "aggregate prior, T = 0.7",
+        "learned prior, T = 1",
+    }
     for r in real.values():
         assert r["data"]["tiles"] > 8 and r["data"]["length_density"] > 0
         assert r["reference_score"] >= 0 and 0 <= r["samples_kept"] <= 1

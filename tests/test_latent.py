@@ -30,6 +30,7 @@ from microvae.latent import (
     traverse,
 )
 from microvae.synthetic import SynthParams, generate
+from microvae.training.aggregate import TOP_PRIOR_TILES
 from microvae.training.fit import fit
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -86,13 +87,48 @@ def test_prototype_and_zero_temperature_samples_are_the_prior_means(model):
     # independent: decode every level at its prior mean through the model's own pass
     expected = _raw(model, model.vae.decode([None, None], shape=(1, 32, 32)))[0]
     np.testing.assert_array_equal(proto, expected)
-    cold = samples(model, 3, temperature=0.0)
+    cold = samples(model, 3, temperature=0.0, prior="learned")
     # a batch of 3 may round a few pixels differently from a batch of 1: one level at most
     for s in cold:
         np.testing.assert_allclose(s.astype(float), proto.astype(float), atol=1)
     warm = samples(model, 3, temperature=1.0, seed=1)
     assert warm.shape == (3, 32, 32) and not np.array_equal(warm[0], warm[1])
     np.testing.assert_array_equal(warm, samples(model, 3, temperature=1.0, seed=1))
+
+
+def test_samples_draw_the_top_level_from_the_fitted_aggregate_posterior(model, tmp_path):
+    top = model.top_prior
+    shape = tuple(model.vae.priors(size=(32, 32))[0].mean.shape[1:])
+    assert top is not None and top.shape == shape and top.tiles == TOP_PRIOR_TILES
+    # the fit sees the encoder's posterior, which differs from the learned prior
+    assert not torch.allclose(top.mean, model.vae.priors(size=(32, 32))[0].mean.flatten())
+    # T = 0: the top level at the fitted mean, the levels below at their prior means given it
+    cold = samples(model, 2, temperature=0.0, prior="aggregate")
+    expected = model.vae.decode([top.mean.reshape(1, *shape), None], shape=(1, 32, 32))
+    for s in cold:
+        np.testing.assert_allclose(s.astype(float), _raw(model, expected)[0].astype(float), atol=1)
+    auto = samples(model, 3, seed=2)
+    np.testing.assert_array_equal(auto, samples(model, 3, seed=2, prior="aggregate"))
+    assert not np.array_equal(auto, samples(model, 3, seed=2, prior="learned"))
+    # another size than the fit's: the learned prior, or a clear refusal when asked for
+    np.testing.assert_array_equal(
+        samples(model, 2, seed=2, size=64), samples(model, 2, seed=2, size=64, prior="learned")
+    )
+    with pytest.raises(ValueError, match="32-pixel tiles"):
+        samples(model, 2, size=64, prior="aggregate")
+    with pytest.raises(ValueError, match="prior must be"):
+        samples(model, 2, prior="posterior")
+    # a model file without a fitted top prior (older microvae) samples from the learned one
+    payload = torch.load(model.path, weights_only=True)
+    del payload["top_prior"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_model(tmp_path / "old.pt")
+    assert old.top_prior is None
+    np.testing.assert_array_equal(
+        samples(old, 3, seed=2), samples(model, 3, seed=2, prior="learned")
+    )
+    with pytest.raises(ValueError, match="no fitted top prior"):
+        samples(old, 2, prior="aggregate")
 
 
 def test_interpolation_ends_are_the_reconstructions(model):

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     for t, r in result.latent.get("realism", {}).items():
         score = "n/a" if r["score"] is None else f"{r['score']:.2f}"
         print(
-            f"samples at T = {t}: morphology distance to the data {score} (two halves of the "
+            f"samples ({t}): morphology distance to the data {score} (two halves of the "
             f"data: {r['reference_score']:.2f}; {r['samples_kept']:.0%} of samples with signal)"
         )
     print(f"latent space: {result.diagnostics.get('verdict')}")

@@ -19,7 +19,7 @@ from ..data.normalise import Normalisation
 from ..devices import pick_device
 from ..errors import AxesError, ShapeError
 from ..io import ImageRecord
-from ..model import VAE, build_vae
+from ..model import VAE, TopPrior, build_vae
 from ..training.config import RunConfig, load_config
 from ..training.modelfile import ModelFileError, read_model_file
 from .embedding import pool_latents
@@ -43,8 +43,11 @@ class TrainedModel:
         summary: dict | None = None,
         versions: dict | None = None,
         path: Path | None = None,
+        top_prior: TopPrior | None = None,
     ):
         self.vae = vae.eval()
+        # the top level's fitted aggregate posterior (microvae.model.aggregate), for samples
+        self.top_prior = top_prior
         self.config, self.normalisation = config, normalisation
         self.summary, self.versions, self.path = summary or {}, versions or {}, path
         self._warned: set[str] = set()
@@ -72,6 +75,12 @@ class TrainedModel:
             raise ModelFileError(
                 f"{path.name}: weights do not match its config ({first})"
             ) from None
+        top = None
+        if payload.get("top_prior") is not None:
+            try:
+                top = TopPrior.from_dict(payload["top_prior"])
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ModelFileError(f"{path.name}: damaged top_prior ({exc})") from None
         model = cls(
             vae,
             config,
@@ -79,6 +88,7 @@ class TrainedModel:
             summary=payload.get("summary"),
             versions=payload.get("versions"),
             path=path,
+            top_prior=top,
         )
         return model.to(device)
 
@@ -89,6 +99,8 @@ class TrainedModel:
     def to(self, device: str | torch.device = "auto") -> TrainedModel:
         """Move to ``device`` (``auto``: CUDA, MPS or CPU); returns self."""
         self.vae.to(pick_device(device))
+        if self.top_prior is not None:
+            self.top_prior = self.top_prior.to(self.device)
         return self
 
     @property

@@ -17,7 +17,7 @@ import torch
 
 from ..inference import TrainedModel
 
-__all__ = ["prototype", "samples", "interpolate", "traverse", "decode_top"]
+__all__ = ["PRIORS", "prototype", "samples", "interpolate", "traverse", "decode_top"]
 
 
 def _size(model: TrainedModel, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -31,6 +31,9 @@ def prototype(model: TrainedModel, *, size: int | tuple[int, int] | None = None)
     return model.to_raw(model.vae.prototype(size=_size(model, size)))[0]
 
 
+PRIORS = ("auto", "aggregate", "learned")
+
+
 def samples(
     model: TrainedModel,
     n: int,
@@ -38,14 +41,42 @@ def samples(
     temperature: float = 1.0,
     size: int | tuple[int, int] | None = None,
     seed: int = 0,
+    prior: str = "auto",
 ) -> np.ndarray:
-    """``n`` images generated from the prior with latents drawn at ``temperature`` (the prior
-    standard deviations scaled by it: below 1 gives more typical images), (n, H, W)."""
+    """``n`` images generated with latents drawn at ``temperature`` (the spreads scaled by
+    it: below 1 gives more typical images), (n, H, W).
+
+    ``prior``: ``aggregate`` draws the top level from the Gaussian fitted to its aggregate
+    posterior at the end of training (``model.top_prior``, :mod:`microvae.model.aggregate`:
+    samples with the data's layout), the levels below from the model's priors; ``learned``
+    draws every level from the model's priors; ``auto`` (default) is ``aggregate`` where the
+    model file has a fitted top prior and ``size`` is the training tile size (the top
+    level's shape depends on it), else ``learned``."""
     if n < 1 or temperature < 0:
         raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={temperature}")
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    hw = _size(model, size)
+    fitted = model.top_prior is not None and hw == (model.default_tile(),) * 2
+    if prior == "aggregate" and not fitted:
+        why = (
+            "its model file has no fitted top prior (trained before microvae fitted one, or "
+            "not generative): retrain, or pass prior='learned'"
+            if model.top_prior is None
+            else f"the fitted top prior is for {model.default_tile()}-pixel tiles, not {hw}: "
+            "pass that size or prior='learned'"
+        )
+        raise ValueError(f"{_name(model)}: prior='aggregate' impossible: {why}")
     g = torch.Generator(device=model.device).manual_seed(seed)
-    x = model.vae.sample(n, size=_size(model, size), temperature=temperature, generator=g)
+    top = None
+    if prior != "learned" and fitted:
+        top = model.top_prior.sample(n, temperature=temperature, generator=g)
+    x = model.vae.sample(n, size=hw, temperature=temperature, generator=g, top=top)
     return model.to_raw(x)
+
+
+def _name(model: TrainedModel) -> str:
+    return model.path.name if model.path is not None else "model"
 
 
 @torch.no_grad()

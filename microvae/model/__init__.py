@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .aggregate import TopPrior, fit_top_prior
 from .base import VAE, LevelLatents, VAEOutput
 from .config import LikelihoodConfig, ModelConfig
 from .distributions import DiagonalGaussian
@@ -20,9 +21,11 @@ __all__ = [
     "LikelihoodConfig",
     "ModelConfig",
     "PlainVAE",
+    "TopPrior",
     "VAE",
     "VAEOutput",
     "build_vae",
+    "fit_top_prior",
     "make_likelihood",
 ]
 

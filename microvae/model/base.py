@@ -219,6 +219,13 @@ class VAE(nn.Module):
         )
         return [lat.z for lat in latents]
 
+    def encode_top(
+        self, x: Tensor, *, sample: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The top level's latents of ``x`` alone: ``encode(x)[0]`` (variants compute it
+        faster where they can)."""
+        return self.encode(x, sample=sample, generator=generator)[0]
+
     @torch.no_grad()
     def decode(
         self,
@@ -291,16 +298,22 @@ class VAE(nn.Module):
         temperature: float = 1.0,
         output: Output = "mean",
         generator: torch.Generator | None = None,
+        top: Tensor | None = None,
     ) -> Tensor:
-        """``n`` images (n, C, H, W) generated from the prior, no input needed."""
+        """``n`` images (n, C, H, W) generated from the prior, no input needed; with ``top``
+        (n, ...) the top level is given (e.g. drawn from a :class:`~.aggregate.TopPrior`) and
+        only the levels below are drawn from the model's priors."""
         self._require_generative("generate images")
         h, w = size or (self.config.tile_size,) * 2
         self.check_shape(h, w)
+        if top is not None and len(top) != n:
+            raise ValueError(f"top holds latents for {len(top)} images, not n={n}")
         params, _ = self._run(
             None,
             shape=(n, h, w),
             posterior_levels=0,
             sample_latents=True,
+            z=None if top is None else [top],
             temperature=temperature,
             generator=generator,
         )

@@ -11,7 +11,7 @@ by the encoder's full-resolution features: pixel-scale detail need not pass thro
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .base import VAE, LevelLatents
 from .blocks import ResBlock, Up
@@ -65,6 +65,23 @@ class LadderVAE(VAE):
     def z_readers(self) -> list[nn.Module]:
         return [level.read_z for level in self.td]
 
+    def _posterior(self, level, state: Tensor, features: Tensor) -> DiagonalGaussian:
+        q_in = torch.cat([state, features], dim=1)
+        return DiagonalGaussian.from_params(level.posterior(q_in), min_std=self.config.min_std)
+
+    @torch.no_grad()
+    def encode_top(
+        self, x: Tensor, *, sample: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The top level's latents alone (B, C, h, w): the bottom-up pass and the top
+        posterior, without the top-down pass below it (a fifth of :meth:`encode`'s time)."""
+        self._check_input(x)
+        b, _, h, w = x.shape
+        s = 2**self.levels
+        state = self.top.expand(b, -1, h // s, w // s)
+        q = self._posterior(self.td[0], state, self.bottom_up(x)[self.levels])
+        return q.sample(generator=generator) if sample else q.mean
+
     def _run(
         self,
         features,
@@ -85,10 +102,7 @@ class LadderVAE(VAE):
             prior = DiagonalGaussian.from_params(level.prior(state), min_std=self.config.min_std)
             posterior = None
             if features is not None and i < posterior_levels:
-                q_in = torch.cat([state, features[lv]], dim=1)
-                posterior = DiagonalGaussian.from_params(
-                    level.posterior(q_in), min_std=self.config.min_std
-                )
+                posterior = self._posterior(level, state, features[lv])
             given = z[i] if z is not None and i < len(z) else None
             if given is not None:
                 zl = given

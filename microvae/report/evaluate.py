@@ -231,18 +231,26 @@ def _summary_rows(rows: list[dict]) -> list[dict]:
 def sample_realism(
     model: TrainedModel, data_tiles: np.ndarray, *, seed: int = 0, n: int = REALISM_SAMPLES
 ) -> dict:
-    """Morphology realism (:func:`microvae.metrics.realism`) of ``n`` prior samples at each
-    of :data:`REALISM_TEMPERATURES` against ``data_tiles`` (N, T, T) raw, over the tiles with
-    signal (``REALISM_MIN_FOREGROUND``): {"1": Realism dict, "0.7": ...}; {} where too few
-    data tiles have signal."""
-    try:  # the data side once, for every temperature
+    """Morphology realism (:func:`microvae.metrics.realism`) of ``n`` samples at each of
+    :data:`REALISM_TEMPERATURES` against ``data_tiles`` (N, T, T) raw, over the tiles with
+    signal (``REALISM_MIN_FOREGROUND``), keyed by how they were drawn: with the top level from
+    the fitted aggregate posterior where the model has one (as :func:`~microvae.latent.samples`
+    draws by default), and from the learned prior at T = 1 for comparison,
+    {"aggregate prior, T = 1": Realism dict, ..., "learned prior, T = 1": ...}; {} where too
+    few data tiles have signal."""
+    try:  # the data side once, for every set of samples
         ref = realism_reference(data_tiles, min_foreground=REALISM_MIN_FOREGROUND, seed=seed)
     except ValueError as exc:
         _log.warning("sample realism not measured: %s", exc)
         return {}
+    drawn = [("learned", t) for t in REALISM_TEMPERATURES]
+    if model.top_prior is not None:
+        drawn = [("aggregate", t) for t in REALISM_TEMPERATURES] + [("learned", 1.0)]
     return {
-        f"{t:g}": ref.compare(samples(model, n, temperature=t, seed=seed)).to_dict()
-        for t in REALISM_TEMPERATURES
+        f"{prior} prior, T = {t:g}": ref.compare(
+            samples(model, n, temperature=t, seed=seed, prior=prior)
+        ).to_dict()
+        for prior, t in drawn
     }
 
 
@@ -263,7 +271,9 @@ def _latent_figures(
         fig_dir / "samples.png",
         grid,
         row_titles=[f"T = {t}" for t in temps],
-        title="samples from the prior at temperatures T",
+        title="samples at temperatures T (top level from the fitted aggregate posterior)"
+        if model.top_prior is not None
+        else "samples from the prior at temperatures T",
     )
     info["realism"] = sample_realism(model, tiles.tiles, seed=seed)
     # interpolation between the two tiles farthest apart in the pooled embedding

@@ -53,7 +53,7 @@ def _realism_section(realism: dict) -> str:
     d = first["data"]
     head = (
         "### Do the samples look like the data?\n\n"
-        f"Morphology of {first['samples'].get('tiles', 0)} of the prior samples (those with at "
+        f"Morphology of {first['samples'].get('tiles', 0)} of the samples (those with at "
         f"least {first['min_foreground']:.0%} foreground, at the data's threshold "
         f"{first['threshold']:.4g}) against {d['tiles']} data tiles: the distance of each "
         "distribution is the Wasserstein-1 distance over the data's mean (0: the same), the "
@@ -75,7 +75,7 @@ def _realism_section(realism: dict) -> str:
         g, dist = r["samples"], r["distances"]
         rows.append(
             [
-                f"samples T = {t}",
+                f"samples, {t}",
                 f"{r['samples_kept']:.0%}",
                 _fmt("{:.1f}", g.get("length_density")),
                 _fmt("{:.2f}", g.get("junction_density")),

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from ..data import Normalisation, prepare_data
 from ..errors import MicrovaeError
 from ..io.atomic import atomic_path
+from .aggregate import aggregate_top_prior
 from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
 from .config import RunConfig, load_config, save_config
 from .modelfile import save_model_file
@@ -333,11 +334,13 @@ def fit(
         "saved": saved["info"],
     }
     if trainer.is_global_zero:
+        top = aggregate_top_prior(module.eval_model, saved["state_dict"], prepared.train)
         save_model_file(
             run_dir / "model.pt",
             state_dict=saved["state_dict"],
             config=cfg.to_dict(),
             normalisation=prepared.normalisation.to_dict(),
             summary=summary,
+            top_prior=None if top is None else top.to_dict(),
         )
     return run_dir, summary

@@ -1,5 +1,6 @@
 """The model file: one ``model.pt`` holding weights, config, normalisation, bit depth,
-versions and a training summary, readable without running any code from the file.
+versions and a training summary (and, for generative models, the top latent level's fitted
+aggregate posterior), readable without running any code from the file.
 
 The file is a dict of tensors and plain data (str, int, float, bool, None, lists, dicts)
 saved with ``torch.save`` and read with ``torch.load(..., weights_only=True)``, which refuses
@@ -70,8 +71,11 @@ def save_model_file(
     config: dict,
     normalisation: dict,
     summary: dict,
+    top_prior: dict | None = None,
 ) -> Path:
-    """Write the model file atomically; tensors are moved to the CPU."""
+    """Write the model file atomically; tensors are moved to the CPU. ``top_prior``
+    (optional, :meth:`microvae.model.TopPrior.to_dict`): the top level's fitted aggregate
+    posterior, for sampling."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -83,6 +87,11 @@ def save_model_file(
         "versions": plain(versions(), "versions"),
         "summary": plain(summary, "summary"),
     }
+    if top_prior is not None:
+        payload["top_prior"] = {
+            k: v.detach().cpu() if isinstance(v, torch.Tensor) else plain(v, f"top_prior.{k}")
+            for k, v in top_prior.items()
+        }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
