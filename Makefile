@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := demo_out
 
-.PHONY: demo test install clean
+.PHONY: demo test install system-deps clean
 
 $(STAMP): pyproject.toml napari_plugin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/microvae demo --out $(DEMO)
 
-test: $(STAMP)
+# the Debian packages napari's tests need (.ci/packages.txt): installed when root with apt-get,
+# else one line saying what to install (those tests then skip)
+system-deps:
+	@bash .ci/system-deps
+
+test: $(STAMP) system-deps
 	$(BIN)/npe2 validate --imports napari-microvae
 	$(BIN)/python -m pytest
 

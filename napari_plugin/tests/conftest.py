@@ -30,14 +30,17 @@ TINY = [
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Fail a Qt test with the fix, before Qt aborts the whole run for want of a display."""
+    """Skip a Qt test, saying what to install, before Qt aborts the whole run for want of a
+    display (`make test` installs the packages where it can, and says so where it cannot);
+    CI sets MICROVAE_REQUIRE_DISPLAY=1, which makes this a failure instead."""
     if "qapp" in item.fixturenames and not os.environ.get("DISPLAY"):
-        pytest.fail(
+        why = (
             "no X display for napari's Qt viewer: pytest-xvfb starts one when Xvfb is "
-            "installed (Debian: apt-get install xvfb and the GL/xcb libraries listed in "
-            ".ci/run), or set DISPLAY",
-            pytrace=False,
+            "installed (Debian: .ci/system-deps installs .ci/packages.txt), or set DISPLAY"
         )
+        if os.environ.get("MICROVAE_REQUIRE_DISPLAY") == "1":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
 
 
 def _train(base: Path, extra=()) -> Path:
