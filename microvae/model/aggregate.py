@@ -1,10 +1,11 @@
 """A Gaussian fitted to the top latent level's aggregate posterior, for sampling.
 
 A VAE's learned prior p(z_top) and the distribution its encoder actually produces for the
-data, the aggregate posterior q(z_top) = E_x q(z_top | x), need not agree: on real microscopy
-tiles the top level's posterior spreads far less than the prior (benchmarks/real_data.py
-records both), so prior samples fall where no data tile encodes and decode to images sparser
-than the data. Fitting a density to the aggregate posterior after
+data, the aggregate posterior q(z_top) = E_x q(z_top | x), need not agree: the learned prior
+is a diagonal Gaussian per position, so it draws the top level's latents independently, while
+those of real microscopy tiles are correlated across positions and channels (with about the
+prior's spread per latent: benchmarks/real_data.py records both), and independent draws
+decode to images sparser than the data. Fitting a density to the aggregate posterior after
 training and drawing the top level from it ("ex-post density estimation", Ghosh et al. 2020,
 *From variational to deterministic autoencoders*) gives samples with the data's layout; the
 levels below are still drawn from the model's own conditional priors.
