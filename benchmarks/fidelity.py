@@ -25,14 +25,19 @@ import torch
 import yaml
 from _results import write_result
 
-from microvae.cli.synth_cmd import write_synthetic_set
 from microvae.devices import pick_device
 from microvae.diagnostics import diagnose
 from microvae.inference import TileOptions, TrainedModel, load_model
 from microvae.io import read_image
 from microvae.latent import tiles_from_planes
 from microvae.metrics import fine_structure_metrics
-from microvae.synthetic import SyntheticImage, SynthParams, generate, image_seed
+from microvae.synthetic import (
+    SyntheticImage,
+    SynthParams,
+    generate,
+    image_seed,
+    write_synthetic_set,
+)
 from microvae.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,15 +84,15 @@ def _mean(rows: list[dict]) -> dict:
 
 
 def _reconstructions(model: TrainedModel, image: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    modes = {"full": model.reconstruct_plane(image)}
+    modes = {"full": model.reconstruct(image)}
     levels = model.vae.n_latent_levels
     if model.config.model.skip_mode == "ladder" and levels > 1:
-        modes["coarse_to_fine"] = model.reconstruct_plane(
+        modes["coarse_to_fine"] = model.reconstruct(
             image, options=TileOptions(posterior_levels=levels - 1)
         )
     if model.vae.can_generate:
         draws = [
-            model.reconstruct_plane(
+            model.reconstruct(
                 image, options=TileOptions(sample_latents=True, seed=seed + k)
             ).astype(np.float64)
             for k in range(8)
@@ -183,7 +188,7 @@ def evaluate_real(model: TrainedModel) -> dict:
         else:  # the in-focus middle of a stack
             mid = data.shape[0] // 2 - n_planes // 2
             planes = list(data[mid : mid + n_planes])
-        out[name] = _mean([fine_structure_metrics(p, model.reconstruct_plane(p)) for p in planes])
+        out[name] = _mean([fine_structure_metrics(p, model.reconstruct(p)) for p in planes])
     return out
 
 

@@ -30,6 +30,7 @@ import torch
 from _results import write_result
 from fidelity import ROOT, held_out, held_out_tiles
 
+from microvae.config import load_config
 from microvae.model.discretize import (
     bin_width,
     log_cdf_logistic,
@@ -38,7 +39,6 @@ from microvae.model.discretize import (
     to_unit,
 )
 from microvae.synthetic import Camera
-from microvae.training.config import load_config
 
 LN2 = math.log(2.0)
 

@@ -25,14 +25,14 @@ import numpy as np
 import torch
 from _results import PeakRSS, write_result
 
-from microvae.batch import process_stacks
+from microvae.api import process_stacks
+from microvae.config import load_config
 from microvae.data import Normalisation
 from microvae.devices import pick_device
 from microvae.inference import TrainedModel
 from microvae.inference.tiling import TileGrid
 from microvae.io import write_image
 from microvae.model import build_vae
-from microvae.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -41,6 +41,7 @@ from fidelity import KEYS, MODELS
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
+from microvae.config import load_config
 from microvae.data.config import DataConfig
 from microvae.data.planes import load_planes, split_planes
 from microvae.data.prepare import prepare_data
@@ -48,7 +49,6 @@ from microvae.inference import load_model
 from microvae.latent import collect_tiles
 from microvae.metrics import fine_structure_metrics, split_noise_error
 from microvae.report.evaluate import sample_realism
-from microvae.training.config import load_config
 from microvae.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path, config: Path
     vals = _validations(run)
     model = load_model(run / "model.pt")
     planes, which = _held_out(REAL / file, channel, model.config.data)
-    mean, split = _score(planes, model.reconstruct_plane)
+    mean, split = _score(planes, model.reconstruct)
     realism = None
     if model.vae.can_generate:  # prior samples against the file's tiles, as evaluate does
         tiles = collect_tiles(model, [REAL / file], max_tiles=128, channel=channel)

@@ -26,10 +26,10 @@ import torch
 from _results import write_result
 from torch.utils.flop_counter import FlopCounterMode
 
+from microvae.config import load_config
 from microvae.devices import pick_device
 from microvae.model import build_vae
 from microvae.objective import compute_loss
-from microvae.training.config import load_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -21,12 +21,11 @@ import torch
 from _results import write_result
 from torch.utils.data import DataLoader
 
-from microvae.cli.synth_cmd import write_synthetic_set
+from microvae.config import load_config
 from microvae.data import prepare_data
 from microvae.devices import pick_device
 from microvae.objective import compute_loss
-from microvae.synthetic import SynthParams
-from microvae.training.config import load_config
+from microvae.synthetic import SynthParams, write_synthetic_set
 from microvae.training.module import VAEModule
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from .batch import process_stacks
-from .inference import TrainedModel, load_model
-from .training.config import RunConfig
+from .batch import BatchSummary
+from .batch import process_stacks as _process_stacks
+from .config import RunConfig
+from .errors import MicrovaeError
+from .inference import MetricsFn, TrainedModel, load_model
 
 __all__ = ["load_model", "process_stacks", "train"]
 
@@ -33,7 +36,7 @@ def train(
 
     Example:
         >>> model, run = train("configs/demo.yaml", "data/*.tif", "runs/demo")  # doctest: +SKIP
-        >>> model.reconstruct_plane(image)  # doctest: +SKIP
+        >>> model.reconstruct(image)  # doctest: +SKIP
     """
     # Lightning (and through it torchvision) only for training: loading a model in an
     # application that already runs Qt/OpenGL (napari) must not pull them in
@@ -50,3 +53,30 @@ def train(
         progress=progress,
     )
     return load_model(run_dir / "model.pt"), run_dir
+
+
+def process_stacks(
+    model: TrainedModel,
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    metrics: str | MetricsFn | None = "basic",
+    **kwargs,
+) -> BatchSummary:
+    """Apply ``model`` to every TIFF in ``inputs`` (files, folders, globs) into ``out_dir``:
+    :func:`microvae.batch.process_stacks`, with the per-plane ``metrics`` by name
+    (``"basic"``: PSNR, SSIM and MSE against the input; ``"fine"``: also FRC, HF ratio, blur
+    and morphology ratios; see :data:`microvae.metrics.PLANE_METRICS`), a function, or None.
+
+    Example:
+        >>> summary = process_stacks(model, "stacks/", "out/", metrics="fine")  # doctest: +SKIP
+    """
+    from .metrics import PLANE_METRICS
+
+    if isinstance(metrics, str):
+        if metrics not in PLANE_METRICS:
+            raise MicrovaeError(
+                f"unknown metrics {metrics!r}; choose from {', '.join(PLANE_METRICS)}"
+            )
+        metrics = PLANE_METRICS[metrics]
+    return _process_stacks(model, inputs, out_dir, metrics=metrics, **kwargs)

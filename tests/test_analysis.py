@@ -16,15 +16,12 @@ import pytest
 from PIL import Image
 
 from microvae.cli.main import main
-from microvae.cli.synth_cmd import write_synthetic_set
 from microvae.diagnostics import diagnose
 from microvae.inference import load_model
 from microvae.latent import TileSet, embed, linear_probe, tiles_from_planes
 from microvae.report import evaluate
-from microvae.synthetic import SynthParams, generate
-from microvae.training.fit import fit
+from microvae.synthetic import SynthParams, generate, write_synthetic_set
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = [
     "data.tile_size=64",
     "model.levels=3",
@@ -68,25 +65,20 @@ def data(tmp_path_factory) -> Path:
     return out
 
 
-def _train(base: Path, data: Path, mode: str):
-    run, _ = fit(
-        CONFIGS / "demo.yaml",
-        [str(data / f"{ph}_00?.tif") for ph in PHENOTYPES],
-        base / mode,
-        overrides=SMALL + [f"model.skip_mode={mode}"],
-        progress=False,
-    )
-    return run / "model.pt"
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory, data, train_tiny) -> Path:
+    return _train(train_tiny, tmp_path_factory.mktemp("ladder"), data, "ladder")
 
 
 @pytest.fixture(scope="module")
-def ladder(tmp_path_factory, data) -> Path:
-    return _train(tmp_path_factory.mktemp("ladder"), data, "ladder")
+def deterministic(tmp_path_factory, data, train_tiny) -> Path:
+    return _train(train_tiny, tmp_path_factory.mktemp("deterministic"), data, "deterministic")
 
 
-@pytest.fixture(scope="module")
-def deterministic(tmp_path_factory, data) -> Path:
-    return _train(tmp_path_factory.mktemp("deterministic"), data, "deterministic")
+def _train(train_tiny, base: Path, data: Path, mode: str) -> Path:
+    """The shared tiny-model trainer with SMALL's larger settings (every TINY key)."""
+    inputs = [str(data / f"{ph}_00?.tif") for ph in PHENOTYPES]
+    return train_tiny(base / mode, inputs, SMALL + [f"model.skip_mode={mode}"])
 
 
 def test_verdicts_deterministic_unet_collapses_and_ladder_stays_healthy(

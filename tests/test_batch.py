@@ -11,43 +11,17 @@ import numpy as np
 import pytest
 import tifffile
 
-from microvae.batch import process_stacks
+from microvae.api import process_stacks
 from microvae.cli.main import main
-from microvae.cli.synth_cmd import write_synthetic_set
 from microvae.errors import MicrovaeError
 from microvae.inference import TrainedModel, load_model
 from microvae.io import read_image, write_image
-from microvae.synthetic import SynthParams, generate
-from microvae.training.fit import fit
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = [
-    "data.tile_size=32",
-    "model.levels=2",
-    "model.base_channels=4",
-    "model.max_channels=8",
-    "model.latent_channels=3",
-    "train.max_steps=4",
-    "train.batch_size=4",
-    "train.val_every=4",
-    "data.max_val_tiles=2",
-    "train.accelerator=cpu",
-    "train.devices=1",
-]
+from microvae.synthetic import generate
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("batch")
-    write_synthetic_set(base / "data", SynthParams(shape=(96, 96)), n=3, seed=0, progress=False)
-    run, _ = fit(
-        CONFIGS / "demo.yaml",
-        [str(base / "data" / "synth_00?.tif")],
-        base / "run",
-        overrides=TINY,
-        progress=False,
-    )
-    return run / "model.pt"
+def model_path(tiny_model_path) -> Path:
+    return tiny_model_path
 
 
 def _inputs(folder: Path) -> dict[str, tuple]:
@@ -92,7 +66,7 @@ def test_outputs_for_every_kind_of_file(tmp_path, model_path):
         planes = shape[0] if axes == "ZYX" else 1
         levels = sorted(out.glob(f"{stem}_latents_level*.npy"))
         maps = [np.load(f) for f in levels]
-        assert maps[0].shape[:2] == (planes, 3)
+        assert maps[0].shape[:2] == (planes, model.config.model.latents_per_level()[-1])
         width = 2 * sum(m.shape[1] for m in maps)
         assert emb["embedding"].shape == (planes, width) and str(emb["plane_axes"]) == axes[:-2]
         # per level: the spatial mean, then the spatial standard deviation of every channel
@@ -151,20 +125,20 @@ def test_interrupt_then_resume(tmp_path, model_path, monkeypatch):
         write_image(data / f"s{i}.tif", generate(shape=(4, 40, 40), seed=i).image, axes="ZYX")
     model = load_model(model_path)
     calls = {"n": 0}
-    original = TrainedModel.process_plane
+    original = TrainedModel.plane_steps
 
     def interrupted(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 6:  # the second plane of the second file
             raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
+        return (yield from original(self, *args, **kwargs))
 
-    monkeypatch.setattr(TrainedModel, "process_plane", interrupted)
+    monkeypatch.setattr(TrainedModel, "plane_steps", interrupted)
     with pytest.raises(KeyboardInterrupt):
         process_stacks(model, data, out, progress=False)
     left = sorted(os.listdir(out))
     assert left == ["s0_embedding.npz", "s0_metrics.csv", "s0_recon.tif"]  # nothing partial
-    monkeypatch.setattr(TrainedModel, "process_plane", original)
+    monkeypatch.setattr(TrainedModel, "plane_steps", original)
     summary = process_stacks(model, data, out, resume=True, progress=False)
     assert [r.status for r in summary.results] == ["skipped", "done", "done"]
     rows = list(csv.DictReader(open(out / "metrics.csv")))
@@ -240,7 +214,7 @@ def test_unnamed_stack_axis_is_processed_with_a_warning(tmp_path, model_path, ca
 def test_metrics_by_strips_equal_scikit_image(shape):
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from microvae.batch.stacks import image_metrics
+    from microvae.metrics import fidelity as image_metrics
 
     rng = np.random.default_rng(0)
     ref = rng.integers(100, 4000, shape).astype(np.uint16)

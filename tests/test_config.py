@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from microvae.training.config import ConfigError, RunConfig, load_config, save_config
+from microvae.config import ConfigError, RunConfig, load_config, save_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 REQUIRED = ["demo", "cpu", "mito2d", "baseline-gaussian", "unet-deterministic", "em2d"]

@@ -3,60 +3,36 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from microvae.cli.synth_cmd import write_synthetic_set
 from microvae.errors import AxesError, ChannelError
-from microvae.inference import TileOptions, load_model
-from microvae.inference.tiled import run_tiles
+from microvae.inference import (
+    PlaneSink,
+    TileOptions,
+    as_image,
+    count_steps,
+    image_steps,
+    load_model,
+    run_image,
+)
+from microvae.inference.tiled import iter_tiles
 from microvae.inference.tiling import TileGrid, blend_window
-from microvae.synthetic import SynthParams, generate
-from microvae.training.fit import fit
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = [
-    "data.tile_size=32",
-    "model.levels=2",
-    "model.base_channels=8",
-    "model.max_channels=16",
-    "model.latent_channels=4",
-    "train.max_steps=40",
-    "train.batch_size=8",
-    "train.val_every=40",
-    "data.max_val_tiles=4",
-    "train.accelerator=cpu",
-    "train.devices=1",
-]
-
-
-def _train(base, extra=()):
-    if not (base / "data").exists():
-        write_synthetic_set(
-            base / "data", SynthParams(shape=(128, 128)), n=3, seed=0, progress=False
-        )
-    run, _ = fit(
-        CONFIGS / "demo.yaml",
-        [str(base / "data" / "synth_00?.tif")],
-        base / f"run{len(extra)}",
-        overrides=TINY + list(extra),
-        progress=False,
-    )
-    return load_model(run / "model.pt")
+from microvae.synthetic import generate
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return _train(tmp_path_factory.mktemp("inference"))
+def model(tiny_model_path):
+    return load_model(tiny_model_path)
 
 
 @pytest.fixture(scope="module")
-def local_model(tmp_path_factory):
+def local_model(tmp_path_factory, synth_data, train_tiny):
     """No normalisation layers: the output at a pixel depends only on its neighbourhood."""
-    return _train(tmp_path_factory.mktemp("inference_local"), ["model.norm=none"])
+    run = tmp_path_factory.mktemp("inference_local") / "run"
+    return load_model(train_tiny(run, synth_data, ["model.norm=none"]))
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (32, 32), (100, 37), (257, 300)])
@@ -103,9 +79,10 @@ class _Identity(torch.nn.Module):
 )
 def test_stitching_is_exact_for_an_identity(shape, tile, overlap):
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    out = run_tiles(
+    steps = iter_tiles(
         _Identity(), x, TileOptions(batch_size=3), tile=tile, overlap=overlap, latents=True
     )
+    out = _drain(steps)
     np.testing.assert_allclose(out["reconstruction"], x, atol=1e-5)
     top, fine = out["latents"]
     np.testing.assert_allclose(fine[0], x[::2, ::2][: fine.shape[1], : fine.shape[2]], atol=1e-5)
@@ -175,31 +152,126 @@ def test_encode_embeddings_and_maps(model):
     np.testing.assert_allclose(enc["embedding"][0], expected, rtol=1e-5, atol=1e-6)
 
 
+def _drain(steps):
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 def test_one_pass_equals_separate_passes(model):
     img = generate(shape=(70, 90), seed=4).image
-    recon, levels = model.process_plane(img)
-    np.testing.assert_array_equal(recon, model.reconstruct_plane(img))
-    for a, b in zip(levels, model.encode_plane(img)):
+    both = _drain(model.plane_steps(img, latents=True))
+    np.testing.assert_array_equal(both.reconstruction, model.reconstruct(img))
+    alone = _drain(model.plane_steps(img, reconstruct=False, latents=True))
+    assert alone.reconstruction is None
+    for a, b, c in zip(both.latents, alone.latents, model.encode(img)["latents"][0]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(b, c)
 
 
 def test_step_by_step_plane_yields_progress_and_the_same_result(model):
     img = generate(shape=(70, 90), seed=4).image
     opts = TileOptions(batch_size=2)
-    steps = model.iter_process_plane(img, options=opts)
+    steps = model.plane_steps(img, options=opts)
     ticks = []
     while True:
         try:
             ticks.append(next(steps))
         except StopIteration as done:
-            recon, levels = done.value
+            recon, levels = done.value.reconstruction, done.value.latents
             break
     total = model.count_tiles(img.shape, opts)
     assert ticks[-1] == (total, total) and len(ticks) == -(-total // 2)
     assert [d for d, _ in ticks] == sorted(d for d, _ in ticks)
-    np.testing.assert_array_equal(recon, model.reconstruct_plane(img, options=opts))
+    np.testing.assert_array_equal(recon, model.reconstruct(img, batch_size=2))
     assert levels is None
     # stopping between batches is just not iterating further
-    partial = model.iter_process_plane(img, options=opts)
+    partial = model.plane_steps(img, options=opts)
     assert next(partial) == (2, total)
     partial.close()
+
+
+class _Log(PlaneSink):
+    """Records what the pipeline tells it."""
+
+    def __init__(self, needs_reconstruction=True, needs_latents=False, fail_at=None):
+        self.needs_reconstruction, self.needs_latents = needs_reconstruction, needs_latents
+        self.fail_at, self.events = fail_at, []
+
+    def start(self, info):
+        super().start(info)
+        self.events.append(("start", info.n_planes))
+
+    def add(self, out):
+        if out.index == self.fail_at:
+            raise RuntimeError("sink failed")
+        self.events.append(("add", out.index, out.reconstruction is None, out.latents is None))
+
+    def close(self):
+        self.events.append(("close",))
+
+    def abort(self):
+        self.events.append(("abort",))
+
+
+def test_pipeline_feeds_sinks_in_order_and_computes_only_what_they_need(model):
+    stack = generate(shape=(3, 40, 52), seed=2).image
+    recon, latent = _Log(), _Log(needs_reconstruction=False, needs_latents=True)
+    steps = list(image_steps(model, as_image(stack, "ZYX"), [recon, latent]))
+    assert [s.plane for s in steps] == sorted(s.plane for s in steps) and steps[-1].plane == 2
+    assert steps[-1].tiles_done == steps[-1].tiles
+    assert len(steps) == count_steps(model, stack.shape)
+    # both sinks see both outputs (one pass computes them); none is skipped
+    want = [("start", 3)] + [("add", k, False, False) for k in range(3)] + [("close",)]
+    assert recon.events == want and latent.events == want
+    alone = _Log()
+    run_image(model, as_image(stack, "ZYX"), [alone])
+    assert alone.events[1] == ("add", 0, False, True)  # no latents when no sink needs them
+
+
+def test_stopping_or_a_failing_sink_aborts_every_sink(model, tmp_path):
+    stack = generate(shape=(3, 40, 52), seed=2).image
+    a, b = _Log(), _Log()
+    steps = image_steps(model, as_image(stack, "ZYX"), [a, b])
+    next(steps)
+    steps.close()  # what a cancelled napari worker does
+    assert a.events == [("start", 3), ("abort",)] and b.events == a.events
+    a, b = _Log(), _Log(fail_at=1)
+    with pytest.raises(RuntimeError, match="sink failed"):
+        run_image(model, as_image(stack, "ZYX"), [a, b])
+    assert a.events[-1] == ("abort",) and ("close",) not in a.events
+    # the batch writers then leave nothing: the TIFF sink's temporary file is gone
+    from microvae.batch.writers import TiffFile
+
+    tif = TiffFile(tmp_path / "r.tif")
+    with pytest.raises(RuntimeError):
+        run_image(model, as_image(stack, "ZYX"), [tif, _Log(fail_at=2)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_opened_image_and_the_readme_sink(model, tmp_path):
+    from microvae.io import open_image, write_image
+
+    stack = generate(shape=(3, 40, 52), seed=2).image
+    write_image(tmp_path / "s.tif", stack, axes="ZYX")
+    with open_image(tmp_path / "s.tif") as rec:
+        from_file = model.reconstruct(rec)
+    np.testing.assert_array_equal(from_file, model.reconstruct(stack, "ZYX"))
+
+    class Brightest(PlaneSink):  # the README's example
+        def start(self, info):
+            super().start(info)
+            self.values = []
+
+        def add(self, out):
+            self.values.append(float(out.reconstruction.max()))
+
+    sink = Brightest()
+    with open_image(tmp_path / "s.tif") as rec:
+        run_image(model, rec, [sink])
+    assert sink.values == [float(p.max()) for p in from_file]
+    with pytest.raises(AxesError, match="pass axes"):
+        as_image(stack)
+    assert as_image(stack, stacks=True).axes == "QYX"  # napari layers: stacks of planes

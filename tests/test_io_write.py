@@ -111,3 +111,42 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize(
+    "axes,dtype", [("ZYX", np.uint16), ("TZYX", np.float32), ("QYX", np.int16)]
+)
+def test_plane_writer_writes_any_order_and_only_a_complete_file(tmp_path, axes, dtype):
+    from microvae.io import TiffPlaneWriter
+
+    shape = (2, 3, 20, 24)[-len(axes) :]
+    data = (np.arange(np.prod(shape)) % 1000).reshape(shape).astype(dtype)
+    path = tmp_path / "out.tif"
+    w = TiffPlaneWriter(path, shape=shape, dtype=dtype, axes=axes, pixel_size={"X": 0.1, "Y": 0.1})
+    planes = data.reshape(-1, 20, 24)
+    for k in reversed(range(len(planes))):  # any order
+        w.write(k, planes[k])
+        assert not path.exists()  # nothing under the name before close()
+    w.close()
+    rec = read_image(path)
+    np.testing.assert_array_equal(rec.data.reshape(data.shape), data)
+    assert rec.dtype == np.dtype(dtype) and rec.pixel_size["X"] == pytest.approx(0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+
+def test_plane_writer_refuses_a_missing_plane_and_aborts_cleanly(tmp_path):
+    from microvae.io import TiffPlaneWriter
+
+    path = tmp_path / "out.tif"
+    w = TiffPlaneWriter(path, shape=(3, 8, 8), dtype=np.uint8, axes="ZYX")
+    w.write(0, np.zeros((8, 8), np.uint8))
+    with pytest.raises(ImageWriteError, match="plane 5 of shape"):
+        w.write(5, np.zeros((8, 8), np.uint8))
+    with pytest.raises(ImageWriteError, match="1 of 3|2 of 3 planes never written"):
+        w.close()
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temporary left
+    w = TiffPlaneWriter(path, shape=(3, 8, 8), dtype=np.uint8, axes="ZYX")
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ImageWriteError, match="Y and X last"):
+        TiffPlaneWriter(path, shape=(8, 3, 8), dtype=np.uint8, axes="YZX")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from microvae.cli.synth_cmd import write_synthetic_set
 from microvae.errors import NotGenerativeError
 from microvae.inference import load_model
 from microvae.inference.embedding import pool_latents
@@ -29,47 +28,18 @@ from microvae.latent import (
     tiles_from_planes,
     traverse,
 )
-from microvae.synthetic import SynthParams, generate
+from microvae.synthetic import generate
 from microvae.training.aggregate import TOP_PRIOR_TILES
-from microvae.training.fit import fit
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = [
-    "data.tile_size=32",
-    "model.levels=2",
-    "model.base_channels=8",
-    "model.max_channels=16",
-    "model.latent_channels=4",
-    "train.max_steps=20",
-    "train.batch_size=4",
-    "train.val_every=20",
-    "data.max_val_tiles=4",
-    "train.accelerator=cpu",
-    "train.devices=1",
-]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("latent_data")
-    write_synthetic_set(out, SynthParams(shape=(96, 96)), n=3, seed=0, progress=False)
-    return out
-
-
-def _model(base: Path, data: Path, extra=()):
-    run, _ = fit(
-        CONFIGS / "demo.yaml",
-        [str(data / "synth_00?.tif")],
-        base / "run",
-        overrides=TINY + list(extra),
-        progress=False,
-    )
-    return load_model(run / "model.pt")
+def data(synth_data) -> Path:
+    return synth_data
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, data):
-    return _model(tmp_path_factory.mktemp("latent_ladder"), data)
+def model(tiny_model_path):
+    return load_model(tiny_model_path)
 
 
 def _tiles(n=6, seed=5):
@@ -181,8 +151,8 @@ def test_pooled_embeddings_are_mean_and_sd_of_each_level(model):
     np.testing.assert_array_equal(pool_latents([vec], batched=True), np.c_[vec, np.zeros((2, 3))])
 
 
-def test_deterministic_unet_cannot_generate(tmp_path, data):
-    det = _model(tmp_path, data, ["model.skip_mode=deterministic"])
+def test_deterministic_unet_cannot_generate(tiny_deterministic_path):
+    det = load_model(tiny_deterministic_path)
     with pytest.raises(NotGenerativeError, match="cannot"):
         prototype(det)
     with pytest.raises(NotGenerativeError):

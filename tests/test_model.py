@@ -174,3 +174,37 @@ def test_default_configuration_trains_on_cpu():
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0] - 0.4  # seen: about 0.8 nats/dim over 10 steps
+
+
+def test_ladder_posterior_blocks_follow_norm_and_activation():
+    from torch import nn
+
+    cfg = ModelConfig(levels=2, base_channels=8, max_channels=16, latent_channels=4)
+    for norm, act, act_type in (("none", "gelu", nn.GELU), ("group", "silu", nn.SiLU)):
+        vae = build_vae(
+            cfg.model_copy(update={"norm": norm, "activation": act}),
+            LikelihoodConfig(),
+            bit_depth=8,
+        )
+        for level in vae.td:
+            kinds = {type(m) for m in level.posterior.modules()}
+            assert (nn.GroupNorm in kinds) == (norm == "group")
+            assert act_type in kinds and ({nn.GELU, nn.SiLU} - {act_type}).isdisjoint(kinds)
+
+
+def test_format_2_ladder_files_keep_their_groupnorm_posterior_blocks():
+    """Files before format 3 built the posterior blocks with GroupNorm and SiLU whatever the
+    config said: rebuilt so, their weights load and give the same output."""
+    from torch import nn
+
+    cfg = ModelConfig(levels=2, base_channels=8, max_channels=16, latent_channels=4, norm="none")
+    old = build_vae(cfg, LikelihoodConfig(), bit_depth=8)
+    old.use_format2_posterior_blocks()  # what a format-2 file held
+    assert any(isinstance(m, nn.GroupNorm) for m in old.td[0].posterior.modules())
+    new = build_vae(cfg, LikelihoodConfig(), bit_depth=8)
+    with pytest.raises(RuntimeError):
+        new.load_state_dict(old.state_dict())
+    new.use_format2_posterior_blocks()
+    new.load_state_dict(old.state_dict())
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    torch.testing.assert_close(new.eval().reconstruct(x), old.eval().reconstruct(x))

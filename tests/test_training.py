@@ -11,17 +11,14 @@ import pytest
 import torch
 
 from microvae.cli.main import main
-from microvae.cli.synth_cmd import write_synthetic_set
+from microvae.config import ModelFileError
 from microvae.errors import NonFiniteError
 from microvae.inference import load_model
-from microvae.synthetic import SynthParams
 from microvae.training.fit import RunDirError, fit
-from microvae.training.modelfile import ModelFileError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = [
-    "data.tile_size=32",
-    "model.levels=2",
+# the shared tiny model (conftest.py), smaller still: these tests time steps, not quality
+SMALLER = [
     "model.base_channels=4",
     "model.max_channels=8",
     "model.latent_channels=2",
@@ -31,17 +28,17 @@ TINY = [
     "train.val_every=3",
     "train.checkpoint_every=2",
     "data.max_val_tiles=2",
-    "data.num_workers=0",
-    "train.accelerator=cpu",
-    "train.devices=1",
 ]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synth")
-    write_synthetic_set(out, SynthParams(shape=(96, 96)), n=3, seed=0, progress=False)
-    return out
+def tiny(tiny_overrides) -> list[str]:
+    return tiny_overrides + SMALLER
+
+
+@pytest.fixture(scope="module")
+def data_dir(synth_data) -> Path:
+    return synth_data
 
 
 def _inputs(data_dir):
@@ -51,13 +48,13 @@ def _inputs(data_dir):
 @pytest.mark.parametrize(
     "name", ["demo", "mito2d", "baseline-gaussian", "unet-deterministic", "em2d"]
 )
-def test_each_config_trains_and_loads(tmp_path, data_dir, name):
+def test_each_config_trains_and_loads(tmp_path, data_dir, name, tiny):
     extra = ["model.global_latent_dim=4"] if name == "baseline-gaussian" else []
     run, summary = fit(
         CONFIGS / f"{name}.yaml",
         _inputs(data_dir),
         tmp_path / "run",
-        overrides=TINY + extra,
+        overrides=tiny + extra,
         progress=False,
     )
     assert summary["steps"] == 3
@@ -92,9 +89,9 @@ class _InterruptAt(pl.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupt_then_resume_continues_from_the_saved_step(tmp_path, data_dir):
+def test_interrupt_then_resume_continues_from_the_saved_step(tmp_path, data_dir, tiny):
     run = tmp_path / "run"
-    over = TINY + ["train.max_steps=8", "train.checkpoint_every=100", "train.val_every=4"]
+    over = tiny + ["train.max_steps=8", "train.checkpoint_every=100", "train.val_every=4"]
     with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 5; .*last.ckpt is saved"):
         fit(
             CONFIGS / "demo.yaml",
@@ -121,24 +118,24 @@ def test_interrupt_then_resume_continues_from_the_saved_step(tmp_path, data_dir)
         fit(None, _inputs(data_dir), run, resume=True, progress=False)
 
 
-def test_progress_bar_counts_steps_without_a_negative_epoch_total(tmp_path, data_dir, capsys):
-    over = TINY + ["train.max_steps=4", "train.val_every=4"]
+def test_progress_bar_counts_steps_without_a_negative_epoch_total(tmp_path, data_dir, capsys, tiny):
+    over = tiny + ["train.max_steps=4", "train.val_every=4"]
     fit(CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=over)
     shown = capsys.readouterr().out
     assert "4/4" in shown  # the bar reached the last step
     assert "training" in shown and "Epoch 0/-" not in shown
 
 
-def test_run_folder_rules(tmp_path, data_dir):
+def test_run_folder_rules(tmp_path, data_dir, tiny):
     run = tmp_path / "run"
-    fit(CONFIGS / "demo.yaml", _inputs(data_dir), run, overrides=TINY, progress=False)
+    fit(CONFIGS / "demo.yaml", _inputs(data_dir), run, overrides=tiny, progress=False)
     with pytest.raises(RunDirError, match="run folder exists; pass --resume .* or --overwrite"):
-        fit(CONFIGS / "demo.yaml", _inputs(data_dir), run, overrides=TINY, progress=False)
+        fit(CONFIGS / "demo.yaml", _inputs(data_dir), run, overrides=tiny, progress=False)
     fit(
         CONFIGS / "demo.yaml",
         _inputs(data_dir),
         run,
-        overrides=TINY,
+        overrides=tiny,
         overwrite=True,
         progress=False,
     )
@@ -150,7 +147,7 @@ def test_run_folder_rules(tmp_path, data_dir):
             CONFIGS / "demo.yaml",
             _inputs(data_dir),
             other,
-            overrides=TINY,
+            overrides=tiny,
             overwrite=True,
             progress=False,
         )
@@ -168,8 +165,8 @@ class _Poison(pl.Callback):
                 next(module.vae.parameters()).fill_(float("nan"))
 
 
-def test_non_finite_updates_are_skipped_then_stop_the_run(tmp_path, data_dir):
-    over = TINY + ["train.max_steps=10", "train.max_skipped=3"]
+def test_non_finite_updates_are_skipped_then_stop_the_run(tmp_path, data_dir, tiny):
+    over = tiny + ["train.max_steps=10", "train.max_skipped=3"]
     with pytest.raises(
         NonFiniteError,
         match=r"3 updates in a row skipped, the last at step 1: "
@@ -210,7 +207,7 @@ def test_malicious_model_file_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_foreign_damaged_and_missing_model_files(tmp_path, data_dir):
+def test_foreign_damaged_and_missing_model_files(tmp_path, data_dir, tiny):
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(ModelFileError, match="foreign.pt: not a microvae model file"):
@@ -218,7 +215,7 @@ def test_foreign_damaged_and_missing_model_files(tmp_path, data_dir):
     with pytest.raises(ModelFileError, match="model file not found"):
         load_model(tmp_path / "none.pt")
     run, _ = fit(
-        CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=TINY, progress=False
+        CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=tiny, progress=False
     )
     data = (run / "model.pt").read_bytes()
     cut = tmp_path / "cut.pt"
@@ -227,7 +224,7 @@ def test_foreign_damaged_and_missing_model_files(tmp_path, data_dir):
         load_model(cut)
 
 
-def test_cli_train_and_info(tmp_path, data_dir, capsys):
+def test_cli_train_and_info(tmp_path, data_dir, capsys, tiny):
     run = tmp_path / "run"
     args = [
         "train",
@@ -238,7 +235,7 @@ def test_cli_train_and_info(tmp_path, data_dir, capsys):
         str(run),
         "--no-progress",
     ]
-    for item in TINY:
+    for item in tiny:
         args += ["--set", item]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -265,10 +262,10 @@ def test_cli_train_and_info(tmp_path, data_dir, capsys):
     assert not os.path.exists(tmp_path / "r2")
 
 
-def test_demo_command_end_to_end(tmp_path, capsys):
+def test_demo_command_end_to_end(tmp_path, capsys, tiny):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out)]
-    for item in TINY:
+    for item in tiny:
         args += ["--set", item]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -293,14 +290,14 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     assert recon.pixel_size == held.pixel_size
 
 
-def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, data_dir):
+def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, data_dir, tiny):
     import signal
     import subprocess
     import sys
     import time
 
     run = tmp_path / "run"
-    over = [o for o in TINY if not o.startswith(("train.max_steps", "train.checkpoint_every"))]
+    over = [o for o in tiny if not o.startswith(("train.max_steps", "train.checkpoint_every"))]
     cmd = [
         sys.executable,
         "-m",
@@ -347,10 +344,10 @@ def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, data_dir):
     assert summary["steps"] == step + 3
 
 
-def test_model_file_holds_the_best_validated_weights(tmp_path, data_dir, caplog):
+def test_model_file_holds_the_best_validated_weights(tmp_path, data_dir, caplog, tiny):
     # a learning rate far too high makes later validations worse than an early one; the last
     # step (11: not a multiple of val_every) is validated too
-    over = TINY + [
+    over = tiny + [
         "train.max_steps=11",
         "train.val_every=2",
         "train.lr=0.5",
@@ -384,11 +381,11 @@ def test_model_file_holds_the_best_validated_weights(tmp_path, data_dir, caplog)
     assert "gradient norm median" in caplog.text
 
 
-def test_format_1_model_files_load_as_they_were_trained(tmp_path, data_dir):
+def test_format_1_model_files_load_as_they_were_trained(tmp_path, data_dir, tiny):
     # format 1 read the decoder's outputs in [-1, 1] units: without the data affine in its
     # weights it must load with the identity, so that its reconstructions are unchanged
     run, _ = fit(
-        CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=TINY, progress=False
+        CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=tiny, progress=False
     )
     model = load_model(run / "model.pt")
     x = torch.rand(1, 1, 32, 32) * 0.2 - 0.8

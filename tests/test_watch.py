@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from microvae.training.config import TrainConfig
+from microvae.config import TrainConfig
 from microvae.training.schedule import lr_factor
 from microvae.training.watch import GradientWatch, ValidationWatch
 

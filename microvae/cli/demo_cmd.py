@@ -62,10 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..inference import load_model
     from ..io import atomic_path, write_image
-    from ..synthetic import SynthParams, generate, image_seed
+    from ..synthetic import SynthParams, generate, image_seed, write_synthetic_set
     from ..training.fit import fit
     from ..training.preview import save_png, side_by_side
-    from .synth_cmd import write_synthetic_set
 
     out: Path = args.out
     config = args.config or find_config("demo")
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(run_dir / "model.pt")
 
     print("3/5 reconstructing the held-out image")
-    recon = model.reconstruct_plane(held.image)
+    recon = model.reconstruct(held.image)
     write_image(out / "heldout_recon.tif", recon, **meta)
     gt = held.ground_truth.astype(np.float64)
     rng = float(gt.max() - gt.min())

@@ -53,9 +53,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import process_stacks
+    from ..api import process_stacks
     from ..inference import load_model
-    from ..metrics import fine_structure_metrics
 
     outputs = {"reconstruction", "embedding"}
     if args.no_recon:
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         channel=args.channel,
         axes=args.axes,
         resume=args.resume,
-        metrics=fine_structure_metrics if args.metrics == "fine" else None,
+        metrics=args.metrics,
         progress=not args.no_progress,
         tile_size=args.tile_size,
         overlap=args.overlap,

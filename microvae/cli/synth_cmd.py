@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 from pydantic import ValidationError
-from tqdm import tqdm
 
 from ..errors import MicrovaeError
-from ..io import atomic_path, write_image
-from ..synthetic import PHENOTYPES, SynthParams, generate, image_seed
+from ..synthetic import MANIFEST, PHENOTYPES, SynthParams, write_synthetic_set
 
-__all__ = ["add_parser", "run", "parse_shape", "write_synthetic_set"]
-
-MANIFEST = "manifest.csv"
+__all__ = ["add_parser", "run", "parse_shape"]
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -63,54 +58,6 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--prefix", default="synth", help="file name prefix (default synth)")
     p.set_defaults(run=run)
-
-
-def write_synthetic_set(
-    out_dir: Path,
-    params: SynthParams,
-    *,
-    n: int,
-    seed: int,
-    labels: bool = False,
-    prefix: str = "synth",
-    progress: bool = True,
-) -> list[dict]:
-    """Generate and write ``n`` images; returns the manifest rows (also in manifest.csv)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in tqdm(range(n), desc="synth", unit="image", disable=not progress):
-        s = generate(params, seed=image_seed(seed, i))
-        name = f"{prefix}_{i:03d}"
-        meta = {"axes": s.axes, "pixel_size": s.pixel_size, "unit": s.unit}
-        write_image(out_dir / f"{name}.tif", s.image, **meta)
-        write_image(out_dir / f"{name}_gt.tif", s.ground_truth, **meta)
-        if labels:
-            write_image(out_dir / f"{name}_labels.tif", s.labels, **meta)
-        rows.append(
-            {
-                "file": f"{name}.tif",
-                "ground_truth": f"{name}_gt.tif",
-                "phenotype": s.phenotype,
-                "seed": seed,
-                "index": i,
-                "shape": "x".join(map(str, s.image.shape)),
-                "dtype": s.image.dtype.name,
-                "bit_depth": params.bit_depth,
-                "camera_offset_adu": s.camera.offset,
-                "camera_gain_adu_per_photon": round(s.camera.gain, 4),
-                "read_noise_adu": round(s.camera.read_noise_adu, 4),
-                **{
-                    f"network_{k}": (round(v, 3) if isinstance(v, float) else v)
-                    for k, v in s.network.items()
-                },
-            }
-        )
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with atomic_path(out_dir / MANIFEST) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
 
 
 def run(args: argparse.Namespace) -> int:

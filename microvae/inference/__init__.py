@@ -1,6 +1,39 @@
-"""Applying trained models to images."""
+"""Applying trained models to images: the one plane pipeline (:mod:`.pipeline`)."""
 
-from .model import TrainedModel, load_model
+from .model import PlaneResult, TrainedModel, load_model
+from .pipeline import (
+    ArraySink,
+    EmbeddingSink,
+    ImageInfo,
+    LatentSink,
+    MetricRows,
+    MetricsFn,
+    PlaneOutput,
+    PlaneSink,
+    Progress,
+    as_image,
+    count_steps,
+    image_steps,
+    run_image,
+)
 from .tiled import TileOptions
 
-__all__ = ["TileOptions", "TrainedModel", "load_model"]
+__all__ = [
+    "ArraySink",
+    "EmbeddingSink",
+    "ImageInfo",
+    "LatentSink",
+    "MetricRows",
+    "MetricsFn",
+    "PlaneOutput",
+    "PlaneResult",
+    "PlaneSink",
+    "Progress",
+    "TileOptions",
+    "TrainedModel",
+    "as_image",
+    "count_steps",
+    "image_steps",
+    "load_model",
+    "run_image",
+]

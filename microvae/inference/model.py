@@ -10,25 +10,34 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import ModelFileError, RunConfig, load_config, read_model_file
 from ..data.normalise import Normalisation
 from ..devices import pick_device
-from ..errors import AxesError, ShapeError
+from ..errors import ShapeError
 from ..io import ImageRecord
 from ..model import VAE, TopPrior, build_vae
-from ..training.config import RunConfig, load_config
-from ..training.modelfile import ModelFileError, read_model_file
-from .embedding import pool_latents
-from .tiled import TileOptions, drain, iter_tiles
+from .pipeline import ArraySink, EmbeddingSink, LatentSink, as_image, run_image
+from .tiled import TileOptions, iter_tiles
 from .tiling import TileGrid
 
-__all__ = ["TrainedModel", "load_model"]
+__all__ = ["PlaneResult", "TrainedModel", "load_model"]
 
 _log = logging.getLogger("microvae.inference")
+
+
+@dataclass
+class PlaneResult:
+    """What :meth:`TrainedModel.plane_steps` returns: the reconstruction (H, W) in the
+    plane's dtype, or None; the latents per level (top first), or None."""
+
+    reconstruction: np.ndarray | None
+    latents: list[np.ndarray] | None
 
 
 class TrainedModel:
@@ -63,6 +72,8 @@ class TrainedModel:
         except Exception as exc:
             raise ModelFileError(f"{path.name}: damaged config or normalisation ({exc})") from None
         vae = build_vae(config.model, config.likelihood, bit_depth=norm.bit_depth)
+        if payload["format_version"] < 3 and hasattr(vae, "use_format2_posterior_blocks"):
+            vae.use_format2_posterior_blocks()
         state = dict(payload["state_dict"])
         if payload["format_version"] == 1:
             # format 1 read the decoder's outputs in [-1, 1] units: the identity data affine
@@ -126,23 +137,24 @@ class TrainedModel:
         overlap = tile // 4 if options.overlap is None else options.overlap
         return tile, overlap
 
-    def _to_model(self, plane: np.ndarray, source: str) -> np.ndarray:
+    def _check_levels(self, raw: np.ndarray, source: str) -> None:
+        """Warn (once per source) when raw values lie outside the model's levels: they are
+        clipped by the normalisation."""
         norm = self.normalisation
-        if norm.bit_depth is not None:
-            top = 2**norm.bit_depth - 1
-            lo, hi = float(plane.min()), float(plane.max())
-            if (lo < 0 or hi > top) and source not in self._warned:
-                self._warned.add(source)  # once per file, not once per plane
-                _log.warning(
-                    "%s: values %g..%g lie outside the model's levels 0..%d (%d-bit); "
-                    "they are clipped",
-                    source,
-                    lo,
-                    hi,
-                    top,
-                    norm.bit_depth,
-                )
-        return norm.to_model(plane)
+        if norm.bit_depth is None or source in self._warned:
+            return
+        top = 2**norm.bit_depth - 1
+        lo, hi = float(raw.min()), float(raw.max())
+        if lo < 0 or hi > top:
+            self._warned.add(source)  # once per file, not once per plane
+            _log.warning(
+                "%s: values %g..%g lie outside the model's levels 0..%d (%d-bit); they are clipped",
+                source,
+                lo,
+                hi,
+                top,
+                norm.bit_depth,
+            )
 
     def check_input(self, plane: np.ndarray, source: str) -> None:
         """Warn when a plane (the first of an image) differs from the training data: its
@@ -173,7 +185,8 @@ class TrainedModel:
             raw = raw[None]
         if raw.ndim != 3:
             raise ShapeError(f"expected tiles (N, H, W) or one (H, W), got shape {raw.shape}")
-        x = np.stack([self._to_model(t, "tiles") for t in raw])[:, None]
+        self._check_levels(raw, "tiles")
+        x = self.normalisation.to_model(raw)[:, None]
         return torch.from_numpy(x).to(self.device)
 
     def to_raw(self, x: torch.Tensor | np.ndarray, dtype: np.dtype | str | None = None):
@@ -196,100 +209,68 @@ class TrainedModel:
             raw = np.clip(raw, info.min, info.max)
         return raw.astype(dtype)
 
-    def _iter_plane(
-        self, plane: np.ndarray, options: TileOptions | None, source: str, **what
-    ) -> Generator[tuple[int, int], None, dict]:
-        if plane.ndim != 2:
-            raise ShapeError(f"{source}: expected a 2D plane, got shape {plane.shape}")
-        options = options or TileOptions()
-        tile, overlap = self._tiles(options)
-        # padded in its own dtype, then converted: one float32 copy of the plane, not two
-        return (
-            yield from iter_tiles(
-                self.vae,
-                plane,
-                options,
-                tile=tile,
-                overlap=overlap,
-                to_model=lambda padded: self._to_model(padded, source),
-                **what,
-            )
-        )
-
     def count_tiles(self, shape: tuple[int, int], options: TileOptions | None = None) -> int:
         """How many tiles a plane of ``shape`` (H, W) is cut into with ``options``."""
         tile, overlap = self._tiles(options or TileOptions())
         grid = TileGrid.plan(shape, tile=tile, overlap=overlap, multiple=2**self.levels)
         return len(grid.positions)
 
-    def iter_process_plane(
+    def plane_steps(
         self,
         plane: np.ndarray,
         *,
         options: TileOptions | None = None,
         source: str = "plane",
+        reconstruct: bool = True,
         latents: bool = False,
-    ) -> Generator[tuple[int, int], None, tuple[np.ndarray, list[np.ndarray] | None]]:
-        """:meth:`process_plane` step by step, for progress bars and cancellation: yields
-        (tiles done, tiles in all) after every batch of tiles and returns (reconstruction,
-        latents or None). Stop iterating to stop the work (nothing is left behind)."""
-        out = yield from self._iter_plane(plane, options, source, latents=latents)
-        return self._from_model(out["reconstruction"], plane.dtype), out.get("latents")
+    ) -> Generator[tuple[int, int], None, PlaneResult]:
+        """One 2D plane (H, W), any size and real dtype, through the model by tiles, step by
+        step: yields (tiles done, tiles in all) after every batch of tiles and returns a
+        :class:`PlaneResult`: the reconstruction in the plane's dtype and intensity range
+        (with ``reconstruct``) and the latents (with ``latents``: per level, top first,
+        stitched posterior-mean maps (C_l, H_l, W_l) float32, or (n_tiles, D) tile vectors
+        for a global latent). Stop iterating to stop the work (nothing is left behind).
 
-    def reconstruct_plane(
-        self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"
-    ) -> np.ndarray:
-        """Reconstruct one 2D plane (any size) by tiles; same shape and dtype as ``plane``."""
-        return self.process_plane(plane, options=options, source=source, latents=False)[0]
-
-    def process_plane(
-        self,
-        plane: np.ndarray,
-        *,
-        options: TileOptions | None = None,
-        source: str = "plane",
-        latents: bool = True,
-    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
-        """Reconstruction (as :meth:`reconstruct_plane`) and, with ``latents``, the latents
-        (as :meth:`encode_plane`) of one plane, from one pass over its tiles."""
-        return drain(
-            self.iter_process_plane(plane, options=options, source=source, latents=latents)
+        This is the plane step of the one pipeline (:func:`~microvae.inference.image_steps`);
+        whole images go through :meth:`reconstruct`, :meth:`encode` or ``image_steps``."""
+        plane = np.asarray(plane)
+        if plane.ndim != 2:
+            raise ShapeError(f"{source}: expected a 2D plane (H, W), got shape {plane.shape}")
+        if np.iscomplexobj(plane) or plane.dtype.kind not in "uif":
+            raise ShapeError(f"{source}: {plane.dtype} data cannot be reconstructed")
+        options = options or TileOptions()
+        tile, overlap = self._tiles(options)
+        self._check_levels(plane, source)
+        out = yield from iter_tiles(
+            self.vae,
+            plane,
+            options,
+            tile=tile,
+            overlap=overlap,
+            # padded in its own dtype, then normalised: one float32 copy of the plane, not two
+            normalisation=self.normalisation,
+            reconstruct=reconstruct,
+            latents=latents,
         )
-
-    def encode_plane(
-        self, plane: np.ndarray, *, options: TileOptions | None = None, source: str = "plane"
-    ) -> list[np.ndarray]:
-        """Posterior means of one plane per latent level, top first: stitched maps
-        (C_l, H_l, W_l), or (n_tiles, D) tile vectors for a global latent."""
-        steps = self._iter_plane(plane, options, source, reconstruct=False, latents=True)
-        return drain(steps)["latents"]
-
-    def _record(self, array: np.ndarray, axes: str | None, channel: int | None) -> ImageRecord:
-        array = np.asarray(array)
-        if axes is None:
-            if array.ndim != 2:
-                raise AxesError(f"array of shape {array.shape}: pass axes=... (e.g. 'ZYX')")
-            axes = "YX"
-        rec = ImageRecord.from_array(array, axes, channel=channel)
-        rec.require_single_channel()
-        return rec
-
-    @staticmethod
-    def _where(rec: ImageRecord, idx: tuple[int, ...]) -> tuple:
-        plane_axes = rec.plane_axes
-        return tuple(
-            idx[plane_axes.index(a)] if a in plane_axes else (slice(None) if a in "YX" else 0)
-            for a in rec.axes
+        recon = out.get("reconstruction")
+        return PlaneResult(
+            None if recon is None else self._from_model(recon, plane.dtype), out.get("latents")
         )
 
     def reconstruct(
-        self, array: np.ndarray, axes: str | None = None, *, channel: int | None = None, **options
+        self,
+        image: np.ndarray | ImageRecord,
+        axes: str | None = None,
+        *,
+        channel: int | None = None,
+        **options,
     ) -> np.ndarray:
         """Reconstruct an image of any size and axes, plane by plane, by tiles.
 
         Args:
-            array: the image, e.g. (Z, Y, X) uint16.
-            axes: its axes (default ``YX`` for 2D arrays).
+            image: a 2D plane (H, W), an image with ``axes`` (e.g. (Z, Y, X) uint16), or an
+                ImageRecord (:func:`microvae.open_image`; read plane by plane).
+            axes: its axes (default ``YX`` for 2D arrays; stacks (..., Y, X) otherwise).
             channel: index to take from a C or S axis (the output then has no channel axis).
             **options: fields of :class:`TileOptions` (tile_size, overlap, batch_size,
                 output='mean'|'sample', posterior_levels, sample_latents, seed).
@@ -298,31 +279,28 @@ class TrainedModel:
             An array of the input's shape (less a chosen channel axis) and dtype, in its
             intensity range. Deterministic by default.
         """
-        rec = self._record(array, axes, channel)
-        opts = TileOptions(**options)
-        out = np.empty(rec.shape, rec.dtype)
-        for k, (idx, plane) in enumerate(rec.iter_planes()):
-            if k == 0:
-                self.check_input(plane, "array")
-            out[self._where(rec, idx)] = self.reconstruct_plane(plane, options=opts)
-        return out
+        sink = ArraySink("reconstruction")
+        rec = as_image(image, axes, channel=channel)
+        run_image(self, rec, [sink], options=TileOptions(**options))
+        return sink.array
 
     def encode(
-        self, array: np.ndarray, axes: str | None = None, *, channel: int | None = None, **options
+        self,
+        image: np.ndarray | ImageRecord,
+        axes: str | None = None,
+        *,
+        channel: int | None = None,
+        **options,
     ) -> dict[str, np.ndarray | list]:
         """Embeddings of every plane: ``embedding`` (*plane dims, 2 * sum C_l), the pooled
         posterior means of :func:`~microvae.inference.embedding.pool_latents`, and
-        ``latents``: per plane, the stitched maps of every level (top first)."""
-        rec = self._record(array, axes, channel)
-        opts = TileOptions(**options)
+        ``latents``: per plane (C order), the posterior-mean maps of every level (top first,
+        as :meth:`plane_steps` returns them). Arguments as :meth:`reconstruct`."""
+        rec = as_image(image, axes, channel=channel)
+        maps, pooled = LatentSink(), EmbeddingSink()
+        run_image(self, rec, [maps, pooled], options=TileOptions(**options))
         sizes = [rec.shape[rec.axes.index(a)] for a in rec.plane_axes]
-        vectors, maps = [], []
-        for _, plane in rec.iter_planes():
-            levels = self.encode_plane(plane, options=opts)
-            vectors.append(pool_latents(levels, batched=False))
-            maps.append(levels)
-        emb = np.stack(vectors).reshape(*sizes, -1)
-        return {"embedding": emb, "latents": maps}
+        return {"embedding": pooled.vectors.reshape(*sizes, -1), "latents": maps.maps}
 
     def describe(self) -> dict:
         """What ``microvae info`` prints."""

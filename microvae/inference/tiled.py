@@ -7,16 +7,17 @@ which is exact because tile corners sit on multiples of 2**levels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..data.normalise import Normalisation
 from ..model import VAE
 from .tiling import TileGrid, blend_profile, blend_window
 
-__all__ = ["TileOptions", "run_tiles", "iter_tiles"]
+__all__ = ["TileOptions", "iter_tiles"]
 
 
 @dataclass(frozen=True)
@@ -49,47 +50,6 @@ def _axis_weights(length: int, starts: list[int], w1d: np.ndarray) -> np.ndarray
     return weights
 
 
-def run_tiles(
-    vae: VAE,
-    plane: np.ndarray,
-    options: TileOptions,
-    *,
-    tile: int,
-    overlap: int,
-    to_model: Callable[[np.ndarray], np.ndarray] | None = None,
-    reconstruct: bool = True,
-    latents: bool = False,
-) -> dict:
-    """Reconstruct and/or encode one plane (H, W).
-
-    ``plane`` is in model units, or raw and converted by ``to_model`` after padding (so that
-    one float32 copy of the padded plane exists, not two). Returns a dict with
-    ``reconstruction`` (H, W) in model units, and with ``latents`` a list, top level first, of
-    stitched posterior-mean maps (C_l, H / 2**l, W / 2**l), or of the tiles' mean vectors
-    (n_tiles, D) for a global latent.
-    """
-    steps = iter_tiles(
-        vae,
-        plane,
-        options,
-        tile=tile,
-        overlap=overlap,
-        to_model=to_model,
-        reconstruct=reconstruct,
-        latents=latents,
-    )
-    return drain(steps)
-
-
-def drain(steps: Generator):
-    """Run a step-by-step generator to its end; its return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-
-
 @torch.no_grad()
 def iter_tiles(
     vae: VAE,
@@ -98,17 +58,25 @@ def iter_tiles(
     *,
     tile: int,
     overlap: int,
-    to_model: Callable[[np.ndarray], np.ndarray] | None = None,
+    normalisation: Normalisation | None = None,
     reconstruct: bool = True,
     latents: bool = False,
 ) -> Generator[tuple[int, int], None, dict]:
-    """:func:`run_tiles` step by step: yields (tiles done, tiles in all) after every batch and
-    returns its dict, for progress bars and for stopping between batches (stop iterating)."""
+    """Reconstruct and/or encode one plane (H, W), step by step: yields (tiles done, tiles in
+    all) after every batch, for progress bars and for stopping between batches (stop
+    iterating), and returns a dict.
+
+    ``plane`` is in model units, or raw and normalised by ``normalisation`` after padding
+    (so that one float32 copy of the padded plane exists, not two). The dict holds
+    ``reconstruction`` (H, W) in model units, and with ``latents`` a list, top level first, of
+    stitched posterior-mean maps (C_l, H / 2**l, W / 2**l), or of the tiles' mean vectors
+    (n_tiles, D) for a global latent.
+    """
     multiple = 2**vae.levels
     grid = TileGrid.plan(plane.shape, tile=tile, overlap=overlap, multiple=multiple)
     padded = grid.pad_plane(plane)
-    if to_model is not None:
-        padded = to_model(padded)
+    if normalisation is not None:
+        padded = normalisation.to_model(padded)
     device = next(vae.parameters()).device
     window = blend_window(tile, overlap)
     out: dict = {}

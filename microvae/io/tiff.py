@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -19,12 +20,12 @@ import numpy as np
 import tifffile
 
 from ..errors import AxesError, ImageReadError, ImageWriteError, MicrovaeError
-from .atomic import atomic_path
+from .atomic import _umask, atomic_path
 from .axes import from_tifffile_axes, validate_axes
 from .metadata import normalise_unit, read_physical_metadata
 from .record import ArrayReader, ImageRecord, block_axes, check_dtype, outer_axes
 
-__all__ = ["open_image", "read_image", "write_image", "TiffReader"]
+__all__ = ["open_image", "read_image", "write_image", "TiffPlaneWriter", "TiffReader"]
 
 _log = logging.getLogger(__name__)
 
@@ -262,6 +263,51 @@ def _imagej_compatible(axes: str, dtype: np.dtype) -> bool:
     )
 
 
+def _tiff_kwargs(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype | str,
+    axes: str,
+    pixel_size: dict[str, float] | None,
+    unit: str | None,
+) -> dict:
+    """tifffile.imwrite's arguments for an image of ``shape``, ``dtype`` and ``axes`` with its
+    pixel size: an ImageJ hyperstack where ImageJ can hold it, an OME-TIFF otherwise."""
+    shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+    try:
+        axes = validate_axes(axes, shape, source=path.name)
+        check_dtype(dtype, source=path.name)
+    except MicrovaeError as exc:
+        raise ImageWriteError(str(exc)) from None
+    pixel_size = {ax: float(v) for ax, v in (pixel_size or {}).items() if ax in axes}
+    unit = normalise_unit(unit) if pixel_size else None
+    if pixel_size and unit is None:
+        raise ImageWriteError(
+            f"{path.name}: pixel_size given with an unknown unit; use 'um' or 'nm'"
+        )
+    if not path.parent.is_dir():
+        raise ImageWriteError(f"{path}: folder {path.parent} does not exist; create it first")
+    kwargs: dict = {"shape": shape, "dtype": dtype}
+    if _imagej_compatible(axes, dtype):
+        meta: dict = {"axes": axes}
+        if pixel_size:
+            meta["unit"] = unit
+            if "Z" in pixel_size:
+                meta["spacing"] = pixel_size["Z"]
+            if "X" in pixel_size and "Y" in pixel_size:
+                kwargs["resolution"] = (1 / pixel_size["X"], 1 / pixel_size["Y"])
+        kwargs.update(imagej=True, metadata=meta)
+    else:
+        meta = {"axes": axes}
+        for ax, size in pixel_size.items():
+            meta[f"PhysicalSize{ax}"] = size
+            meta[f"PhysicalSize{ax}Unit"] = _OME_UNITS[unit]
+        kwargs.update(ome=True, metadata=meta, photometric="minisblack")
+        if "S" in axes:
+            kwargs["planarconfig"] = "contig" if axes.endswith("S") else "separate"
+    return kwargs
+
+
 def write_image(
     path: str | os.PathLike,
     data: np.ndarray | Iterable[np.ndarray],
@@ -299,38 +345,8 @@ def write_image(
         raise ImageWriteError(
             f"{path.name}: writing from an iterable of planes needs shape and dtype"
         )
-    shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
-    try:
-        axes = validate_axes(axes, shape, source=path.name)
-        check_dtype(dtype, source=path.name)
-    except MicrovaeError as exc:
-        raise ImageWriteError(str(exc)) from None
-    pixel_size = {ax: float(v) for ax, v in (pixel_size or {}).items() if ax in axes}
-    unit = normalise_unit(unit) if pixel_size else None
-    if pixel_size and unit is None:
-        raise ImageWriteError(
-            f"{path.name}: pixel_size given with an unknown unit; use 'um' or 'nm'"
-        )
-    if not path.parent.is_dir():
-        raise ImageWriteError(f"{path}: folder {path.parent} does not exist; create it first")
-    kwargs: dict = {"shape": shape, "dtype": dtype, "compression": compression}
-    if _imagej_compatible(axes, dtype):
-        meta: dict = {"axes": axes}
-        if pixel_size:
-            meta["unit"] = unit
-            if "Z" in pixel_size:
-                meta["spacing"] = pixel_size["Z"]
-            if "X" in pixel_size and "Y" in pixel_size:
-                kwargs["resolution"] = (1 / pixel_size["X"], 1 / pixel_size["Y"])
-        kwargs.update(imagej=True, metadata=meta)
-    else:
-        meta = {"axes": axes}
-        for ax, size in pixel_size.items():
-            meta[f"PhysicalSize{ax}"] = size
-            meta[f"PhysicalSize{ax}Unit"] = _OME_UNITS[unit]
-        kwargs.update(ome=True, metadata=meta, photometric="minisblack")
-        if "S" in axes:
-            kwargs["planarconfig"] = "contig" if axes.endswith("S") else "separate"
+    kwargs = _tiff_kwargs(path, shape, dtype, axes, pixel_size, unit)
+    kwargs["compression"] = compression
     try:
         with atomic_path(path) as tmp:
             tifffile.imwrite(tmp, data, **kwargs)
@@ -341,3 +357,94 @@ def write_image(
     except (ValueError, TypeError) as exc:
         raise ImageWriteError(f"{path.name}: cannot write image ({exc})") from exc
     return path
+
+
+class TiffPlaneWriter:
+    """An uncompressed TIFF written plane by plane, atomically (an ImageJ hyperstack or
+    OME-TIFF, as :func:`write_image` writes it).
+
+    The file is laid out whole under a hidden temporary name beside ``path``; planes are
+    written into it with ``write(k, plane)`` (k: the plane's C-order index over the axes
+    other than Y and X), and ``close()`` renames it to ``path`` once every plane is in.
+    ``abort()`` (or an error) removes it: a file under ``path`` is always complete. Nothing
+    is memory-mapped, so memory stays one plane whatever the stack's size.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        shape: tuple[int, ...],
+        dtype: np.dtype | str,
+        axes: str,
+        pixel_size: dict[str, float] | None = None,
+        unit: str | None = "um",
+    ):
+        path = Path(path)
+        kwargs = _tiff_kwargs(path, shape, dtype, axes, pixel_size, unit)
+        axes, shape = validate_axes(axes, shape, source=path.name), tuple(kwargs["shape"])
+        spatial = axes.index("Y"), axes.index("X")
+        if any(n != 1 for a, n in zip(axes[spatial[0] :], shape[spatial[0] :]) if a not in "YX"):
+            raise ImageWriteError(
+                f"{path.name}: axes {axes} put another axis after Y; plane-by-plane writing "
+                "needs Y and X last (e.g. ZYX)"
+            )
+        self.path, self.shape = path, shape
+        # little-endian whatever the machine: the bytes written below match the header
+        self.dtype = np.dtype(kwargs["dtype"]).newbyteorder("<")
+        self.n_planes = math.prod(shape[: spatial[0]])
+        self._plane_bytes = shape[spatial[0]] * shape[spatial[1]] * self.dtype.itemsize
+        self._written = np.zeros(self.n_planes, bool)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._offset, _ = tifffile.imwrite(
+                self._tmp, byteorder="<", returnoffset=True, **kwargs
+            )
+            self._fh = open(self._tmp, "r+b")
+        except BaseException as exc:
+            self._tmp.unlink(missing_ok=True)
+            if isinstance(exc, PermissionError):
+                raise ImageWriteError(
+                    f"{path}: cannot write ({exc.strerror}); choose a writable folder"
+                ) from exc
+            raise
+
+    def write(self, k: int, plane: np.ndarray) -> None:
+        """Write plane ``k`` (its Y, X shape; cast to the file's dtype)."""
+        plane = np.asarray(plane)
+        if not 0 <= k < self.n_planes or plane.size * self.dtype.itemsize != self._plane_bytes:
+            raise ImageWriteError(
+                f"{self.path.name}: plane {k} of shape {plane.shape} does not fit a stack of "
+                f"{self.n_planes} planes of shape {self.shape[-2:]}"
+            )
+        self._fh.seek(self._offset + k * self._plane_bytes)
+        self._fh.write(np.ascontiguousarray(plane, dtype=self.dtype).tobytes())
+        self._written[k] = True
+
+    def close(self) -> Path:
+        """Rename the finished file to its name; every plane must have been written."""
+        missing = np.flatnonzero(~self._written)
+        if len(missing):
+            self.abort()
+            raise ImageWriteError(
+                f"{self.path.name}: {len(missing)} of {self.n_planes} planes never written "
+                f"(first: {missing[0]}); the file was not kept"
+            )
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())  # before the rename: never a renamed empty file
+            self._fh.close()
+            os.chmod(self._tmp, 0o666 & ~_umask())
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Remove the unfinished file; ``path`` stays as it was."""
+        if not self._fh.closed:
+            self._fh.close()
+        self._tmp.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fidelity import blur, data_range_of, fidelity, psnr, ssim
+from .fidelity import basic_metrics, blur, data_range_of, fidelity, psnr, ssim
 from .frc import FRC_THRESHOLD, FRCResult, frc
 from .morphology import (
     MORPHOLOGY_FIELDS,
@@ -43,7 +43,9 @@ __all__ = [
     "MORPHOLOGY_FIELDS",
     "Morphology",
     "Realism",
+    "PLANE_METRICS",
     "RealismReference",
+    "basic_metrics",
     "blur",
     "branch_lengths",
     "data_range_of",
@@ -94,3 +96,7 @@ def fine_structure_metrics(
         out[f"ref_{name}"] = float(getattr(ref, name))
     out.update({f"ratio_{k}": v for k, v in ratios.items()})
     return out
+
+
+# the per-plane metric functions by the names ``microvae predict --metrics`` takes
+PLANE_METRICS = {"basic": basic_metrics, "fine": fine_structure_metrics}

@@ -7,12 +7,13 @@ the convention here unless a range is passed (e.g. 4095 for 12-bit data).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from skimage.measure import blur_effect
+from skimage.metrics import structural_similarity
 
-from ..batch.stacks import image_metrics
-
-__all__ = ["psnr", "ssim", "blur", "data_range_of", "fidelity"]
+__all__ = ["psnr", "ssim", "blur", "data_range_of", "fidelity", "basic_metrics"]
 
 
 def data_range_of(reference: np.ndarray) -> float:
@@ -28,13 +29,59 @@ def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:
         )
 
 
+STRIP_ROWS = 256  # metrics work on strips of rows: memory stays a few strips, not many planes
+SSIM_WINDOW = 7
+
+
+def _ssim_sum(ref: np.ndarray, tst: np.ndarray, rng: float) -> tuple[float, int]:
+    """Sum and count of skimage's local SSIM map over the pixels its mean uses, by strips.
+
+    skimage's mean SSIM crops (window - 1) / 2 pixels at every border; each strip is computed
+    with that many rows of halo, so every counted value equals the whole-image one."""
+    pad = (SSIM_WINDOW - 1) // 2
+    h = ref.shape[0]
+    total, count = 0.0, 0
+    for a in range(pad, h - pad, STRIP_ROWS):
+        b = min(a + STRIP_ROWS, h - pad)
+        lo, hi = max(a - pad, 0), min(b + pad, h)
+        _, smap = structural_similarity(
+            ref[lo:hi].astype(np.float64),
+            tst[lo:hi].astype(np.float64),
+            data_range=rng,
+            win_size=SSIM_WINDOW,
+            full=True,
+        )
+        part = smap[a - lo : b - lo, pad:-pad]
+        total += float(part.sum())
+        count += part.size
+    return total, count
+
+
 def fidelity(
     reference: np.ndarray, test: np.ndarray, *, data_range: float | None = None
 ) -> dict[str, float]:
     """``data_range``, ``mse`` (intensity units squared), ``psnr_db`` and ``ssim`` (7x7
-    window, scikit-image's) of ``test`` against ``reference``, both (H, W)."""
+    window, scikit-image's) of ``test`` against ``reference``, both (H, W); ``data_range``
+    defaults to the reference's max - min. Computed by strips of rows, so memory does not
+    grow with the plane beyond its own size."""
     _check_pair(reference, test)
-    return image_metrics(reference, test, data_range=data_range or data_range_of(reference))
+    rng = data_range or data_range_of(reference)
+    sq = 0.0
+    for a in range(0, reference.shape[0], STRIP_ROWS):
+        d = reference[a : a + STRIP_ROWS].astype(np.float64) - test[a : a + STRIP_ROWS]
+        sq += float(np.sum(d * d))
+    mse = sq / reference.size
+    if min(reference.shape) < SSIM_WINDOW:
+        ssim = float("nan")
+    else:
+        total, count = _ssim_sum(reference, test, rng)
+        ssim = total / count
+    return {
+        "data_range": rng,
+        "mse": mse,
+        "psnr_db": 10 * math.log10(rng**2 / mse) if mse > 0 else float("inf"),
+        "ssim": ssim,
+    }
 
 
 def psnr(reference: np.ndarray, test: np.ndarray, *, data_range: float | None = None) -> float:
@@ -59,3 +106,16 @@ def blur(image: np.ndarray) -> float:
     if image.ndim != 2:
         raise ValueError(f"blur expects a 2D image, got shape {image.shape}")
     return float(blur_effect(image.astype(np.float64)))
+
+
+def basic_metrics(
+    reference: np.ndarray,
+    test: np.ndarray,
+    *,
+    pixel_size: float | None = None,
+    unit: str | None = "um",
+    data_range: float | None = None,
+) -> dict[str, float]:
+    """:func:`fidelity` with the signature of a per-plane metric function (``pixel_size`` and
+    ``unit`` are accepted and unused): what ``microvae predict --metrics basic`` writes."""
+    return fidelity(reference, test, data_range=data_range)

@@ -172,7 +172,7 @@ def split_noise_error(
     Args:
         image: a 2D plane in ADU (camera) or photon counts, any numeric dtype.
         reconstruct: maps a 2D plane of the image's dtype and scale to its reconstruction
-            (e.g. ``TrainedModel.reconstruct_plane``).
+            (e.g. ``TrainedModel.reconstruct``).
         camera: gain and offset; estimated from ``image`` when None (photon-count data come
             out with a gain near 1 and an offset near 0).
         data_range: for the PSNR; by default the image's 0.1-99.9 percentile range.

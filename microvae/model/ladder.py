@@ -26,14 +26,28 @@ class _Level(nn.Module):
     """One top-down level: prior, posterior, the merge of z, blocks, and the upsampling."""
 
     def __init__(
-        self, channels: int, below: int, latent: int, blocks: list[nn.Module], up: bool = True
+        self,
+        channels: int,
+        below: int,
+        latent: int,
+        blocks: list[nn.Module],
+        block_kw: dict,
+        up: bool = True,
     ):
         super().__init__()
         self.prior = nn.Conv2d(channels, 2 * latent, 3, padding=1)
         nn.init.zeros_(self.prior.weight)  # p(z_l | z_>l) starts as N(0, I)
         nn.init.zeros_(self.prior.bias)
         self.posterior = nn.Sequential(
-            ResBlock(2 * channels, channels), nn.Conv2d(channels, 2 * latent, 3, padding=1)
+            # the model's norm and activation, as every other block (not its residual scale:
+            # this block is no part of the residual stream)
+            ResBlock(
+                2 * channels,
+                channels,
+                norm=block_kw["norm"],
+                activation=block_kw["activation"],
+            ),
+            nn.Conv2d(channels, 2 * latent, 3, padding=1),
         )
         self.read_z = nn.Conv2d(latent, channels, 1)
         self.blocks = nn.Sequential(*blocks)
@@ -49,18 +63,36 @@ class LadderVAE(VAE):
         self.top = nn.Parameter(torch.zeros(1, ch[-1], 1, 1))
         # top level first: index i holds level L - i
         self.td = nn.ModuleList(
-            _Level(ch[lv], ch[lv - 1], lat[lv - 1], self._blocks(ch[lv]))
+            _Level(ch[lv], ch[lv - 1], lat[lv - 1], self._blocks(ch[lv]), self._block_kw)
             for lv in range(config.levels, 0, -1)
         )
         if config.full_resolution_latent:
             self.td.append(
-                _Level(ch[0], ch[0], config.full_resolution_latent, self._blocks(ch[0]), up=False)
+                _Level(
+                    ch[0],
+                    ch[0],
+                    config.full_resolution_latent,
+                    self._blocks(ch[0]),
+                    self._block_kw,
+                    up=False,
+                )
             )
         self.final = nn.Sequential(*self._blocks(ch[0]))
 
     @property
     def n_latent_levels(self) -> int:
         return len(self.td)
+
+    def use_format2_posterior_blocks(self) -> None:
+        """Model files before format 3 built every posterior block with GroupNorm and SiLU,
+        whatever ``model.norm`` and ``model.activation`` said: rebuild them so for such a
+        file's weights (a no-op for those settings)."""
+        for level in self.td:
+            old = level.posterior[0]
+            first, last = old.branch[2], old.branch[-1]  # the two convolutions
+            level.posterior[0] = ResBlock(first.in_channels, last.out_channels).to(
+                last.weight.device
+            )
 
     def z_readers(self) -> list[nn.Module]:
         return [level.read_z for level in self.td]

@@ -19,18 +19,17 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..batch.stacks import file_stem, write_csv
 from ..data.sources import find_tiffs
 from ..diagnostics import diagnose
 from ..errors import MicrovaeError
-from ..inference import TileOptions, TrainedModel
-from ..io import atomic_path, open_image, read_image
+from ..inference import ImageInfo, PlaneOutput, PlaneSink, TileOptions, TrainedModel, run_image
+from ..io import atomic_path, file_stem, open_image, read_image, write_csv
 from ..latent import (
     collect_tiles,
     decode_top,
@@ -121,6 +120,80 @@ def read_labels(path: str | os.PathLike, column: str = "label") -> dict[str, str
     return {Path(r["file"]).name: r[column] for r in rows}
 
 
+class _Scores(PlaneSink):
+    """The metric rows of one file's planes: the reconstruction against the input and, with
+    a ground truth, the reconstruction and the input against it; the noise-split estimate on
+    request; the first plane kept for the figures."""
+
+    def __init__(
+        self,
+        model: TrainedModel,
+        gt_path: Path | None,
+        *,
+        options: TileOptions,
+        channel,
+        axes,
+        keep: bool,
+        split_noise: bool,
+        seed: int,
+    ):
+        self.model, self.gt_path, self.options = model, gt_path, options
+        self.channel, self.axes, self.keep = channel, axes, keep
+        self.split_noise, self.seed = split_noise, seed
+        self.rows: list[dict] = []
+        self.kept: dict | None = None
+        self._split_failed = False
+
+    def start(self, info: ImageInfo) -> None:
+        super().start(info)
+        self._gt_planes = None
+        if self.gt_path is not None:
+            gt_rec = read_image(self.gt_path, channel=self.channel, axes=self.axes)
+            self._gt_planes = (p for _, p in gt_rec.iter_planes())
+
+    def add(self, out: PlaneOutput) -> None:
+        info, plane, recon = self.info, out.plane, out.reconstruction
+        px, unit = info.pixel_size.get("X"), info.unit or "um"
+        where = {"file": info.name, "plane": out.index, **dict(zip(info.plane_axes, out.position))}
+        pairs = [("input", "reconstruction", plane, recon)]
+        truth = None
+        if self._gt_planes is not None:
+            truth = next(self._gt_planes, None)
+            if truth is None or truth.shape != plane.shape:
+                raise MicrovaeError(
+                    f"{self.gt_path.name}: does not match {info.name} plane by plane (shape "
+                    f"{None if truth is None else truth.shape} vs {plane.shape}); give the "
+                    "ground truth of the same stack"
+                )
+            pairs += [
+                ("ground truth", "reconstruction", truth, recon),
+                ("ground truth", "input", truth, plane),
+            ]
+        first = len(self.rows)
+        for ref_name, test_name, ref, test in pairs:
+            m = fine_structure_metrics(ref, test, pixel_size=px, unit=unit)
+            self.rows.append({**where, "reference": ref_name, "compared": test_name, **m})
+        if self.split_noise:
+            est = _split_noise(
+                self.model,
+                plane,
+                self.options,
+                info.name,
+                self.seed + out.index,
+                not self._split_failed,
+            )
+            self.rows[first].update(est)
+            self._split_failed = self._split_failed or math.isnan(est["split_mse"])
+        if self.keep and out.index == 0:
+            self.kept = {
+                "input": plane,
+                "reconstruction": recon,
+                "ground truth": truth,
+                "pixel_size": px,
+                "unit": unit,
+            }
+
+
 def _score_file(
     model: TrainedModel,
     path: Path,
@@ -133,60 +206,19 @@ def _score_file(
     split_noise: bool = False,
     seed: int = 0,
 ) -> tuple[list[dict], dict | None]:
-    rows, kept = [], None
-    split_failed = False
-    gt_planes = None
-    if gt_path is not None:
-        gt_rec = read_image(gt_path, channel=channel, axes=axes)
-        gt_planes = (p for _, p in gt_rec.iter_planes())
+    scores = _Scores(
+        model,
+        gt_path,
+        options=options,
+        channel=channel,
+        axes=axes,
+        keep=keep,
+        split_noise=split_noise,
+        seed=seed,
+    )
     with open_image(path, channel=channel, axes=axes) as rec:
-        rec.require_single_channel()
-        px = rec.pixel_size.get("X")
-        unit = rec.unit or "um"
-        bar = tqdm(
-            rec.iter_planes(),
-            total=rec.n_planes,
-            desc=path.name,
-            unit="plane",
-            leave=False,
-            disable=not progress or rec.n_planes == 1,
-        )
-        for k, (idx, plane) in enumerate(bar):
-            if k == 0:
-                model.check_input(plane, path.name)
-            recon = model.reconstruct_plane(plane, options=options, source=path.name)
-            where = {"file": path.name, "plane": k, **dict(zip(rec.plane_axes, idx))}
-            pairs = [("input", "reconstruction", plane, recon)]
-            truth = None
-            if gt_planes is not None:
-                truth = next(gt_planes, None)
-                if truth is None or truth.shape != plane.shape:
-                    raise MicrovaeError(
-                        f"{gt_path.name}: does not match {path.name} plane by plane (shape "
-                        f"{None if truth is None else truth.shape} vs {plane.shape}); give the "
-                        "ground truth of the same stack"
-                    )
-                pairs += [
-                    ("ground truth", "reconstruction", truth, recon),
-                    ("ground truth", "input", truth, plane),
-                ]
-            for ref_name, test_name, ref, test in pairs:
-                m = fine_structure_metrics(ref, test, pixel_size=px, unit=unit)
-                rows.append({**where, "reference": ref_name, "compared": test_name, **m})
-            if split_noise:
-                rows[-len(pairs)].update(
-                    _split_noise(model, plane, options, path.name, seed + k, not split_failed)
-                )
-                split_failed = split_failed or math.isnan(rows[-len(pairs)]["split_mse"])
-            if keep and k == 0:
-                kept = {
-                    "input": plane,
-                    "reconstruction": recon,
-                    "ground truth": truth,
-                    "pixel_size": px,
-                    "unit": unit,
-                }
-    return rows, kept
+        run_image(model, rec, [scores], options=options, source=path.name, progress=progress)
+    return scores.rows, scores.kept
 
 
 SPLIT_KEYS = ("split_mse", "split_rmse", "split_psnr_db", "split_gain", "split_offset")
@@ -200,7 +232,7 @@ def _split_noise(
     try:
         est = split_noise_error(
             plane,
-            lambda p: model.reconstruct_plane(p, options=options, source=name),
+            lambda p: model.reconstruct(p, **asdict(options)),
             seed=seed,
         )
     except ValueError as exc:

@@ -5,10 +5,12 @@ truth, object density, labels, centre lines and network statistics.
 """
 
 from .camera import Camera, psf_sigmas_um
+from .files import MANIFEST, write_synthetic_set
 from .generate import SyntheticImage, generate, image_seed
 from .params import PHENOTYPES, SynthParams
 
 __all__ = [
+    "MANIFEST",
     "PHENOTYPES",
     "Camera",
     "SynthParams",
@@ -16,4 +18,5 @@ __all__ = [
     "generate",
     "image_seed",
     "psf_sigmas_um",
+    "write_synthetic_set",
 ]

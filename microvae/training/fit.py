@@ -26,13 +26,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from ..config import RunConfig, load_config, save_config, save_model_file
 from ..data import Normalisation, prepare_data
 from ..errors import MicrovaeError
 from ..io.atomic import atomic_path
 from .aggregate import aggregate_top_prior
 from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
-from .config import RunConfig, load_config, save_config
-from .modelfile import save_model_file
 from .module import VAEModule
 from .progress import progress_bar
 

@@ -14,12 +14,12 @@ import lightning.pytorch as pl
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ..config import RunConfig, load_config
 from ..data.normalise import Normalisation
 from ..io.atomic import atomic_path
 from ..model import VAE, build_vae
 from ..model.collapse import collapse_report
 from ..objective import NonFiniteGuard, compute_loss
-from .config import RunConfig, load_config
 from .preview import save_png, side_by_side
 from .schedule import lr_factor
 from .watch import GradientWatch, ValidationWatch

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 __all__ = ["lr_factor"]
 

@@ -106,7 +106,7 @@ def test_loading_a_model_does_not_import_the_training_stack(model_path):
     code = (
         "import sys, numpy as np, microvae\n"
         f"m = microvae.load_model({str(model_path)!r})\n"
-        "m.reconstruct_plane(np.zeros((64, 64), np.uint16))\n"
+        "m.reconstruct(np.zeros((64, 64), np.uint16))\n"
         "bad = [k for k in ('lightning', 'torchvision', 'triton') if k in sys.modules]\n"
         "assert not bad, bad\n"
     )

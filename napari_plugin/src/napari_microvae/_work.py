@@ -7,7 +7,6 @@ generators directly.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,15 @@ import numpy as np
 
 import microvae
 from microvae import latent
-from microvae.inference import TileOptions, TrainedModel
+from microvae.inference import (
+    ArraySink,
+    MetricRows,
+    TileOptions,
+    TrainedModel,
+    as_image,
+    count_steps,
+    image_steps,
+)
 from microvae.metrics import fine_structure_metrics
 
 __all__ = [
@@ -94,9 +101,7 @@ def check_layer(data: np.ndarray, *, rgb: bool, name: str) -> None:
 
 def total_steps(model: TrainedModel, shape: tuple[int, ...], options: TileOptions) -> int:
     """Number of yields of :func:`reconstruct_steps` for data of ``shape``."""
-    n_planes = math.prod(shape[:-2])
-    per_plane = math.ceil(model.count_tiles(shape[-2:], options) / options.batch_size)
-    return n_planes * per_plane
+    return count_steps(model, shape, options)
 
 
 def reconstruct_steps(
@@ -110,22 +115,36 @@ def reconstruct_steps(
     unit: str = "um",
     name: str = "layer",
 ) -> Generator[tuple[int, int], None, ReconResult]:
-    """Reconstruct a layer's data (..., Y, X) plane by plane; yields once per batch of tiles."""
+    """Reconstruct a layer's data (..., Y, X) plane by plane through microvae's plane
+    pipeline; yields (steps done, steps in all) once per batch of tiles."""
     data = np.asarray(data)  # dask or zarr layers: read here, in the worker
-    out = np.empty(data.shape, data.dtype)
-    err = np.empty(data.shape, np.float32) if error else None
-    rows = []
-    for index in np.ndindex(*data.shape[:-2]):
-        plane = data[index]
-        if not index or not any(index):
-            model.check_input(plane, name)
-        recon, _ = yield from model.iter_process_plane(plane, options=options, source=name)
-        out[index] = recon
-        if err is not None:
-            err[index] = np.abs(plane.astype(np.float32) - recon.astype(np.float32))
-        if metrics:
-            rows.append(fine_structure_metrics(plane, recon, pixel_size=pixel_size, unit=unit))
-    return ReconResult(out, err, rows)
+    try:
+        image = as_image(data, stacks=True)
+    except microvae.MicrovaeError as exc:
+        raise PluginError(f"layer '{name}': {exc}") from None
+    if pixel_size is not None:
+        image.pixel_size, image.unit = {"X": pixel_size, "Y": pixel_size}, unit
+    recon = ArraySink("reconstruction")
+    sinks = [recon]
+    err = ArraySink("error") if error else None
+    if err is not None:
+        sinks.append(err)
+    rows = MetricRows(fine_structure_metrics) if metrics else None
+    if rows is not None:
+        sinks.append(rows)
+    total = count_steps(model, data.shape, options)
+    for k, _ in enumerate(image_steps(model, image, sinks, options=options, source=name), 1):
+        yield k, total
+    return ReconResult(
+        recon.array,
+        None if err is None else err.array,
+        [] if rows is None else [_values(r) for r in rows.rows],
+    )
+
+
+def _values(row: dict) -> dict:
+    """A metric row less the plane's name and position."""
+    return {k: v for k, v in row.items() if k not in ("file", "plane", "T", "Z", "Q")}
 
 
 def summary_metrics(rows: list[dict]) -> dict[str, float]:

@@ -26,7 +26,9 @@ __all__ = ["ModelFileError", "FORMAT", "FORMAT_VERSION", "save_model_file", "rea
 FORMAT = "microvae-model"
 # 2: the likelihood reads decoder outputs in the data's normalised coordinates
 # (likelihood.data_scale/data_shift in the weights); format 1 files load with the identity
-FORMAT_VERSION = 2
+# 3: the ladder's posterior blocks follow model.norm and model.activation (before: always
+# GroupNorm and SiLU; format 2 files load as they were built)
+FORMAT_VERSION = 3
 REQUIRED = ("format", "format_version", "state_dict", "config", "normalisation", "versions")
 
 

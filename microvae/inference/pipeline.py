@@ -1,0 +1,349 @@
+"""The one plane pipeline: an image's planes through a trained model into sinks.
+
+Every consumer of a trained model (the Python API, ``microvae predict``, ``microvae evaluate``
+and the napari plugin) runs images through :func:`image_steps`: it checks the image once,
+runs each plane through :meth:`TrainedModel.plane_steps
+<microvae.inference.TrainedModel.plane_steps>` (tiles -> network -> stitched reconstruction
+and latents) and hands every finished plane to small sinks, one per output (an array, a file,
+metric rows). It yields :class:`Progress` after every batch of tiles, so a caller can show
+progress and stop between batches; stopping (or an error) aborts every sink, so nothing
+half-done is left that looks complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import AxesError, ShapeError
+from ..io import ImageRecord
+from .embedding import pool_latents
+from .tiled import TileOptions
+
+if TYPE_CHECKING:  # the model module imports this one
+    from .model import TrainedModel
+
+__all__ = [
+    "ArraySink",
+    "EmbeddingSink",
+    "ImageInfo",
+    "LatentSink",
+    "MetricRows",
+    "MetricsFn",
+    "PlaneOutput",
+    "PlaneSink",
+    "Progress",
+    "as_image",
+    "count_steps",
+    "image_steps",
+    "run_image",
+]
+
+_log = logging.getLogger("microvae.inference")
+
+# f(reference, reconstruction, *, pixel_size, unit) -> {name: value}; pixel_size is the X
+# pixel size in unit, or None when the image does not say (microvae.metrics.basic_metrics,
+# microvae.metrics.fine_structure_metrics)
+MetricsFn = Callable[..., dict[str, float]]
+
+# letters for the leading axes of an array given without axes (the plugin's layers): any
+# letters but the channel ones work, each leading axis is a stack of planes
+_STACK_LETTERS = "TZQ"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the work is: plane ``plane`` (0-based) of ``planes``, ``tiles_done`` of its
+    ``tiles`` tiles."""
+
+    plane: int
+    planes: int
+    tiles_done: int
+    tiles: int
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a sink needs to know of the image before its first plane."""
+
+    name: str
+    axes: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    plane_axes: str
+    n_planes: int
+    plane_shape: tuple[int, int]
+    pixel_size: dict[str, float] = field(default_factory=dict)
+    unit: str | None = None
+
+    @classmethod
+    def of(cls, rec: ImageRecord) -> ImageInfo:
+        return cls(
+            name=rec.name,
+            axes=rec.axes,
+            shape=tuple(rec.shape),
+            dtype=np.dtype(rec.dtype),
+            plane_axes=rec.plane_axes,
+            n_planes=rec.n_planes,
+            plane_shape=rec.plane_shape,
+            pixel_size=dict(rec.pixel_size),
+            unit=rec.unit,
+        )
+
+    def where(self, position: tuple[int, ...]) -> tuple:
+        """The numpy index of the plane at ``position`` (over ``plane_axes``) in an array of
+        ``shape``: the plane's Y and X in full, 0 on any other axis (a singleton)."""
+        return tuple(
+            position[self.plane_axes.index(a)]
+            if a in self.plane_axes
+            else (slice(None) if a in "YX" else 0)
+            for a in self.axes
+        )
+
+
+@dataclass
+class PlaneOutput:
+    """One finished plane: its C-order ``index`` among the image's planes, its ``position``
+    over the plane axes, the input ``plane`` (H, W) raw, the ``reconstruction`` (H, W) in
+    the input's dtype (None when not asked), and the ``latents`` (None when not asked): per
+    level, top first, stitched posterior-mean maps (C_l, H_l, W_l) float32, or (n_tiles, D)
+    tile vectors for a global latent."""
+
+    index: int
+    position: tuple[int, ...]
+    plane: np.ndarray
+    reconstruction: np.ndarray | None
+    latents: list[np.ndarray] | None
+
+
+class PlaneSink:
+    """Receives an image's planes as they finish: ``start`` once, ``add`` per plane in order,
+    then ``close`` when every plane is in, or ``abort`` when the work failed or was stopped
+    (then nothing may be left that looks complete)."""
+
+    needs_reconstruction = True  # what the sink reads of each PlaneOutput
+    needs_latents = False
+
+    def start(self, info: ImageInfo) -> None:
+        self.info = info
+
+    def add(self, out: PlaneOutput) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Every plane is in."""
+
+    def abort(self) -> None:
+        """The work failed or was stopped."""
+
+
+class ArraySink(PlaneSink):
+    """The reconstruction (``what="reconstruction"``: the input's shape and dtype) or the
+    absolute error |input - reconstruction| (``what="error"``: float32) as an array in
+    memory, ``.array``."""
+
+    def __init__(self, what: str = "reconstruction"):
+        if what not in ("reconstruction", "error"):
+            raise ValueError(f"what must be 'reconstruction' or 'error', got {what!r}")
+        self.what = what
+        self.array: np.ndarray | None = None
+
+    def start(self, info: ImageInfo) -> None:
+        super().start(info)
+        dtype = info.dtype if self.what == "reconstruction" else np.float32
+        self.array = np.empty(info.shape, dtype)
+
+    def add(self, out: PlaneOutput) -> None:
+        self.array[self.info.where(out.position)] = plane_output(out, self.what)
+
+
+def plane_output(out: PlaneOutput, what: str) -> np.ndarray:
+    """The reconstruction of a finished plane, or its absolute error (float32)."""
+    if what == "error":
+        return np.abs(out.plane.astype(np.float32) - out.reconstruction.astype(np.float32))
+    return out.reconstruction
+
+
+class LatentSink(PlaneSink):
+    """Per plane, the latents of every level (``.maps``: a list over planes)."""
+
+    needs_reconstruction = False
+    needs_latents = True
+
+    def start(self, info: ImageInfo) -> None:
+        super().start(info)
+        self.maps: list[list[np.ndarray]] = []
+
+    def add(self, out: PlaneOutput) -> None:
+        self.maps.append(out.latents)
+
+
+class EmbeddingSink(PlaneSink):
+    """Per plane, the pooled embedding (:func:`~microvae.inference.embedding.pool_latents`):
+    ``.vectors`` (planes, 2 * sum C_l) float32 and ``.positions`` (planes, len(plane_axes))
+    int64 once closed."""
+
+    needs_reconstruction = False
+    needs_latents = True
+
+    def start(self, info: ImageInfo) -> None:
+        super().start(info)
+        self._vectors: list[np.ndarray] = []
+        self._positions: list[tuple[int, ...]] = []
+
+    def add(self, out: PlaneOutput) -> None:
+        self._vectors.append(pool_latents(out.latents, batched=False))
+        self._positions.append(out.position)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return np.stack(self._vectors).astype(np.float32)
+
+    @property
+    def positions(self) -> np.ndarray:
+        return np.asarray(self._positions, np.int64).reshape(len(self._positions), -1)
+
+
+class MetricRows(PlaneSink):
+    """One row per plane: ``file``, ``plane`` (the C-order index), the plane axes' indices
+    and ``metrics(input, reconstruction, pixel_size=..., unit=...)`` (none without a metrics
+    function) (``.rows``)."""
+
+    def __init__(self, metrics: MetricsFn | None):
+        self.metrics = metrics
+        self.needs_reconstruction = metrics is not None
+        self.rows: list[dict] = []
+
+    def add(self, out: PlaneOutput) -> None:
+        info = self.info
+        values = {}
+        if self.metrics is not None:
+            values = self.metrics(
+                out.plane,
+                out.reconstruction,
+                pixel_size=info.pixel_size.get("X"),
+                unit=info.unit or "um",
+            )
+        where = {"file": info.name, "plane": out.index, **dict(zip(info.plane_axes, out.position))}
+        self.rows.append({**where, **values})
+
+
+def as_image(
+    data: ImageRecord | np.ndarray,
+    axes: str | None = None,
+    *,
+    channel: int | None = None,
+    stacks: bool = False,
+) -> ImageRecord:
+    """An image for :func:`image_steps`: an ImageRecord as it is, or an array with its
+    ``axes`` (default ``YX`` for 2D; an array of more dimensions needs its axes, unless
+    ``stacks``: then (..., Y, X) are stacks of planes without a channel axis, as napari layers
+    hold them)."""
+    if isinstance(data, ImageRecord):
+        return data
+    array = np.asarray(data)
+    if axes is None:
+        lead = array.ndim - 2
+        if lead and not stacks:
+            raise AxesError(f"array of shape {array.shape}: pass axes=... (e.g. 'ZYX')")
+        if lead < 0 or lead > len(_STACK_LETTERS):
+            raise ShapeError(
+                f"array of shape {array.shape}: need 2 to {2 + len(_STACK_LETTERS)} "
+                "dimensions, (..., Y, X)"
+            )
+        axes = _STACK_LETTERS[len(_STACK_LETTERS) - lead :] + "YX"
+    return ImageRecord.from_array(array, axes, channel=channel)
+
+
+def image_steps(
+    model: TrainedModel,
+    image: ImageRecord | np.ndarray,
+    sinks: Sequence[PlaneSink],
+    *,
+    options: TileOptions | None = None,
+    source: str | None = None,
+) -> Generator[Progress, None, None]:
+    """Run every plane of ``image`` through ``model`` into ``sinks``; yields
+    :class:`Progress` after every batch of tiles.
+
+    The image is checked once (one channel, finite values, the model's input range on its
+    first plane); reconstructions and latents are computed only when a sink needs them, in
+    one pass over the tiles. Stop iterating (``close()``) to stop between batches: every
+    sink is then aborted, as on an error. ``source`` names the image in messages (default:
+    its file name).
+    """
+    rec = as_image(image)
+    rec.require_single_channel()
+    source = source or rec.name
+    options = options or TileOptions()
+    reconstruct = any(s.needs_reconstruction for s in sinks)
+    latents = any(s.needs_latents for s in sinks)
+    info = ImageInfo.of(rec)
+    started: list[PlaneSink] = []
+    try:
+        for sink in sinks:
+            sink.start(info)
+            started.append(sink)
+        for k, (position, plane) in enumerate(rec.iter_planes()):
+            if k == 0:  # the first plane stands for the image: no extra read
+                model.check_input(plane, source)
+            steps = model.plane_steps(
+                plane, options=options, source=source, reconstruct=reconstruct, latents=latents
+            )
+            while True:
+                try:
+                    done, total = next(steps)
+                except StopIteration as finished:
+                    result = finished.value
+                    break
+                yield Progress(k, info.n_planes, done, total)
+            out = PlaneOutput(k, position, plane, result.reconstruction, result.latents)
+            for sink in sinks:
+                sink.add(out)
+        for sink in sinks:
+            sink.close()
+    except BaseException:  # an error, Ctrl-C or a stopped generator (GeneratorExit)
+        for sink in started:
+            try:
+                sink.abort()
+            except Exception as exc:  # the first error is the one to report
+                _log.error("%s: could not clean up %s (%s)", source, type(sink).__name__, exc)
+        raise
+
+
+def run_image(
+    model: TrainedModel,
+    image: ImageRecord | np.ndarray,
+    sinks: Sequence[PlaneSink],
+    *,
+    options: TileOptions | None = None,
+    source: str | None = None,
+    progress: bool = False,
+) -> None:
+    """:func:`image_steps` to its end, with a progress bar over planes (``progress``, for
+    images of more than one plane)."""
+    rec = as_image(image)
+    n = rec.n_planes
+    with tqdm(
+        total=n, desc=source or rec.name, unit="plane", leave=False, disable=not progress or n < 2
+    ) as bar:
+        for step in image_steps(model, rec, sinks, options=options, source=source):
+            if step.tiles_done == step.tiles:
+                bar.update(1)
+
+
+def count_steps(
+    model: TrainedModel, shape: Iterable[int], options: TileOptions | None = None
+) -> int:
+    """How many :class:`Progress` steps :func:`image_steps` yields for an image of ``shape``
+    (..., H, W): planes x batches of tiles per plane."""
+    shape = tuple(shape)
+    options = options or TileOptions()
+    per_plane = math.ceil(model.count_tiles(shape[-2:], options) / options.batch_size)
+    return math.prod(shape[:-2]) * per_plane
