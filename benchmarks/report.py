@@ -322,6 +322,16 @@ def speed_section() -> str:
                         f"{m.get('peak_rss_above_start_mb')} MB above the start on a "
                         f"{m.get('stack_gb')} GB stack of {m.get('planes')} planes",
                     ],
+                ]
+                + [
+                    [
+                        "peak memory of predict, OME-Zarr in and out",
+                        f"{z['peak_rss_above_start_mb']} MB above the start "
+                        f"({z['peak_rss_in_planes']} planes) on a {z['stack_gb']} GB stack of "
+                        f"{z['planes']} planes (target: a few planes, whatever the size)",
+                    ]
+                    for z in [pred.get("memory_ome_zarr")]
+                    if z
                 ],
             )
         )
@@ -556,7 +566,16 @@ def real_data_section(r: dict, samples_run: dict | None = None) -> str:
     if samples_run:
         cmd = _command(samples_run, "real_data_samples")
         later = f"`benchmarks/real_data.py {cmd}`: the same training as above, run again later"
-        out.append(realism_section(samples_run, later))
+        have = {(x["set"], x["model"]) for x in samples_run["rows"]}
+        earlier = [x for x in r["rows"] if (x["set"], x["model"]) not in have]
+        if earlier:
+            later += "; the other models' rows from the runs above"
+        order = list(dict.fromkeys(x["set"] for x in r["rows"]))
+        merged = sorted(
+            samples_run["rows"] + earlier,
+            key=lambda x: order.index(x["set"]) if x["set"] in order else len(order),
+        )
+        out.append(realism_section({**samples_run, "rows": merged}, later))
         out.append(content_section(samples_run))
     else:
         out.append(realism_section(r, "the runs above"))
