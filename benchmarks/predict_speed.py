@@ -6,17 +6,19 @@
    network in the same batches. Megapixels of input per second of each, and their ratio.
 2. Memory: a generated stack of ``--big-gb`` GB goes through ``process_stacks`` with a tiny
    architecture (the pipeline's memory does not depend on the model's size); peak resident
-   memory above the start, in MB and in planes.
+   memory above the start, in MB and in planes. Then the same for an OME-Zarr stack of
+   ``--zarr-gb`` GB (chunked by plane) predicted with ``format="ome-zarr"`` (0: skip).
 
 The architecture of ``--config`` (default configs/demo.yaml) with untrained weights: speed
 does not depend on the weights. Results go to benchmarks/results/predict_speed[_DEVICE].json.
 
-    python benchmarks/predict_speed.py [--planes 16] [--side 1024] [--big-gb 2] [--device auto]
+    python benchmarks/predict_speed.py [--planes 16] [--side 1024] [--big-gb 2] [--zarr-gb 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ from microvae.data import Normalisation
 from microvae.devices import pick_device
 from microvae.inference import TrainedModel
 from microvae.inference.tiling import TileGrid
-from microvae.io import write_image
+from microvae.io import ZarrPlaneWriter, write_image
 from microvae.model import build_vae
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,15 +48,56 @@ def make_model(config: Path, overrides: list[str], device) -> TrainedModel:
 
 
 def make_stack(path: Path, planes: int, side: int) -> None:
+    """A uint16 ZYX stack (12-bit values), TIFF or, for a ``.ome.zarr`` path, OME-Zarr."""
     rng = np.random.default_rng(0)
     base = rng.integers(100, 3000, (side, side), dtype=np.uint16)
+    shape = (planes, side, side)
+    if path.name.endswith(".ome.zarr"):
+        w = ZarrPlaneWriter(path, shape=shape, dtype=np.uint16, axes="ZYX")
+        for z in range(planes):
+            w.write(z, np.roll(base, z, axis=1))
+        w.close()
+        return
     write_image(
         path,
         (np.roll(base, z, axis=1) for z in range(planes)),
         axes="ZYX",
-        shape=(planes, side, side),
+        shape=shape,
         dtype=np.uint16,
     )
+
+
+def big_memory(model: TrainedModel, stack: Path, out: Path, gb: float, side: int) -> dict:
+    """Peak resident memory of predicting a generated stack of ``gb`` GB (TIFF or
+    OME-Zarr, by ``stack``'s name; the outputs in the same format)."""
+    n_big = max(1, int(gb * 1e9 / (side**2 * 2)))
+    make_stack(stack, n_big, side)
+    fmt = "ome-zarr" if stack.name.endswith(".ome.zarr") else "tiff"
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        # large tiles: fewer Python iterations; memory does not depend on the tile
+        process_stacks(
+            model,
+            stack,
+            out,
+            outputs=["reconstruction", "embedding"],
+            batch_size=4,
+            tile_size=256,
+            progress=False,
+            format=fmt,
+        )
+        seconds = time.perf_counter() - t0
+    plane_mb = side**2 * 2 / 1e6
+    return {
+        "model": "tiny (levels 2, 4-8 channels), tiles of 256",
+        "format": fmt,
+        "stack_gb": round(n_big * plane_mb / 1e3, 2),
+        "planes": n_big,
+        "side": side,
+        "seconds": round(seconds, 1),
+        "peak_rss_above_start_mb": round((mem.peak - mem.start) / 1e6, 1),
+        "peak_rss_in_planes": round((mem.peak - mem.start) / 1e6 / plane_mb, 2),
+    }
 
 
 def _sync(device):
@@ -88,6 +131,7 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--big-gb", type=float, default=2.0)
+    ap.add_argument("--zarr-gb", type=float, default=4.0, help="OME-Zarr stack (0: skip)")
     ap.add_argument("--big-side", type=int, default=2048)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tmp", type=Path, default=None)
@@ -129,8 +173,6 @@ def main() -> None:
             "ratio": round(t_bare / t_predict, 3),
         }
         (tmp / "stack.tif").unlink()
-        n_big = max(1, int(args.big_gb * 1e9 / (args.big_side**2 * 2)))
-        make_stack(tmp / "big.tif", n_big, args.big_side)
         tiny = make_model(
             args.config,
             [
@@ -141,29 +183,15 @@ def main() -> None:
             ],
             device,
         )
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            # large tiles: fewer Python iterations; memory does not depend on the tile
-            process_stacks(
-                tiny,
-                tmp / "big.tif",
-                tmp / "out_big",
-                outputs=["reconstruction", "embedding"],
-                batch_size=4,
-                tile_size=256,
-                progress=False,
+        result["memory"] = big_memory(
+            tiny, tmp / "big.tif", tmp / "out_big", args.big_gb, args.big_side
+        )
+        shutil.rmtree(tmp / "out_big")
+        (tmp / "big.tif").unlink()
+        if args.zarr_gb > 0:
+            result["memory_ome_zarr"] = big_memory(
+                tiny, tmp / "big.ome.zarr", tmp / "out_zarr", args.zarr_gb, args.big_side
             )
-            seconds = time.perf_counter() - t0
-        plane_mb = args.big_side**2 * 2 / 1e6
-        result["memory"] = {
-            "model": "tiny (levels 2, 4-8 channels), tiles of 256",
-            "stack_gb": round(n_big * plane_mb / 1e3, 2),
-            "planes": n_big,
-            "side": args.big_side,
-            "seconds": round(seconds, 1),
-            "peak_rss_above_start_mb": round((mem.peak - mem.start) / 1e6, 1),
-            "peak_rss_in_planes": round((mem.peak - mem.start) / 1e6 / plane_mb, 2),
-        }
     path = write_result("predict_speed", result, device)
     print(path.read_text())
 

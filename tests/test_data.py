@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from microvae.data import DataConfig, DataError, Normalisation, find_tiffs, prepare_data
+from microvae.data import DataConfig, DataError, Normalisation, find_images, prepare_data
 from microvae.data.augment import Augmenter
 from microvae.data.tiles import TileSampler
 from microvae.errors import ChannelError
@@ -25,19 +25,19 @@ def _noise_image(seed, shape=(128, 128), bright=True):
     return img
 
 
-def test_find_tiffs_files_folders_globs(tmp_path):
+def test_find_images_files_folders_globs(tmp_path):
     (tmp_path / "sub").mkdir()
     for p in ("a.tif", "b.TIFF", "sub/c.tif", "notes.txt"):
         (tmp_path / p).write_bytes(b"x")
-    assert [p.name for p in find_tiffs([tmp_path])] == ["a.tif", "b.TIFF", "c.tif"]
-    assert [p.name for p in find_tiffs([str(tmp_path / "*.tif"), tmp_path / "a.tif"])] == ["a.tif"]
+    assert [p.name for p in find_images([tmp_path])] == ["a.tif", "b.TIFF", "c.tif"]
+    assert [p.name for p in find_images([str(tmp_path / "*.tif"), tmp_path / "a.tif"])] == ["a.tif"]
     with pytest.raises(DataError, match="no such file or folder"):
-        find_tiffs([tmp_path / "missing"])
+        find_images([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no TIFF files"):
-        find_tiffs([tmp_path / "empty"])
-    with pytest.raises(DataError, match="no TIFF files"):
-        find_tiffs([str(tmp_path / "*.png")])
+    with pytest.raises(DataError, match="no images"):
+        find_images([tmp_path / "empty"])
+    with pytest.raises(DataError, match="no images"):
+        find_images([str(tmp_path / "*.png")])
 
 
 def test_split_by_file_by_plane_by_rows(tmp_path):

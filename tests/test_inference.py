@@ -243,9 +243,9 @@ def test_stopping_or_a_failing_sink_aborts_every_sink(model, tmp_path):
         run_image(model, as_image(stack, "ZYX"), [a, b])
     assert a.events[-1] == ("abort",) and ("close",) not in a.events
     # the batch writers then leave nothing: the TIFF sink's temporary file is gone
-    from microvae.batch.writers import TiffFile
+    from microvae.batch.writers import ImageFile
 
-    tif = TiffFile(tmp_path / "r.tif")
+    tif = ImageFile(tmp_path / "r.tif")
     with pytest.raises(RuntimeError):
         run_image(model, as_image(stack, "ZYX"), [tif, _Log(fail_at=2)])
     assert list(tmp_path.iterdir()) == []

@@ -36,23 +36,27 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.sources import find_tiffs
+from ..data.sources import find_images
 from ..errors import MicrovaeError
-from ..inference import MetricRows, MetricsFn, PlaneSink, TileOptions, TrainedModel, run_image
-from ..io import file_stem, open_image, read_csv, write_csv
-from .writers import EmbeddingFile, LatentFiles, TiffFile
+from ..inference import MetricsFn, PlaneSink, TileOptions, TrainedModel, run_image
+from ..io import file_stem, open_image, read_csv, write_csv, zarr_progress
+from .cluster import run_on_cluster
+from .writers import EmbeddingFile, ImageFile, LatentFiles, LatentZarr, RowsFile
 
 __all__ = [
+    "FORMATS",
     "OUTPUTS",
     "FileResult",
     "BatchSummary",
     "process_stacks",
     "output_paths",
+    "process_file",
 ]
 
 _log = logging.getLogger("microvae.batch")
 
 OUTPUTS = ("reconstruction", "embedding", "latents", "error")
+FORMATS = ("tiff", "ome-zarr")  # of the image outputs: reconstruction, error, latents
 
 
 @dataclass
@@ -80,20 +84,29 @@ class BatchSummary:
         )
 
 
-def output_paths(path: Path, out_dir: Path, outputs: Iterable[str], n_levels: int) -> dict:
-    """The files that processing ``path`` writes, by output name."""
+def output_paths(
+    path: Path, out_dir: Path, outputs: Iterable[str], n_levels: int, fmt: str = "tiff"
+) -> dict:
+    """The files (and OME-Zarr folders) that processing ``path`` writes, by output name."""
     stem, outputs = file_stem(path), set(outputs)
+    image, maps = (".tif", ".npy") if fmt == "tiff" else (".ome.zarr", ".ome.zarr")
     paths = {"metrics": out_dir / f"{stem}_metrics.csv"}
     if "reconstruction" in outputs:
-        paths["reconstruction"] = out_dir / f"{stem}_recon.tif"
+        paths["reconstruction"] = out_dir / f"{stem}_recon{image}"
     if "embedding" in outputs:
         paths["embedding"] = out_dir / f"{stem}_embedding.npz"
     if "error" in outputs:
-        paths["error"] = out_dir / f"{stem}_error.tif"
+        paths["error"] = out_dir / f"{stem}_error{image}"
     if "latents" in outputs:
         for lv in range(n_levels):
-            paths[f"latents_{lv}"] = out_dir / f"{stem}_latents_level{lv}.npy"
+            paths[f"latents_{lv}"] = out_dir / f"{stem}_latents_level{lv}{maps}"
     return paths
+
+
+def _complete(path: Path) -> bool:
+    """A file is complete once it exists (written atomically); an OME-Zarr image once it
+    says so."""
+    return zarr_progress(path)[0] if path.suffix == ".zarr" else path.is_file()
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -107,7 +120,7 @@ def _check_out_dir(out_dir: Path) -> None:
         ) from None
 
 
-def _process_file(
+def process_file(
     model: TrainedModel,
     path: Path,
     out_dir: Path,
@@ -118,19 +131,27 @@ def _process_file(
     axes,
     metrics: MetricsFn | None,
     progress: bool,
+    fmt: str,
+    resume: bool,
 ) -> FileResult:
-    paths = output_paths(path, out_dir, outputs, model.vae.n_latent_levels)
+    """Process one image file into ``out_dir`` (the unit of work, serial or on a Dask
+    worker): every output's sink fed by the plane pipeline, the metric rows last."""
+    paths = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt)
+    # OME-Zarr outputs continue a stopped run plane by plane; TIFF outputs start again
+    zarr = fmt == "ome-zarr"
+    resume = resume and zarr
     sinks: list[PlaneSink] = []
-    if "reconstruction" in outputs:
-        sinks.append(TiffFile(paths["reconstruction"], "reconstruction"))
-    if "error" in outputs:
-        sinks.append(TiffFile(paths["error"], "error"))
+    for what in ("reconstruction", "error"):
+        if what in outputs:
+            sinks.append(ImageFile(paths[what], what, fmt=fmt, resume=resume))
     if "latents" in outputs:
-        levels = range(model.vae.n_latent_levels)
-        sinks.append(LatentFiles([paths[f"latents_{lv}"] for lv in levels]))
+        levels = [paths[f"latents_{lv}"] for lv in range(model.vae.n_latent_levels)]
+        sinks.append(
+            LatentZarr(levels, resume=resume) if fmt == "ome-zarr" else LatentFiles(levels)
+        )
     if "embedding" in outputs:
-        sinks.append(EmbeddingFile(paths["embedding"]))
-    rows = MetricRows(metrics)
+        sinks.append(EmbeddingFile(paths["embedding"], resume=resume, journal=zarr))
+    rows = RowsFile(paths["metrics"], metrics, resume=resume, journal=zarr)
     sinks.append(rows)
     with open_image(path, channel=channel, axes=axes) as rec:
         rec.require_single_channel()
@@ -143,7 +164,7 @@ def _process_file(
                 rec.axes,
             )
         run_image(model, rec, sinks, options=options, source=path.name, progress=progress)
-    rows = rows.rows
+    journal, rows = rows, rows.rows
     if len(rows) > 1 and "mse" in rows[0]:
         mse = float(np.mean([r["mse"] for r in rows]))
         rng = max(r["data_range"] for r in rows)
@@ -158,6 +179,7 @@ def _process_file(
             }
         )
     write_csv(paths["metrics"], rows)  # last: its presence marks the file complete
+    journal.remove_journal()
     return FileResult(path, "done", rows=rows)
 
 
@@ -172,14 +194,25 @@ def process_stacks(
     resume: bool = False,
     metrics: MetricsFn | None = None,
     progress: bool = True,
+    format: str = "tiff",
+    dask: str | None = None,
+    dask_device: str | None = None,
     **tile_options,
 ) -> BatchSummary:
-    """Apply ``model`` to every TIFF in ``inputs`` (files, folders, globs); see the module
-    docstring for what is written to ``out_dir``.
+    """Apply ``model`` to every image in ``inputs`` (TIFF files, OME-Zarr images, folders,
+    globs); see the module docstring for what is written to ``out_dir``.
 
     Args:
         outputs: any of ``reconstruction``, ``embedding``, ``latents``, ``error``.
-        resume: skip files whose outputs all exist (they are written atomically).
+        resume: skip files whose outputs are all complete; with ``format="ome-zarr"``
+            continue an unfinished file from the planes it holds.
+        format: of the image outputs (reconstruction, error, latent maps): ``tiff`` (latent
+            maps as ``.npy``) or ``ome-zarr`` (NGFF 0.5, chunked by plane).
+        dask: run the files on a Dask cluster: ``local:N`` (N local worker processes) or a
+            scheduler's address (``tcp://HOST:PORT``); each worker loads the model file
+            once. The outputs are those of a serial run (None, the default).
+        dask_device: the workers' device (``auto``: CUDA, MPS or CPU, each worker's own);
+            default: the type of ``model``'s device.
         metrics: the per-plane metrics, ``f(reference, reconstruction, *, pixel_size,
             unit) -> dict`` (:func:`microvae.metrics.basic_metrics`: PSNR, SSIM and MSE;
             :func:`microvae.metrics.fine_structure_metrics`: every metric); None: the rows
@@ -190,6 +223,8 @@ def process_stacks(
         A BatchSummary; files that failed are in ``summary.failed`` with their message.
     """
     outputs = set(outputs)
+    if format not in FORMATS:
+        raise MicrovaeError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
     unknown = outputs - set(OUTPUTS)
     if unknown:
         raise MicrovaeError(
@@ -197,33 +232,54 @@ def process_stacks(
         )
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    paths = find_tiffs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
-    outs = {p.resolve() for p in out_dir.glob("*.tif")}
+    paths = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    outs = {p.resolve() for p in (*out_dir.glob("*.tif"), *out_dir.glob("*.ome.zarr"))}
     paths = [p for p in paths if p.resolve() not in outs]  # never our own outputs
     options = TileOptions(**tile_options)
-    results: list[FileResult] = []
-    for path in tqdm(paths, desc="files", unit="file", disable=not progress):
-        expected = output_paths(path, out_dir, outputs, model.vae.n_latent_levels)
-        if resume and all(p.is_file() for p in expected.values()):
-            results.append(FileResult(path, "skipped", rows=read_csv(expected["metrics"])))
-            continue
-        try:
-            results.append(
-                _process_file(
-                    model,
-                    path,
-                    out_dir,
-                    outputs=outputs,
-                    options=options,
-                    channel=channel,
-                    axes=axes,
-                    metrics=metrics,
-                    progress=progress,
+    done: dict[Path, FileResult] = {}
+    todo: list[Path] = []
+    for path in paths:
+        expected = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, format)
+        if resume and all(_complete(p) for p in expected.values()):
+            done[path] = FileResult(path, "skipped", rows=read_csv(expected["metrics"]))
+        else:
+            todo.append(path)
+    kwargs = {
+        "outputs": outputs,
+        "options": options,
+        "channel": channel,
+        "axes": axes,
+        "metrics": metrics,
+        "fmt": format,
+        "resume": resume,
+    }
+    with tqdm(total=len(paths), desc="files", unit="file", disable=not progress) as bar:
+        bar.update(len(done))
+        if dask is None:
+            for path in todo:
+                try:
+                    done[path] = process_file(model, path, out_dir, progress=progress, **kwargs)
+                except MicrovaeError as exc:
+                    _log.error("microvae: error: %s", exc)
+                    done[path] = FileResult(path, "failed", str(exc))
+                bar.update(1)
+        elif todo:
+            if model.path is None:
+                raise MicrovaeError(
+                    "--dask sends the model file to the workers: load the model with "
+                    "microvae.load_model(path)"
                 )
+            results = run_on_cluster(
+                dask,
+                model.path,
+                dask_device or model.device.type,
+                todo,
+                out_dir,
+                {**kwargs, "progress": False},
+                on_done=lambda _: bar.update(1),
             )
-        except MicrovaeError as exc:
-            _log.error("microvae: error: %s", exc)
-            results.append(FileResult(path, "failed", str(exc)))
+            done.update(zip(todo, results))
+    results = [done[p] for p in paths]
     rows = [row for r in results for row in r.rows]
     metrics_csv = None
     if rows:

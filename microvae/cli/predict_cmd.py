@@ -11,9 +11,10 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
-        help="reconstruct and embed TIFF stacks with a trained model",
-        description="Apply MODEL to every TIFF in INPUT (files, folders, globs), plane by plane "
-        "in tiles. Writes NAME_recon.tif (input's axes, pixel size and dtype), "
+        help="reconstruct and embed image stacks (TIFF, OME-Zarr) with a trained model",
+        description="Apply MODEL to every image in INPUT (TIFF files, OME-Zarr images, folders, "
+        "globs), plane by plane in tiles. Writes NAME_recon.tif or, with --format ome-zarr, "
+        "NAME_recon.ome.zarr (input's axes, pixel size and dtype), "
         "NAME_embedding.npz (per plane, latent level and channel: the spatial mean and sd of "
         "the posterior mean), "
         "optionally NAME_error.tif and NAME_latents_level{l}.npy, NAME_metrics.csv and "
@@ -47,7 +48,27 @@ def add_parser(sub) -> None:
         "high-frequency ratio, blur and network-morphology ratios (slower: seconds per "
         "large plane)",
     )
-    p.add_argument("--resume", action="store_true", help="skip files whose outputs are complete")
+    p.add_argument(
+        "--format",
+        choices=("tiff", "ome-zarr"),
+        default="tiff",
+        help="of the reconstruction, error and latent maps: tiff (latent maps as .npy; the "
+        "default) or ome-zarr (NGFF 0.5, chunked by plane; --resume continues a stopped file "
+        "from the planes it holds)",
+    )
+    p.add_argument(
+        "--dask",
+        default=None,
+        metavar="CLUSTER",
+        help="run the files on Dask workers: local:N (N local processes) or the scheduler's "
+        "address, tcp://HOST:PORT (e.g. a dask-jobqueue SLURM cluster); the same outputs as "
+        "a serial run",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip files whose outputs are complete (and continue unfinished OME-Zarr ones)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -75,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         axes=args.axes,
         resume=args.resume,
         metrics=args.metrics,
+        format=args.format,
+        dask=args.dask,
+        dask_device=args.device,
         progress=not args.no_progress,
         tile_size=args.tile_size,
         overlap=args.overlap,

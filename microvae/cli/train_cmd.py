@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     val = summary.get("validation", {})
+    if summary.get("rank", 0) != 0:  # another DDP process: rank 0 reports (and wrote it)
+        return 0
     print(f"model: {run_dir / 'model.pt'} ({summary['steps']} steps, {summary['seconds']} s)")
     if val:
         print(f"validation: {val['val/bits_per_dim']:.4f} bits/dim")

@@ -3,6 +3,13 @@
 from .config import DataConfig
 from .normalise import Normalisation
 from .prepare import PreparedData, prepare_data
-from .sources import DataError, find_tiffs
+from .sources import DataError, find_images
 
-__all__ = ["DataConfig", "DataError", "Normalisation", "PreparedData", "find_tiffs", "prepare_data"]
+__all__ = [
+    "DataConfig",
+    "DataError",
+    "Normalisation",
+    "PreparedData",
+    "find_images",
+    "prepare_data",
+]

@@ -18,7 +18,7 @@ from .config import DataConfig
 from .datasets import FixedTiles, RandomTiles
 from .normalise import Normalisation
 from .planes import Plane, load_planes, split_planes
-from .sources import DataError, find_tiffs
+from .sources import DataError, find_images
 from .tiles import TileSampler, grid_tiles
 
 __all__ = ["PreparedData", "prepare_data"]
@@ -58,7 +58,7 @@ def prepare_data(
     ``normalisation`` reuses a stored one (when resuming) instead of fitting it again, and
     ``first_tile`` continues the sequence of random tiles where the run stopped.
     """
-    paths = find_tiffs(inputs)
+    paths = find_images(inputs)
     by_file = load_planes(
         paths, channel=config.channel, axes=config.axes, max_gb=config.max_memory_gb
     )

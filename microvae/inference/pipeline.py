@@ -133,6 +133,11 @@ class PlaneSink:
     def start(self, info: ImageInfo) -> None:
         self.info = info
 
+    def done_planes(self) -> set[int]:
+        """Planes this sink already holds from an earlier, stopped run (after ``start``): the
+        pipeline skips the planes every sink holds. A sink that cannot resume holds none."""
+        return set()
+
     def add(self, out: PlaneOutput) -> None:
         raise NotImplementedError
 
@@ -272,11 +277,12 @@ def image_steps(
     """Run every plane of ``image`` through ``model`` into ``sinks``; yields
     :class:`Progress` after every batch of tiles.
 
-    The image is checked once (one channel, finite values, the model's input range on its
-    first plane); reconstructions and latents are computed only when a sink needs them, in
-    one pass over the tiles. Stop iterating (``close()``) to stop between batches: every
-    sink is then aborted, as on an error. ``source`` names the image in messages (default:
-    its file name).
+    The image is checked once (one channel, finite values, the model's input range on the
+    first plane it runs); reconstructions and latents are computed only when a sink needs
+    them, in one pass over the tiles; planes that every sink already holds from a stopped
+    run (:meth:`PlaneSink.done_planes`) are skipped. Stop iterating (``close()``) to stop
+    between batches: every sink is then aborted, as on an error. ``source`` names the image
+    in messages (default: its file name).
     """
     rec = as_image(image)
     rec.require_single_channel()
@@ -290,9 +296,14 @@ def image_steps(
         for sink in sinks:
             sink.start(info)
             started.append(sink)
+        skip = set.intersection(*(s.done_planes() for s in sinks)) if sinks else set()
+        checked = False
         for k, (position, plane) in enumerate(rec.iter_planes()):
-            if k == 0:  # the first plane stands for the image: no extra read
+            if k in skip:
+                continue
+            if not checked:  # the first plane stands for the image: no extra read
                 model.check_input(plane, source)
+                checked = True
             steps = model.plane_steps(
                 plane, options=options, source=source, reconstruct=reconstruct, latents=latents
             )
@@ -333,9 +344,11 @@ def run_image(
     with tqdm(
         total=n, desc=source or rec.name, unit="plane", leave=False, disable=not progress or n < 2
     ) as bar:
+        last = -1
         for step in image_steps(model, rec, sinks, options=options, source=source):
             if step.tiles_done == step.tiles:
-                bar.update(1)
+                bar.update(step.plane - last)  # planes skipped on resume count as done
+                last = step.plane
 
 
 def count_steps(

@@ -1,9 +1,10 @@
 """Reading and writing TIFF, ImageJ hyperstacks and OME-TIFF (compressed too, via imagecodecs).
 
-``read_image`` loads a whole image; ``open_image`` returns a lazy record whose planes are read
-one page at a time, so a stack larger than memory can be walked with ``iter_planes()``.
-``write_image`` writes ImageJ hyperstacks where ImageJ can hold the data (uint8, uint16,
-float32 with axes in TZCYX order) and OME-TIFF otherwise, always atomically.
+:class:`TiffReader` reads a series page by page (for :func:`microvae.io.open_image`), so a
+stack larger than memory can be walked with ``iter_planes()``. ``write_image`` writes ImageJ
+hyperstacks where ImageJ can hold the data (uint8, uint16, float32 with axes in TZCYX order)
+and OME-TIFF otherwise, always atomically; :class:`TiffPlaneWriter` writes them plane by
+plane.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from ..errors import AxesError, ImageReadError, ImageWriteError, MicrovaeError
 from .atomic import _umask, atomic_path
 from .axes import from_tifffile_axes, validate_axes
 from .metadata import normalise_unit, read_physical_metadata
-from .record import ArrayReader, ImageRecord, block_axes, check_dtype, outer_axes
+from .record import ArrayReader, block_axes, check_dtype, outer_axes
 
-__all__ = ["open_image", "read_image", "write_image", "TiffPlaneWriter", "TiffReader"]
+__all__ = ["write_image", "TiffPlaneWriter", "TiffReader"]
 
 _log = logging.getLogger(__name__)
 
@@ -178,76 +179,12 @@ def _check_file(path: Path) -> None:
     if not path.exists():
         raise ImageReadError(f"{path}: file not found; check the path")
     if path.is_dir():
-        raise ImageReadError(f"{path}: is a folder, not a TIFF file; pass the files inside it")
+        raise ImageReadError(
+            f"{path}: is a folder, neither a TIFF file nor an OME-Zarr image; pass the images "
+            "inside it"
+        )
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path.name}: file is empty (0 bytes); copy or export it again")
-
-
-def open_image(
-    path: str | os.PathLike,
-    *,
-    channel: int | None = None,
-    axes: str | None = None,
-    series: int = 0,
-) -> ImageRecord:
-    """Open a TIFF lazily: metadata now, pixels when planes are read.
-
-    Args:
-        path: TIFF, ImageJ hyperstack or OME-TIFF file.
-        channel: index along the C (or S) axis to keep; None keeps all channels.
-        axes: override the axes the file declares, e.g. ``"ZYX"`` for a page stack that the
-            file calls ``QYX``.
-        series: which image series of a multi-series file.
-
-    Returns:
-        An :class:`ImageRecord`; call ``close()`` (or use ``with``) to release the file.
-
-    Raises:
-        ImageReadError, AxesError, ChannelError: with the file name and the fix.
-
-    Example:
-        >>> with open_image("stack.tif", channel=1) as rec:     # doctest: +SKIP
-        ...     for index, plane in rec.iter_planes():
-        ...         print(index, plane.shape)
-    """
-    path = Path(path)
-    reader = TiffReader(path, series=series, axes=axes)
-    try:
-        return ImageRecord(
-            reader,
-            path=path,
-            channel=channel,
-            pixel_size=reader.pixel_size,
-            unit=reader.unit,
-            bit_depth_hint=reader.bit_depth_hint,
-        )
-    except BaseException:
-        reader.close()
-        raise
-
-
-def read_image(
-    path: str | os.PathLike,
-    *,
-    channel: int | None = None,
-    axes: str | None = None,
-    series: int = 0,
-) -> ImageRecord:
-    """Read a whole TIFF into memory; same arguments as :func:`open_image`.
-
-    The returned record's ``data`` is an in-memory array of ``shape`` in ``axes`` order, its
-    dtype as stored; values are checked to be finite.
-    """
-    with open_image(path, channel=channel, axes=axes, series=series) as lazy:
-        data = lazy.data
-        return ImageRecord(
-            ArrayReader(data, lazy.axes),
-            path=lazy.path,
-            pixel_size=lazy.pixel_size,
-            unit=lazy.unit,
-            bit_depth_hint=lazy._bit_depth_hint,
-            file_channel=lazy.channel,
-        )
 
 
 _OME_UNITS = {"um": "µm", "nm": "nm", "mm": "mm", "cm": "cm", "m": "m", "A": "Å"}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from ..data.sources import find_tiffs
+from ..data.sources import find_images
 from ..data.tiles import signal_share
 from ..errors import ShapeError
 from ..inference import TrainedModel
@@ -140,7 +140,7 @@ def collect_tiles(
     ``max_tiles`` in all, shared evenly between files, from up to ``planes_per_file`` planes
     of each (spread over its stack), most signal first, none with less than ``min_signal``
     of signal pixels."""
-    paths = find_tiffs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    paths = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     tile = model.default_tile()
     per_file = max(1, math.ceil(max_tiles / len(paths)))
     sets = []

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.sources import find_tiffs
+from ..data.sources import find_images
 from ..diagnostics import diagnose
 from ..errors import MicrovaeError
 from ..inference import ImageInfo, PlaneOutput, PlaneSink, TileOptions, TrainedModel, run_image
@@ -88,7 +88,7 @@ def ground_truth_path(path: Path, pattern: str) -> Path:
 
 
 def _inputs(inputs, gt: str | None) -> list[tuple[Path, Path | None]]:
-    paths = find_tiffs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    paths = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     pairs = [(p, ground_truth_path(p, gt) if gt else None) for p in paths]
     gts = {g.resolve() for _, g in pairs if g is not None}
     pairs = [(p, g) for p, g in pairs if p.resolve() not in gts]  # a folder holds both

@@ -74,6 +74,23 @@ def _resume_config(run_dir: Path, config, overrides) -> RunConfig:
     return load_config(saved, list(overrides))
 
 
+def _ddp_child() -> bool:
+    """Whether this process is a DDP rank other than the first (started by Lightning's
+    launcher, torchrun or SLURM, which set these variables)."""
+    return any(int(os.environ.get(v, "0") or 0) != 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
+def _ranks(trainer: pl.Trainer, module: VAEModule) -> dict:
+    """How many processes trained, and whether their weights ended identical."""
+    digests = getattr(module, "rank_digests", None) or []
+    world = int(trainer.world_size)
+    return {
+        "world_size": world,
+        # one digest from every rank, all equal
+        "identical_weights": len(digests) == world and all(d == digests[0] for d in digests),
+    }
+
+
 def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (run_dir / "checkpoints" / "last.ckpt").is_file():
@@ -192,7 +209,11 @@ def fit(
         KeyboardInterrupt: on Ctrl-C or SIGTERM, after saving checkpoints/last.ckpt.
     """
     run_dir = Path(out)
-    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    # Lightning's DDP launcher starts the other ranks by running the same command again:
+    # only the first process checks, creates and writes the run folder
+    child = _ddp_child()
+    if not child:
+        _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     cfg = _resume_config(run_dir, config, overrides) if resume else load_config(config, overrides)
     stored, done = None, 0
     t = cfg.train
@@ -216,11 +237,12 @@ def fit(
         normalisation=stored,
         first_tile=done * t.batch_size,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    run_info = {"normalisation": prepared.normalisation.to_dict(), "data": prepared.summary}
-    with atomic_path(run_dir / "run.json") as tmp:
-        tmp.write_text(json.dumps(run_info, indent=2) + "\n")
+    if not child:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        run_info = {"normalisation": prepared.normalisation.to_dict(), "data": prepared.summary}
+        with atomic_path(run_dir / "run.json") as tmp:
+            tmp.write_text(json.dumps(run_info, indent=2) + "\n")
     _log.info(
         "data: %d training planes, %d validation tiles; split %s; bit depth %s",
         prepared.summary["train_planes"],
@@ -331,6 +353,8 @@ def fit(
         "data": prepared.summary,
         "ema": t.ema,
         "saved": saved["info"],
+        "processes": _ranks(trainer, module),
+        "rank": int(trainer.global_rank),
     }
     if trainer.is_global_zero:
         top = aggregate_top_prior(module.eval_model, saved["state_dict"], prepared.train)

@@ -140,6 +140,13 @@ class VAEModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val_sums:
             return
+        if self.trainer.world_size > 1:
+            # every rank validated its share of the tiles: the sums over all of them, so that
+            # every rank sees the same validation (and picks the same best weights)
+            keys = sorted(self._val_sums)
+            local = torch.tensor([self._val_sums[k] for k in keys], dtype=torch.float64)
+            total = self.trainer.strategy.reduce(local.to(self.device), reduce_op="sum")
+            self._val_sums = dict(zip(keys, total.cpu().tolist()))
         n, dims = self._val_sums.pop("n"), self._n_dims
         val = {
             "val/recon": self._val_sums.pop("log_px") / n / dims,
@@ -152,7 +159,9 @@ class VAEModule(pl.LightningModule):
         val["val/sensitivity"] = report.sensitivity
         val["val/verdict_code"] = float(VERDICT_CODES[report.verdict])
         val.update({f"val/z_weight_norm_l{i}": v for i, v in enumerate(report.z_weight_norms)})
-        self.log_dict(val, on_step=False, on_epoch=True)
+        # several processes: the same validation on every rank (summed above); the collapse
+        # measures of each rank's own tiles averaged
+        self.log_dict(val, on_step=False, on_epoch=True, sync_dist=self.trainer.world_size > 1)
         self.last_val = val
         self.last_report = report.to_dict()
         step = self.global_step
@@ -190,6 +199,14 @@ class VAEModule(pl.LightningModule):
         save_png(previews / f"step_{self.global_step:07d}.png", side_by_side(orig, rec, zoom=2))
 
     # -- checkpoint state beyond the weights -------------------------------------------------
+
+    def on_train_end(self) -> None:
+        # with several processes (DDP): every rank's weights, digested and gathered, so the
+        # summary can say whether they ended identical (the gradients are all-reduced)
+        params = torch.cat([p.detach().double().flatten() for p in self.vae.parameters()])
+        digest = torch.stack([params.sum(), (params * params).sum(), params.abs().max()])
+        gathered = self.all_gather(digest.to(self.device))
+        self.rank_digests = gathered.reshape(-1, 3).cpu().tolist()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["microvae"] = {

@@ -1,0 +1,144 @@
+"""Batch processing on a Dask cluster: files are the units of work, and each worker loads the
+model once.
+
+``connect("local:N")`` starts N local worker processes; ``connect("tcp://HOST:PORT")`` joins
+the scheduler of a running cluster (``dask scheduler`` / ``dask worker``, or dask-jobqueue on
+SLURM). A worker runs the same per-file code as a serial run (:func:`.stacks.process_file`),
+with the same atomic writes and per-file failure isolation. If a worker dies, the scheduler
+gives its files to another worker, and those files start again from their first plane (or
+from the planes an OME-Zarr output holds).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import MicrovaeError
+
+__all__ = ["connect", "run_on_cluster"]
+
+_log = logging.getLogger("microvae.batch")
+
+# per worker process: the models it has loaded, by (file, device)
+_MODELS: dict = {}
+
+
+def connect(spec: str, *, timeout: str = "10s"):
+    """A ``distributed.Client`` for ``local:N`` (N worker processes on this machine, one
+    thread each) or a scheduler address (``tcp://HOST:PORT``, ``tls://...``; given up after
+    ``timeout``).
+
+    Raises:
+        MicrovaeError: a malformed spec, or a scheduler that cannot be reached (naming it).
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MicrovaeError(
+            "--dask needs dask.distributed: pip install distributed (or dask[distributed])"
+        ) from None
+    if spec.startswith("local:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise MicrovaeError(f"--dask {spec}: local:N needs N >= 1 workers, e.g. local:4")
+        # one thread per worker: each worker's torch uses the cores it is given
+        threads = max(1, (os.cpu_count() or 1) // n)
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads)},
+            silence_logs=logging.ERROR,
+        )
+        return Client(cluster)
+    if "://" not in spec:
+        raise MicrovaeError(
+            f"--dask {spec!r}: give local:N for N local workers or the scheduler's address, "
+            "e.g. tcp://10.0.0.5:8786"
+        )
+    try:
+        return Client(spec, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise MicrovaeError(
+            f"{spec}: cannot reach the Dask scheduler ({exc}); check the address and that "
+            "the scheduler runs (dask scheduler, or the cluster's job)"
+        ) from None
+
+
+def _worker_model(path: str, device: str):
+    from ..inference import load_model
+
+    key = (path, device)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(path, device=device)
+    return _MODELS[key]
+
+
+def _run_file(model_path: str, device: str, path: Path, out_dir: Path, kwargs: dict):
+    from .stacks import FileResult, process_file
+
+    model = _worker_model(model_path, device)
+    try:
+        return process_file(model, path, out_dir, **kwargs)
+    except MicrovaeError as exc:  # the file fails alone, as in a serial run
+        return FileResult(path, "failed", str(exc))
+
+
+def run_on_cluster(
+    spec: str,
+    model_path: Path,
+    device: str,
+    paths: list[Path],
+    out_dir: Path,
+    kwargs: dict,
+    *,
+    on_done: Callable | None = None,
+) -> list:
+    """Process ``paths`` on the cluster of ``spec``, one task per file; FileResults in the
+    order of ``paths``. ``on_done(result)`` is called as each file finishes."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    from .stacks import FileResult
+
+    client = connect(spec)
+    try:
+        futures = {
+            client.submit(
+                _run_file,
+                str(model_path),
+                device,
+                path,
+                out_dir,
+                kwargs,
+                key=f"microvae-{path.name}-{uuid.uuid4().hex[:8]}",
+                pure=False,
+            ): i
+            for i, path in enumerate(paths)
+        }
+        results: list = [None] * len(paths)
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                result = future.result()
+            except KilledWorker as exc:  # the scheduler gave up on it: workers kept dying
+                result = FileResult(paths[i], "failed", f"{paths[i].name}: {exc}")
+            results[i] = result
+            if result.status == "failed":
+                _log.error("microvae: error: %s", result.message)
+            if on_done is not None:
+                on_done(result)
+        return results
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and spec.startswith("local:"):
+            cluster.close()

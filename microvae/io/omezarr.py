@@ -1,0 +1,310 @@
+"""OME-Zarr in and out (NGFF 0.4 on Zarr v2, NGFF 0.5 on Zarr v3).
+
+Reading: the multiscale metadata is parsed by ome-zarr-py (the OME's own reader, which napari
+uses through napari-ome-zarr); level 0 is opened as a Zarr array and read plane by plane, so
+only the chunks of the plane asked for are read.
+
+Writing (:class:`ZarrPlaneWriter`): an NGFF 0.5 image of one level, chunked by plane, with
+axes and pixel size, written plane by plane and resumable: every finished plane is recorded
+in the group's attributes (``microvae.planes_done``) after its chunk is written, so a run
+that was stopped continues where it stopped, and a plane whose chunk was half-written is never
+counted as done. ``microvae.complete`` turns true only when every plane is in.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AxesError, ImageReadError, ImageWriteError
+from .axes import validate_axes
+from .metadata import normalise_unit
+from .record import check_dtype
+
+__all__ = ["ZarrPlaneWriter", "ZarrReader", "is_zarr", "zarr_progress"]
+
+_log = logging.getLogger(__name__)
+
+# NGFF axis names <-> microvae's letters; NGFF has no samples axis (S)
+_FROM_NGFF = {"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}
+_TO_NGFF = {v: k for k, v in _FROM_NGFF.items()}
+_NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
+_NGFF_UNITS = {"um": "micrometer", "nm": "nanometer", "mm": "millimeter", "A": "angstrom"}
+_MARKERS = ("zarr.json", ".zattrs", ".zgroup")
+
+
+def is_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a Zarr store: a folder named ``*.zarr`` or holding Zarr metadata."""
+    path = Path(path)
+    return path.is_dir() and (
+        path.suffix.lower() == ".zarr" or any((path / m).is_file() for m in _MARKERS)
+    )
+
+
+def _open_group(path: Path, mode: str = "r"):
+    import zarr
+
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as exc:  # zarr raises several types for a missing or foreign store
+        raise ImageReadError(
+            f"{path.name}: not a readable Zarr store ({type(exc).__name__}: {exc}); check the "
+            "path (an OME-Zarr image is a folder, usually NAME.ome.zarr)"
+        ) from None
+
+
+def _multiscales(path: Path) -> tuple[dict, str]:
+    """The first multiscales entry of an OME-Zarr image and its NGFF version; the metadata is
+    read and its axes validated by ome-zarr-py, without opening any scale level (a missing
+    level other than 0 does not stop level 0 from being read)."""
+    from ome_zarr.axes import Axes
+    from ome_zarr.format import FormatV04, FormatV05, format_from_version
+    from ome_zarr.io import parse_url
+
+    # NGFF 0.4 lives on Zarr v2 (.zattrs), 0.5 on Zarr v3 (zarr.json): ask for the one there
+    fmt = FormatV04() if (path / ".zattrs").is_file() else FormatV05()
+    try:
+        location = parse_url(str(path), fmt=fmt)
+    except Exception as exc:
+        raise ImageReadError(f"{path.name}: cannot read its Zarr metadata ({exc})") from None
+    if location is None:
+        raise ImageReadError(f"{path}: not found, or not a Zarr store; check the path")
+    attrs = location.root_attrs
+    ome = attrs.get("ome", attrs)  # NGFF 0.5 keeps its metadata under "ome"
+    entries = ome.get("multiscales")
+    if not entries:
+        raise ImageReadError(
+            f"{path.name}: a Zarr store without OME-Zarr multiscales metadata (a plain Zarr "
+            "array, a plate or labels); give the path of an OME-Zarr image"
+        )
+    ms = entries[0]
+    version = str(ome.get("version") or ms.get("version") or fmt.version)
+    try:
+        Axes(ms.get("axes"), fmt=format_from_version(version))
+    except Exception as exc:  # ome-zarr-py raises ValueError/KeyError for bad axes
+        raise ImageReadError(
+            f"{path.name}: invalid OME-Zarr axes ({type(exc).__name__}: {exc})"
+        ) from None
+    return ms, version
+
+
+class ZarrReader:
+    """Planes of level 0 of an OME-Zarr image (a :class:`~microvae.io.record.BlockReader`)."""
+
+    def __init__(self, path: str | os.PathLike, *, axes: str | None = None):
+        self.path = Path(path)
+        self.name = self.path.name
+        ms, self.ngff_version = _multiscales(self.path)
+        datasets = ms.get("datasets") or []
+        if not datasets:
+            raise ImageReadError(f"{self.name}: the multiscales metadata lists no scale level")
+        level0 = datasets[0]["path"]
+        group = _open_group(self.path)
+        try:
+            self._array = group[level0]
+        except KeyError:
+            raise ImageReadError(
+                f"{self.name}: scale level '{level0}' (level 0) is listed in the metadata but "
+                "missing from the store; copy the image again"
+            ) from None
+        self.shape = tuple(int(n) for n in self._array.shape)
+        self.dtype = check_dtype(self._array.dtype, source=self.name)
+        names = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
+        native = "".join(_FROM_NGFF.get(str(n).lower(), "Q") for n in names)
+        if axes is None:
+            try:
+                axes = validate_axes(native, self.shape, source=self.name)
+            except AxesError as exc:
+                raise AxesError(
+                    f"{exc}; the image's axes {names} cannot be used as they are: pass "
+                    "axes=... (CLI: --axes), e.g. 'ZYX'"
+                ) from None
+        self.axes = validate_axes(axes, self.shape, source=self.name)
+        if self.axes[-2:] != "YX":
+            raise AxesError(f"{self.name}: axes {self.axes} must end in YX for OME-Zarr")
+        self.pixel_size, self.unit = _pixel_size(ms, datasets[0], self.axes)
+        self.bit_depth_hint = None
+
+    def read_block(self, outer_index: tuple[int, ...]) -> np.ndarray:
+        key = tuple(outer_index) + (slice(None), slice(None))  # the axes end in YX
+        try:
+            return np.asarray(self._array[key])
+        except Exception as exc:  # a missing or damaged chunk: codec, I/O or zarr errors
+            raise ImageReadError(
+                f"{self.name}: cannot read plane {tuple(outer_index)} ({type(exc).__name__}: "
+                f"{exc}); the chunk is damaged or missing, copy the image again"
+            ) from None
+
+    def close(self) -> None:
+        pass
+
+
+def _pixel_size(ms: dict, dataset: dict, axes: str) -> tuple[dict[str, float], str | None]:
+    """Pixel sizes of level 0 from its scale transform and the axes' units (one unit: the X
+    axis's, as everywhere in microvae)."""
+    scale = None
+    for t in dataset.get("coordinateTransformations") or []:
+        if t.get("type") == "scale":
+            scale = t.get("scale")
+    units = {}
+    for letter, a in zip(axes, ms.get("axes", [])):
+        if isinstance(a, dict) and a.get("unit"):
+            units[letter] = normalise_unit(a["unit"])
+    unit = units.get("X") or units.get("Y")
+    if scale is None or unit is None:
+        return {}, None
+    sizes = {a: float(s) for a, s in zip(axes, scale) if a in "ZYX" and units.get(a) == unit}
+    return sizes, unit
+
+
+def zarr_progress(path: str | os.PathLike) -> tuple[bool, set[int]]:
+    """(complete, planes done) of an image written by :class:`ZarrPlaneWriter`; (False, {})
+    for a path that is absent or not such an image."""
+    path = Path(path)
+    if not is_zarr(path):
+        return False, set()
+    try:
+        attrs = dict(_open_group(path).attrs).get("microvae", {})
+    except ImageReadError:
+        return False, set()
+    return bool(attrs.get("complete")), set(attrs.get("planes_done", []))
+
+
+class ZarrPlaneWriter:
+    """An NGFF 0.5 OME-Zarr image written block by block (plane by plane), resumably.
+
+    ``axes`` from TCZYX in that order (NGFF's), Y and X last. A block spans ``block_axes``
+    (``YX``: a plane; ``CYX``: a plane of every channel, as latent maps), one chunk each;
+    block k is the k-th in C order over the other axes. If ``path`` holds an unfinished image
+    of the same shape and dtype written by this class, its done blocks are kept
+    (``planes_done``) and the rest can be written; anything else there is an error unless
+    ``overwrite``. ``close()`` marks the image complete once every block is in.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        shape: tuple[int, ...],
+        dtype: np.dtype | str,
+        axes: str,
+        pixel_size: dict[str, float] | None = None,
+        unit: str | None = "um",
+        overwrite: bool = False,
+        block_axes: str = "YX",
+    ):
+        import zarr
+        from ome_zarr.format import FormatV05
+        from ome_zarr.writer import write_multiscales_metadata
+
+        self.path = Path(path)
+        name = self.path.name
+        shape = tuple(int(n) for n in shape)
+        dtype = np.dtype(dtype)
+        axes = validate_axes(axes, shape, source=name)
+        if set(axes) - set(_TO_NGFF) or list(axes) != sorted(axes, key="TCZYX".index):
+            hint = " (Q: the file does not name its stack axis)" if "Q" in axes else ""
+            raise ImageWriteError(
+                f"{name}: axes {axes}{hint} cannot be written as OME-Zarr, which needs axes "
+                "from TCZYX in that order; pass --axes (e.g. ZYX or TYX), or --format tiff"
+            )
+        if not set("YX") <= set(block_axes) <= set(axes):
+            raise ValueError(f"block_axes {block_axes!r} must hold Y and X and lie in {axes}")
+        if not self.path.parent.is_dir():
+            raise ImageWriteError(f"{self.path}: folder {self.path.parent} does not exist")
+        self.shape, self.dtype, self.axes = shape, dtype, axes
+        self._block = [a in block_axes for a in axes]
+        self._outer = tuple(n for n, b in zip(shape, self._block) if not b)
+        self.block_shape = tuple(n for n, b in zip(shape, self._block) if b)
+        self.n_planes = math.prod(self._outer)
+        done: set[int] = set()
+        if self.path.exists() and not overwrite:
+            complete, done = zarr_progress(self.path)
+            try:
+                old = _open_group(self.path)["0"]
+                same = tuple(old.shape) == shape and np.dtype(old.dtype) == dtype
+            except (ImageReadError, KeyError):
+                same = False
+            if not same or complete:
+                raise ImageWriteError(
+                    f"{self.path}: already exists"
+                    + (" and is complete" if same and complete else " and holds another image")
+                    + "; remove it, or pass overwrite (CLI: without --resume it is replaced)"
+                )
+            self._group = zarr.open_group(str(self.path), mode="r+")
+            self._array = self._group["0"]
+        else:
+            try:
+                self._group = zarr.open_group(str(self.path), mode="w", zarr_format=3)
+            except PermissionError as exc:
+                raise ImageWriteError(
+                    f"{self.path}: cannot write ({exc.strerror}); choose a writable folder"
+                ) from exc
+            self._array = self._group.create_array(
+                "0",
+                shape=shape,
+                dtype=dtype,
+                chunks=tuple(n if b else 1 for n, b in zip(shape, self._block)),
+                fill_value=0,
+            )
+            pixel_size = {a: float(v) for a, v in (pixel_size or {}).items() if a in axes}
+            unit = normalise_unit(unit) if pixel_size else None
+            ngff_axes = []
+            for a in axes:
+                entry = {"name": _TO_NGFF[a], "type": _NGFF_TYPES[a]}
+                if a in pixel_size and unit in _NGFF_UNITS:
+                    entry["unit"] = _NGFF_UNITS[unit]
+                ngff_axes.append(entry)
+            scale = [pixel_size.get(a, 1.0) if unit in _NGFF_UNITS else 1.0 for a in axes]
+            write_multiscales_metadata(
+                self._group,
+                [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+                fmt=FormatV05(),
+                axes=ngff_axes,
+                name=name,
+            )
+            self._save(done, complete=False)
+        self.planes_done = set(done)
+
+    def _save(self, done: set[int], *, complete: bool) -> None:
+        self._group.attrs["microvae"] = {
+            "complete": complete,
+            "planes": self.n_planes,
+            "planes_done": sorted(done),
+        }
+
+    def write(self, k: int, plane: np.ndarray) -> None:
+        """Write block ``k`` (C order over the axes outside the block; shape ``block_shape``)
+        and record it as done."""
+        plane = np.asarray(plane)
+        if not 0 <= k < self.n_planes or plane.shape != self.block_shape:
+            raise ImageWriteError(
+                f"{self.path.name}: plane {k} of shape {plane.shape} does not fit "
+                f"{self.n_planes} planes of shape {self.block_shape}"
+            )
+        where = iter(int(i) for i in np.unravel_index(k, self._outer)) if self._outer else None
+        key = tuple(slice(None) if b else next(where) for b in self._block)
+        self._array[key] = plane.astype(self.dtype, copy=False)
+        self.planes_done.add(k)  # after the chunk is written: a half-written one is not done
+        self._save(self.planes_done, complete=False)
+
+    def close(self) -> Path:
+        """Mark the image complete; every plane must be done."""
+        missing = sorted(set(range(self.n_planes)) - self.planes_done)
+        if missing:
+            raise ImageWriteError(
+                f"{self.path.name}: {len(missing)} of {self.n_planes} planes not written "
+                f"(first: {missing[0]}); run again with --resume to finish it"
+            )
+        self._save(self.planes_done, complete=True)
+        return self.path
+
+    def abort(self) -> None:
+        """Keep what is done (for a resumed run); the image stays marked incomplete."""
+        _log.info(
+            "%s: stopped with %d of %d planes", self.path.name, len(self.planes_done), self.n_planes
+        )
