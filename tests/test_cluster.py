@@ -80,17 +80,18 @@ def test_two_workers_give_the_serial_outputs(tmp_path, cluster, stacks, serial, 
     assert [r.status for r in summary.results] == ["done"] * 6
     _same_outputs(out, serial)
     # both workers took files; each loaded the model once, whatever its number of files
-    loaded = distributed.Client(cluster).run(
-        lambda: len(__import__("microvae.batch.cluster", fromlist=["_MODELS"])._MODELS)
-    )
+    with distributed.Client(cluster, set_as_default=False) as client:
+        loaded = client.run(
+            lambda: len(__import__("microvae.batch.cluster", fromlist=["_MODELS"])._MODELS)
+        )
     assert sorted(loaded.values()) == [1, 1]
 
 
 def test_a_killed_worker_loses_no_file(tmp_path, cluster, stacks, serial, tiny_model_path):
     model = load_model(tiny_model_path)
     out = tmp_path / "dask"
-    client = distributed.Client(cluster)
-    pids = list(client.run(os.getpid).values())
+    with distributed.Client(cluster, set_as_default=False) as client:
+        pids = list(client.run(os.getpid).values())
     box: dict = {}
 
     def run():

@@ -58,14 +58,15 @@ def connect(spec: str, *, timeout: str = "10s"):
             env={"OMP_NUM_THREADS": str(threads)},
             silence_logs=logging.ERROR,
         )
-        return Client(cluster)
+        # not the process's default dask scheduler: other dask code here keeps its own
+        return Client(cluster, set_as_default=False)
     if "://" not in spec:
         raise MicrovaeError(
             f"--dask {spec!r}: give local:N for N local workers or the scheduler's address, "
             "e.g. tcp://10.0.0.5:8786"
         )
     try:
-        return Client(spec, timeout=timeout)
+        return Client(spec, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise MicrovaeError(
             f"{spec}: cannot reach the Dask scheduler ({exc}); check the address and that "
@@ -125,7 +126,7 @@ def run_on_cluster(
             for i, path in enumerate(paths)
         }
         results: list = [None] * len(paths)
-        for future in as_completed(futures):
+        for future in as_completed(list(futures), loop=client.loop):
             i = futures[future]
             try:
                 result = future.result()
