@@ -207,3 +207,32 @@ def test_a_stopped_ome_zarr_run_continues_from_its_planes(tmp_path, tiny_model_p
     assert (out / "s1_metrics.csv").read_text() == (clean / "s1_metrics.csv").read_text()
     assert not list(out.glob(".*.partial.jsonl"))  # the journals are gone once complete
     json.loads((out / "s1_recon.ome.zarr" / "zarr.json").read_text())  # valid metadata
+
+
+def test_evaluate_takes_ome_zarr_images_and_their_ground_truth(tmp_path, tiny_model_path):
+    from microvae.report.evaluate import evaluate
+
+    s = generate(shape=(2, 96, 96), seed=6)
+    for name, data in (("img", s.image), ("img_gt", s.ground_truth)):
+        w = ZarrPlaneWriter(
+            tmp_path / f"{name}.ome.zarr", shape=data.shape, dtype=data.dtype, axes="ZYX"
+        )
+        for k, plane in enumerate(data):
+            w.write(k, plane)
+        w.close()
+    result = evaluate(
+        load_model(tiny_model_path),
+        tmp_path / "img.ome.zarr",
+        tmp_path / "eval",
+        gt="{stem}_gt.ome.zarr",
+        max_tiles=8,
+        progress=False,
+    )
+    assert result.files == ["img.ome.zarr"]  # the ground truth beside it is no input
+    pairs = {(r["reference"], r["compared"]) for r in result.rows if r["file"] == "img.ome.zarr"}
+    assert pairs == {
+        ("input", "reconstruction"),
+        ("ground truth", "reconstruction"),
+        ("ground truth", "input"),
+    }
+    assert (tmp_path / "eval" / "report.md").is_file()

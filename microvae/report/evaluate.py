@@ -29,7 +29,7 @@ from ..data.sources import find_images
 from ..diagnostics import diagnose
 from ..errors import MicrovaeError
 from ..inference import ImageInfo, PlaneOutput, PlaneSink, TileOptions, TrainedModel, run_image
-from ..io import atomic_path, file_stem, open_image, read_image, write_csv
+from ..io import atomic_path, file_stem, is_zarr, open_image, read_image, write_csv
 from ..latent import (
     collect_tiles,
     decode_top,
@@ -81,8 +81,9 @@ class Evaluation:
 
 
 def ground_truth_path(path: Path, pattern: str) -> Path:
-    """The ground truth of ``path`` by ``pattern``: ``{stem}`` (the name without .tif) and
-    ``{name}`` are replaced; a relative result lies beside the input."""
+    """The ground truth of ``path`` by ``pattern``: ``{stem}`` (the name without .tif or
+    .ome.zarr) and ``{name}`` are replaced; a relative result lies beside the input (a TIFF
+    or an OME-Zarr image)."""
     gt = Path(pattern.format(stem=file_stem(path), name=path.name))
     return gt if gt.is_absolute() else path.parent / gt
 
@@ -92,7 +93,7 @@ def _inputs(inputs, gt: str | None) -> list[tuple[Path, Path | None]]:
     pairs = [(p, ground_truth_path(p, gt) if gt else None) for p in paths]
     gts = {g.resolve() for _, g in pairs if g is not None}
     pairs = [(p, g) for p, g in pairs if p.resolve() not in gts]  # a folder holds both
-    missing = [g for _, g in pairs if g is not None and not g.is_file()]
+    missing = [g for _, g in pairs if g is not None and not (g.is_file() or is_zarr(g))]
     if missing:
         raise MicrovaeError(
             f"{missing[0]}: ground truth not found (--gt {gt!r}); check the pattern, e.g. "
