@@ -5,10 +5,12 @@ uses through napari-ome-zarr); level 0 is opened as a Zarr array and read plane 
 only the chunks of the plane asked for are read.
 
 Writing (:class:`ZarrPlaneWriter`): an NGFF 0.5 image of one level, chunked by plane, with
-axes and pixel size, written plane by plane and resumable: every finished plane is recorded
-in the group's attributes (``microvae.planes_done``) after its chunk is written, so a run
-that was stopped continues where it stopped, and a plane whose chunk was half-written is never
-counted as done. ``microvae.complete`` turns true only when every plane is in.
+axes and pixel size, written plane by plane and resumable: every finished plane is recorded by
+an empty marker file (``.microvae-done/K`` inside the store, which Zarr readers ignore) made
+after its chunk is written, so a run that was stopped continues where it stopped, a plane
+whose chunk was half-written is never counted as done, and processes writing different planes
+of one image never overwrite each other's records. The group attribute ``microvae.complete``
+turns true only when every plane is in (the markers are then removed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +174,19 @@ def zarr_progress(path: str | os.PathLike) -> tuple[bool, set[int]]:
         attrs = dict(_open_group(path).attrs).get("microvae", {})
     except ImageReadError:
         return False, set()
-    return bool(attrs.get("complete")), set(attrs.get("planes_done", []))
+    if attrs.get("complete"):
+        return True, set(range(int(attrs.get("planes", 0))))
+    return False, _markers(path)
+
+
+_DONE = ".microvae-done"
+
+
+def _markers(path: Path) -> set[int]:
+    folder = path / _DONE
+    if not folder.is_dir():
+        return set()
+    return {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
 
 
 class ZarrPlaneWriter:
@@ -222,7 +237,13 @@ class ZarrPlaneWriter:
         self.block_shape = tuple(n for n, b in zip(shape, self._block) if b)
         self.n_planes = math.prod(self._outer)
         done: set[int] = set()
-        if self.path.exists() and not overwrite:
+        if self.path.exists() and overwrite:
+            if not is_zarr(self.path):
+                raise ImageWriteError(
+                    f"{self.path}: exists and is no Zarr store; it is not replaced: remove it"
+                )
+            shutil.rmtree(self.path)  # the old chunks and markers with it
+        if self.path.exists():
             complete, done = zarr_progress(self.path)
             try:
                 old = _open_group(self.path)["0"]
@@ -267,15 +288,10 @@ class ZarrPlaneWriter:
                 axes=ngff_axes,
                 name=name,
             )
-            self._save(done, complete=False)
+            self._group.attrs["microvae"] = {"complete": False, "planes": self.n_planes}
+        self._done_dir = self.path / _DONE
+        self._done_dir.mkdir(exist_ok=True)
         self.planes_done = set(done)
-
-    def _save(self, done: set[int], *, complete: bool) -> None:
-        self._group.attrs["microvae"] = {
-            "complete": complete,
-            "planes": self.n_planes,
-            "planes_done": sorted(done),
-        }
 
     def write(self, k: int, plane: np.ndarray) -> None:
         """Write block ``k`` (C order over the axes outside the block; shape ``block_shape``)
@@ -289,8 +305,9 @@ class ZarrPlaneWriter:
         where = iter(int(i) for i in np.unravel_index(k, self._outer)) if self._outer else None
         key = tuple(slice(None) if b else next(where) for b in self._block)
         self._array[key] = plane.astype(self.dtype, copy=False)
-        self.planes_done.add(k)  # after the chunk is written: a half-written one is not done
-        self._save(self.planes_done, complete=False)
+        # after the chunk is written: a half-written one is not done
+        (self._done_dir / str(k)).touch()
+        self.planes_done.add(k)
 
     def close(self) -> Path:
         """Mark the image complete; every plane must be done."""
@@ -300,7 +317,8 @@ class ZarrPlaneWriter:
                 f"{self.path.name}: {len(missing)} of {self.n_planes} planes not written "
                 f"(first: {missing[0]}); run again with --resume to finish it"
             )
-        self._save(self.planes_done, complete=True)
+        self._group.attrs["microvae"] = {"complete": True, "planes": self.n_planes}
+        shutil.rmtree(self._done_dir, ignore_errors=True)
         return self.path
 
     def abort(self) -> None:
