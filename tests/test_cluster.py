@@ -127,3 +127,34 @@ def test_bad_specs_and_an_unreachable_scheduler_are_named():
     with pytest.raises(MicrovaeError, match=r"tcp://127\.0\.0\.1:9: cannot reach the Dask"):
         connect("tcp://127.0.0.1:9", timeout="2s")
     assert time.time() - t0 < 30
+
+
+def test_a_huge_stack_is_shared_between_workers_in_blocks(tmp_path, cluster, tiny_model_path):
+    """OME-Zarr outputs: a stack of more planes than dask_block is cut into blocks of planes
+    on several workers; the outputs are the serial run's."""
+    data = tmp_path / "in"
+    data.mkdir()
+    write_image(data / "big.tif", generate(shape=(9, 48, 64), seed=3).image, axes="ZYX")
+    model = load_model(tiny_model_path)
+    outputs = ["reconstruction", "embedding", "error", "latents"]
+    kw = {"outputs": outputs, "format": "ome-zarr", "progress": False}
+    serial = process_stacks(model, data, tmp_path / "serial", **kw)
+    with distributed.Client(cluster, set_as_default=False) as client:
+        with distributed.get_task_stream(client=client) as stream:
+            shared = process_stacks(
+                model, data, tmp_path / "dask", dask=cluster.scheduler_address, dask_block=2, **kw
+            )
+    assert [r.status for r in serial.results + shared.results] == ["done", "done"]
+    tasks = [t for t in stream.data if str(t["key"]).startswith("microvae-big.tif")]
+    assert len(tasks) == 5 + 1  # blocks of 2 of the 9 planes, then the one that closes
+    assert len({t["worker"] for t in tasks}) == 2  # both workers took blocks
+    a, b = tmp_path / "serial", tmp_path / "dask"
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    for name in ("big_recon.ome.zarr", "big_error.ome.zarr", "big_latents_level0.ome.zarr"):
+        np.testing.assert_array_equal(read_image(a / name).data, read_image(b / name).data)
+        assert not (b / name / ".microvae-done").exists()  # closed: complete, markers gone
+    np.testing.assert_array_equal(
+        np.load(a / "big_embedding.npz")["embedding"], np.load(b / "big_embedding.npz")["embedding"]
+    )
+    assert (a / "big_metrics.csv").read_text() == (b / "big_metrics.csv").read_text()
+    assert not list(b.glob(".*.jsonl"))

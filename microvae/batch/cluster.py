@@ -83,14 +83,32 @@ def _worker_model(path: str, device: str):
     return _MODELS[key]
 
 
-def _run_file(model_path: str, device: str, path: Path, out_dir: Path, kwargs: dict):
+def _run_file(
+    model_path: str, device: str, path: Path, out_dir: Path, kwargs: dict, after: list = ()
+):
+    """One unit of work on a worker: a file, or a block of one (``kwargs`` say which).
+    ``after``: the results of the blocks this one closes (the first that failed is the
+    file's failure)."""
     from .stacks import FileResult, process_file
 
+    for earlier in after:
+        if earlier.status == "failed":
+            return earlier
     model = _worker_model(model_path, device)
     try:
         return process_file(model, path, out_dir, **kwargs)
     except MicrovaeError as exc:  # the file fails alone, as in a serial run
         return FileResult(path, "failed", str(exc))
+
+
+def _n_planes(path: Path, kwargs: dict) -> int:
+    from ..io import open_image
+
+    try:
+        with open_image(path, channel=kwargs["channel"], axes=kwargs["axes"]) as rec:
+            return rec.n_planes
+    except MicrovaeError:
+        return 1  # a whole-file task, which reports the error
 
 
 def run_on_cluster(
@@ -101,37 +119,82 @@ def run_on_cluster(
     out_dir: Path,
     kwargs: dict,
     *,
+    block: int = 0,
     on_done: Callable | None = None,
 ) -> list:
-    """Process ``paths`` on the cluster of ``spec``, one task per file; FileResults in the
-    order of ``paths``. ``on_done(result)`` is called as each file finishes."""
+    """Process ``paths`` on the cluster of ``spec``, one task per file, or per ``block``
+    planes of a stack with more (the first block alone first, as it makes the outputs; then
+    the others in parallel; then one task that closes the outputs); FileResults in the order
+    of ``paths``. ``on_done(result)`` is called as each file finishes."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
     from .stacks import FileResult
 
     client = connect(spec)
+
+    def submit(path: Path, extra: dict, after: list = ()):
+        return client.submit(
+            _run_file,
+            str(model_path),
+            device,
+            path,
+            out_dir,
+            {**kwargs, **extra},
+            list(after),
+            key=f"microvae-{path.name}-{uuid.uuid4().hex[:8]}",
+            pure=False,
+        )
+
     try:
-        futures = {
-            client.submit(
-                _run_file,
-                str(model_path),
-                device,
-                path,
-                out_dir,
-                kwargs,
-                key=f"microvae-{path.name}-{uuid.uuid4().hex[:8]}",
-                pure=False,
-            ): i
-            for i, path in enumerate(paths)
-        }
         results: list = [None] * len(paths)
-        for future in as_completed(list(futures), loop=client.loop):
-            i = futures[future]
+        # future -> (file index, stage): "file" (a whole file), "first" (the first block),
+        # "block" (another), "close" (the task that closes a file's outputs)
+        stage: dict = {}
+        pending: dict[int, set] = {}  # file index -> its blocks still running
+        blocks: dict[int, list] = {}  # file index -> the block results so far
+        queue = as_completed(loop=client.loop)
+        for i, path in enumerate(paths):
+            n = _n_planes(path, kwargs) if block else 1
+            if not block or n <= block:
+                f = submit(path, {})
+                stage[f] = (i, "file")
+            else:
+                f = submit(path, {"planes": range(0, block), "finish": False})
+                stage[f] = (i, "first", n)
+            queue.add(f)
+        for future in queue:
+            i, kind, *rest = stage.pop(future)
+            path = paths[i]
             try:
                 result = future.result()
             except KilledWorker as exc:  # the scheduler gave up on it: workers kept dying
-                result = FileResult(paths[i], "failed", f"{paths[i].name}: {exc}")
+                result = FileResult(path, "failed", f"{path.name}: {exc}")
+            if kind in ("first", "block"):
+                blocks.setdefault(i, []).append(result)
+                if kind == "first" and result.status != "failed":
+                    # the outputs exist now: the other blocks, on any worker (not passed the
+                    # first's result, which would keep them where it lies)
+                    n = rest[0]
+                    pending[i] = set()
+                    for a in range(block, n, block):
+                        extra = {
+                            "planes": range(a, min(a + block, n)),
+                            "finish": False,
+                            "tag": str(a),
+                            "resume": True,  # the outputs the first block made
+                        }
+                        f = submit(path, extra)
+                        stage[f] = (i, "block")
+                        pending[i].add(f)
+                        queue.add(f)
+                pending.get(i, set()).discard(future)
+                if not pending.get(i):  # every block is in: close the outputs
+                    closing = {"planes": (), "finish": True, "resume": True}
+                    f = submit(path, closing, blocks.pop(i))
+                    stage[f] = (i, "close")
+                    queue.add(f)
+                continue
             results[i] = result
             if result.status == "failed":
                 _log.error("microvae: error: %s", result.message)

@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,9 +133,17 @@ def process_file(
     progress: bool,
     fmt: str,
     resume: bool,
+    planes: Collection[int] | None = None,
+    finish: bool = True,
+    tag: str = "0",
 ) -> FileResult:
     """Process one image file into ``out_dir`` (the unit of work, serial or on a Dask
-    worker): every output's sink fed by the plane pipeline, the metric rows last."""
+    worker): every output's sink fed by the plane pipeline, the metric rows last.
+
+    A block of a stack shared between processes (OME-Zarr outputs only): ``planes`` (C-order
+    numbers), its journals under ``tag``, and ``finish=False`` (the outputs stay unfinished,
+    status ``block``); one last call with ``planes=()``, ``resume=True`` and ``finish=True``
+    closes them and writes the metric rows."""
     paths = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt)
     # OME-Zarr outputs continue a stopped run plane by plane; TIFF outputs start again
     zarr = fmt == "ome-zarr"
@@ -150,8 +158,8 @@ def process_file(
             LatentZarr(levels, resume=resume) if fmt == "ome-zarr" else LatentFiles(levels)
         )
     if "embedding" in outputs:
-        sinks.append(EmbeddingFile(paths["embedding"], resume=resume, journal=zarr))
-    rows = RowsFile(paths["metrics"], metrics, resume=resume, journal=zarr)
+        sinks.append(EmbeddingFile(paths["embedding"], resume=resume, journal=zarr, tag=tag))
+    rows = RowsFile(paths["metrics"], metrics, resume=resume, journal=zarr, tag=tag)
     sinks.append(rows)
     with open_image(path, channel=channel, axes=axes) as rec:
         rec.require_single_channel()
@@ -163,7 +171,18 @@ def process_file(
                 path.name,
                 rec.axes,
             )
-        run_image(model, rec, sinks, options=options, source=path.name, progress=progress)
+        run_image(
+            model,
+            rec,
+            sinks,
+            options=options,
+            source=path.name,
+            progress=progress,
+            planes=planes,
+            finish=finish,
+        )
+    if not finish:
+        return FileResult(path, "block")
     journal, rows = rows, rows.rows
     if len(rows) > 1 and "mse" in rows[0]:
         mse = float(np.mean([r["mse"] for r in rows]))
@@ -197,6 +216,7 @@ def process_stacks(
     format: str = "tiff",
     dask: str | None = None,
     dask_device: str | None = None,
+    dask_block: int = 64,
     **tile_options,
 ) -> BatchSummary:
     """Apply ``model`` to every image in ``inputs`` (TIFF files, OME-Zarr images, folders,
@@ -213,6 +233,9 @@ def process_stacks(
             once. The outputs are those of a serial run (None, the default).
         dask_device: the workers' device (``auto``: CUDA, MPS or CPU, each worker's own);
             default: the type of ``model``'s device.
+        dask_block: with ``format="ome-zarr"``, a stack of more planes than this is shared
+            between workers in blocks of this many planes (0: whole files only). TIFF
+            outputs are written by one process: whole files.
         metrics: the per-plane metrics, ``f(reference, reconstruction, *, pixel_size,
             unit) -> dict`` (:func:`microvae.metrics.basic_metrics`: PSNR, SSIM and MSE;
             :func:`microvae.metrics.fine_structure_metrics`: every metric); None: the rows
@@ -276,6 +299,7 @@ def process_stacks(
                 todo,
                 out_dir,
                 {**kwargs, "progress": False},
+                block=dask_block if format == "ome-zarr" else 0,
                 on_done=lambda _: bar.update(1),
             )
             done.update(zip(todo, results))

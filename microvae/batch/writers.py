@@ -117,24 +117,29 @@ class LatentFiles(PlaneSink):
 
 class Journal:
     """Per-plane records of an unfinished output, one JSON line each, appended and synced as
-    planes finish, beside the output (``.NAME.partial.jsonl``); read back on resume."""
+    planes finish, beside the output (``.NAME.partial.TAG.jsonl``: one file per writer, so
+    processes writing blocks of one image never append to the same file); every writer's
+    records are read back on resume."""
 
-    def __init__(self, output: Path, *, resume: bool, keep: bool = True):
+    def __init__(self, output: Path, *, resume: bool, keep: bool = True, tag: str = "0"):
         """``keep``: write the journal (False: records in memory only, for outputs that start
-        again anyway); ``resume``: read an earlier run's."""
-        self.path = output.with_name(f".{output.name}.partial.jsonl")
+        again anyway); ``resume``: read earlier records (else they are removed)."""
+        self._pattern = f".{output.name}.partial.*.jsonl"
+        self.folder = output.parent
+        self.path = output.with_name(f".{output.name}.partial.{tag}.jsonl")
         self.keep = keep
         self.records: dict[int, dict] = {}
-        if resume and self.path.is_file():
-            with open(self.path) as fh:
+        for old in sorted(self.folder.glob(self._pattern)):
+            if not resume:
+                old.unlink(missing_ok=True)
+                continue
+            with open(old) as fh:
                 for line in fh:
                     try:
                         rec = json.loads(line)
                     except json.JSONDecodeError:  # a line cut short by a kill: not done
                         continue
                     self.records[int(rec["plane"])] = rec
-        elif self.path.exists():
-            self.path.unlink()
 
     def add(self, plane: int, record: dict) -> None:
         record = {"plane": plane, **record}
@@ -147,7 +152,9 @@ class Journal:
             os.fsync(fh.fileno())
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Every writer's journal of this output."""
+        for old in self.folder.glob(self._pattern):
+            old.unlink(missing_ok=True)
 
 
 def _json_value(v):
@@ -161,12 +168,12 @@ class EmbeddingFile(EmbeddingSink):
     float32, ``plane_index`` (planes, len(plane_axes)) int64 and ``plane_axes``; with
     ``journal`` each plane's is journalled, and with ``resume`` an earlier run's are kept."""
 
-    def __init__(self, path: Path, *, resume: bool = False, journal: bool = False):
-        self.path, self.resume, self.journal = Path(path), resume, journal
+    def __init__(self, path: Path, *, resume: bool = False, journal: bool = False, tag: str = "0"):
+        self.path, self.resume, self.journal, self.tag = Path(path), resume, journal, tag
 
     def start(self, info: ImageInfo) -> None:
         super().start(info)
-        self._journal = Journal(self.path, resume=self.resume, keep=self.journal)
+        self._journal = Journal(self.path, resume=self.resume, keep=self.journal, tag=self.tag)
         self._have = {k: r for k, r in self._journal.records.items() if k < info.n_planes}
 
     def done_planes(self) -> set[int]:
@@ -207,13 +214,14 @@ class RowsFile(MetricRows):
         *,
         resume: bool = False,
         journal: bool = False,
+        tag: str = "0",
     ):
         super().__init__(metrics)
-        self.path, self.resume, self.journal = Path(path), resume, journal
+        self.path, self.resume, self.journal, self.tag = Path(path), resume, journal, tag
 
     def start(self, info: ImageInfo) -> None:
         super().start(info)
-        self._journal = Journal(self.path, resume=self.resume, keep=self.journal)
+        self._journal = Journal(self.path, resume=self.resume, keep=self.journal, tag=self.tag)
         self._done = {k: r["row"] for k, r in self._journal.records.items() if k < info.n_planes}
 
     def done_planes(self) -> set[int]:
@@ -282,7 +290,9 @@ class LatentZarr(PlaneSink):
         )
 
     def close(self) -> None:
-        for writer in self._writers:
+        # stores another process made (blocks of one image) are reopened to be closed
+        writers = self._writers or [ZarrPlaneWriter.reopen(p) for p in self.paths]
+        for writer in writers:
             writer.close()
 
     def abort(self) -> None:

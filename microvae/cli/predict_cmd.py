@@ -65,6 +65,14 @@ def add_parser(sub) -> None:
         "a serial run",
     )
     p.add_argument(
+        "--dask-block",
+        type=int,
+        default=64,
+        metavar="N",
+        help="with --dask and --format ome-zarr: a stack of more than N planes is shared "
+        "between workers in blocks of N planes (default 64; 0: whole files only)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="skip files whose outputs are complete (and continue unfinished OME-Zarr ones)",
@@ -99,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
         dask=args.dask,
         dask_device=args.device,
+        dask_block=args.dask_block,
         progress=not args.no_progress,
         tile_size=args.tile_size,
         overlap=args.overlap,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -273,8 +273,11 @@ def image_steps(
     *,
     options: TileOptions | None = None,
     source: str | None = None,
+    planes: Collection[int] | None = None,
+    finish: bool = True,
 ) -> Generator[Progress, None, None]:
-    """Run every plane of ``image`` through ``model`` into ``sinks``; yields
+    """Run every plane of ``image`` (or those of ``planes``, C-order indices: a block of a
+    stack shared between processes) through ``model`` into ``sinks``; yields
     :class:`Progress` after every batch of tiles.
 
     The image is checked once (one channel, finite values, the model's input range on the
@@ -282,7 +285,8 @@ def image_steps(
     them, in one pass over the tiles; planes that every sink already holds from a stopped
     run (:meth:`PlaneSink.done_planes`) are skipped. Stop iterating (``close()``) to stop
     between batches: every sink is then aborted, as on an error. ``source`` names the image
-    in messages (default: its file name).
+    in messages (default: its file name). ``finish=False``: the sinks are left open, neither
+    closed nor aborted (a process that wrote its block of planes; another closes them).
     """
     rec = as_image(image)
     rec.require_single_channel()
@@ -297,10 +301,13 @@ def image_steps(
             sink.start(info)
             started.append(sink)
         skip = set.intersection(*(s.done_planes() for s in sinks)) if sinks else set()
+        if planes is not None:
+            skip |= set(range(info.n_planes)) - set(planes)
         checked = False
-        for k, (position, plane) in enumerate(rec.iter_planes()):
-            if k in skip:
-                continue
+        sizes = tuple(rec.shape[rec.axes.index(a)] for a in rec.plane_axes)
+        todo = None if not skip else set(range(info.n_planes)) - skip
+        for position, plane in rec.iter_planes(only=todo):  # skipped planes are not read
+            k = int(np.ravel_multi_index(position, sizes)) if sizes else 0
             if not checked:  # the first plane stands for the image: no extra read
                 model.check_input(plane, source)
                 checked = True
@@ -317,8 +324,9 @@ def image_steps(
             out = PlaneOutput(k, position, plane, result.reconstruction, result.latents)
             for sink in sinks:
                 sink.add(out)
-        for sink in sinks:
-            sink.close()
+        if finish:
+            for sink in sinks:
+                sink.close()
     except BaseException:  # an error, Ctrl-C or a stopped generator (GeneratorExit)
         for sink in started:
             try:
@@ -336,6 +344,8 @@ def run_image(
     options: TileOptions | None = None,
     source: str | None = None,
     progress: bool = False,
+    planes: Collection[int] | None = None,
+    finish: bool = True,
 ) -> None:
     """:func:`image_steps` to its end, with a progress bar over planes (``progress``, for
     images of more than one plane)."""
@@ -345,7 +355,10 @@ def run_image(
         total=n, desc=source or rec.name, unit="plane", leave=False, disable=not progress or n < 2
     ) as bar:
         last = -1
-        for step in image_steps(model, rec, sinks, options=options, source=source):
+        steps = image_steps(
+            model, rec, sinks, options=options, source=source, planes=planes, finish=finish
+        )
+        for step in steps:
             if step.tiles_done == step.tiles:
                 bar.update(step.plane - last)  # planes skipped on resume count as done
                 last = step.plane

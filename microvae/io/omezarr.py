@@ -293,6 +293,24 @@ class ZarrPlaneWriter:
         self._done_dir.mkdir(exist_ok=True)
         self.planes_done = set(done)
 
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> ZarrPlaneWriter:
+        """An unfinished image written by this class, opened to go on (or to be closed once
+        other processes have written its planes); shape, dtype and axes from the store."""
+        path = Path(path)
+        complete, _ = zarr_progress(path)
+        group = _open_group(path)
+        try:
+            array = group["0"]
+            ms = dict(group.attrs)["ome"]["multiscales"][0]
+        except KeyError:
+            raise ImageWriteError(f"{path.name}: not an image written by microvae") from None
+        axes = "".join(_FROM_NGFF[a["name"]] for a in ms["axes"])
+        block = "CYX" if "C" in axes else "YX"
+        if complete:
+            raise ImageWriteError(f"{path.name}: already complete; nothing to reopen")
+        return cls(path, shape=array.shape, dtype=array.dtype, axes=axes, block_axes=block)
+
     def write(self, k: int, plane: np.ndarray) -> None:
         """Write block ``k`` (C order over the axes outside the block; shape ``block_shape``)
         and record it as done."""

@@ -9,7 +9,7 @@ one plane at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -205,13 +205,18 @@ class ImageRecord:
                 "at a time"
             )
 
-    def _blocks(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
-        """(index over the record's outer axes, block of shape (Y, X[, S])) for every block."""
+    def _blocks(
+        self, only: Collection[int] | None = None
+    ) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        """(index over the record's outer axes, block of shape (Y, X[, S])) for every block
+        (or for the C-order block numbers in ``only``; the others are not read)."""
         src_outer = outer_axes(self._reader.axes)
         rec_outer = outer_axes(self.axes)
         sizes = [self.shape[self.axes.index(a)] for a in rec_outer]
         selected = self._selected
-        for idx in np.ndindex(*sizes):
+        for k, idx in enumerate(np.ndindex(*sizes)):
+            if only is not None and k not in only:
+                continue
             src_idx = tuple(
                 selected
                 if a == self._channel_axis and selected is not None
@@ -232,14 +237,17 @@ class ImageRecord:
                 "(e.g. numpy.nan_to_num) before using the image"
             )
 
-    def iter_planes(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
-        """Yield ``(index, plane)`` for every 2D plane, reading one plane at a time.
+    def iter_planes(
+        self, only: Collection[int] | None = None
+    ) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        """Yield ``(index, plane)`` for every 2D plane, reading one plane at a time (or for
+        the planes whose C-order numbers are in ``only``; the others are not read).
 
         ``index`` is a tuple over ``plane_axes`` (empty for a 2D image); ``plane`` has shape
         ``plane_shape`` and the record's dtype. Requires a single channel.
         """
         self.require_single_channel()
-        for idx, block in self._blocks():
+        for idx, block in self._blocks(only):
             plane = block[..., 0] if block.ndim == 3 else block
             self._check_finite(plane)
             plane_idx = tuple(i for a, i in zip(outer_axes(self.axes), idx) if a not in "C")
