@@ -18,6 +18,7 @@ does not depend on the weights. Results go to benchmarks/results/predict_speed[_
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import PeakRSS, write_result
+from _results import RESULTS, PeakRSS, write_result
 
 from microvae.api import process_stacks
 from microvae.config import load_config
@@ -124,6 +125,37 @@ def bare_forward(model: TrainedModel, plane: np.ndarray, planes: int, batch: int
     return time.perf_counter() - t0
 
 
+def efficiency(model: TrainedModel, tmp: Path, args, device) -> dict:
+    """Predict against the bare network over the same tiles, on a stack of ``--planes``."""
+    mpx = args.planes * args.side**2 / 1e6
+    make_stack(tmp / "stack.tif", args.planes, args.side)
+    t0 = time.perf_counter()
+    process_stacks(
+        model,
+        tmp / "stack.tif",
+        tmp / "out",
+        outputs=["reconstruction"],
+        batch_size=args.batch,
+        progress=False,
+    )
+    t_predict = time.perf_counter() - t0
+    plane = np.random.default_rng(0).integers(100, 3000, (args.side, args.side), dtype=np.uint16)
+    t_bare = bare_forward(model, plane, args.planes, args.batch, device)
+    return {
+        "planes": args.planes,
+        "side": args.side,
+        "megapixels": round(mpx, 2),
+        "predict_s": round(t_predict, 2),
+        "bare_forward_s": round(t_bare, 2),
+        "predict_mpx_per_s": round(mpx / t_predict, 3),
+        "bare_forward_mpx_per_s": round(mpx / t_bare, 3),
+        "ratio": round(t_bare / t_predict, 3),
+    }
+
+
+PARTS = ("efficiency", "memory", "zarr")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml")
@@ -135,44 +167,37 @@ def main() -> None:
     ap.add_argument("--big-side", type=int, default=2048)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tmp", type=Path, default=None)
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="what to measure; the others are kept from the results file, with their date",
+    )
     args = ap.parse_args()
     device = pick_device(args.device)
     model = make_model(args.config, [], device)
-    mpx = args.planes * args.side**2 / 1e6
     result: dict = {
         "config": args.config.name,
         "tile": model.default_tile(),
         "overlap": model.default_tile() // 4,
         "batch": args.batch,
     }
+    parts = set(args.parts)
+    if parts != set(PARTS):  # the other parts as an earlier run measured them
+        old = RESULTS / f"predict_speed{'' if device.type == 'cpu' else '_' + device.type}.json"
+        if old.is_file():
+            earlier = json.loads(old.read_text())
+            for key, part in (("efficiency", "efficiency"), ("memory", "memory")):
+                if part not in parts and key in earlier:
+                    result[key] = {"date": earlier["date"], **earlier[key]}
+            if "zarr" not in parts and "memory_ome_zarr" in earlier:
+                result["memory_ome_zarr"] = {"date": earlier["date"], **earlier["memory_ome_zarr"]}
+    today = time.strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
-        make_stack(tmp / "stack.tif", args.planes, args.side)
-        t0 = time.perf_counter()
-        process_stacks(
-            model,
-            tmp / "stack.tif",
-            tmp / "out",
-            outputs=["reconstruction"],
-            batch_size=args.batch,
-            progress=False,
-        )
-        t_predict = time.perf_counter() - t0
-        plane = np.random.default_rng(0).integers(
-            100, 3000, (args.side, args.side), dtype=np.uint16
-        )
-        t_bare = bare_forward(model, plane, args.planes, args.batch, device)
-        result["efficiency"] = {
-            "planes": args.planes,
-            "side": args.side,
-            "megapixels": round(mpx, 2),
-            "predict_s": round(t_predict, 2),
-            "bare_forward_s": round(t_bare, 2),
-            "predict_mpx_per_s": round(mpx / t_predict, 3),
-            "bare_forward_mpx_per_s": round(mpx / t_bare, 3),
-            "ratio": round(t_bare / t_predict, 3),
-        }
-        (tmp / "stack.tif").unlink()
+        if "efficiency" in parts:
+            result["efficiency"] = {"date": today, **efficiency(model, tmp, args, device)}
         tiny = make_model(
             args.config,
             [
@@ -183,15 +208,20 @@ def main() -> None:
             ],
             device,
         )
-        result["memory"] = big_memory(
-            tiny, tmp / "big.tif", tmp / "out_big", args.big_gb, args.big_side
-        )
-        shutil.rmtree(tmp / "out_big")
-        (tmp / "big.tif").unlink()
-        if args.zarr_gb > 0:
-            result["memory_ome_zarr"] = big_memory(
-                tiny, tmp / "big.ome.zarr", tmp / "out_zarr", args.zarr_gb, args.big_side
-            )
+        if "memory" in parts:
+            result["memory"] = {
+                "date": today,
+                **big_memory(tiny, tmp / "big.tif", tmp / "out_big", args.big_gb, args.big_side),
+            }
+            shutil.rmtree(tmp / "out_big")
+            (tmp / "big.tif").unlink()
+        if "zarr" in parts and args.zarr_gb > 0:
+            result["memory_ome_zarr"] = {
+                "date": today,
+                **big_memory(
+                    tiny, tmp / "big.ome.zarr", tmp / "out_zarr", args.zarr_gb, args.big_side
+                ),
+            }
     path = write_result("predict_speed", result, device)
     print(path.read_text())
 

@@ -15,7 +15,7 @@ from microvae.api import process_stacks
 from microvae.cli.main import main
 from microvae.errors import MicrovaeError
 from microvae.inference import TrainedModel, load_model
-from microvae.io import read_image, write_image
+from microvae.io import ZarrPlaneWriter, read_image, write_image
 from microvae.synthetic import generate
 
 
@@ -146,16 +146,19 @@ def test_interrupt_then_resume(tmp_path, model_path, monkeypatch):
     assert all((out / f"s{i}_recon.tif").is_file() for i in range(3))
 
 
-def _peak_predict(tmp_path, model, planes, side=256):
-    stack = tmp_path / f"big{planes}.tif"
+def _peak_predict(tmp_path, model, planes, side=256, fmt="tiff"):
     rng = np.random.default_rng(0)
-    write_image(
-        stack,
-        (rng.integers(100, 3000, (side, side), dtype=np.uint16) for _ in range(planes)),
-        axes="ZYX",
-        shape=(planes, side, side),
-        dtype=np.uint16,
-    )
+    planes_in = (rng.integers(100, 3000, (side, side), dtype=np.uint16) for _ in range(planes))
+    shape = (planes, side, side)
+    if fmt == "tiff":
+        stack = tmp_path / f"big{planes}.tif"
+        write_image(stack, planes_in, axes="ZYX", shape=shape, dtype=np.uint16)
+    else:  # OME-Zarr in and out
+        stack = tmp_path / f"big{planes}.ome.zarr"
+        w = ZarrPlaneWriter(stack, shape=shape, dtype=np.uint16, axes="ZYX")
+        for k, plane in enumerate(planes_in):
+            w.write(k, plane)
+        w.close()
     tracemalloc.start()
     try:
         process_stacks(
@@ -165,19 +168,23 @@ def _peak_predict(tmp_path, model, planes, side=256):
             outputs=["reconstruction", "embedding"],
             tile_size=128,
             progress=False,
+            format=fmt,
         )
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
 
-def test_memory_does_not_grow_with_the_stack(tmp_path, model_path):
+@pytest.mark.parametrize("fmt", ["tiff", "ome-zarr"])
+def test_memory_does_not_grow_with_the_stack(tmp_path, model_path, fmt):
     model = load_model(model_path)
-    short, long = _peak_predict(tmp_path, model, 20), _peak_predict(tmp_path, model, 80)
+    short = _peak_predict(tmp_path, model, 20, fmt=fmt)
+    long = _peak_predict(tmp_path, model, 80, fmt=fmt)
     plane64 = 256 * 256 * 8  # SSIM works on float64 copies of a plane
     assert long < 1.15 * short + plane64, (short, long)
     assert long < 24 * plane64  # the 80-plane stack alone would be 20 such planes of uint16
-    assert read_image(tmp_path / "out" / "big80_recon.tif").shape == (80, 256, 256)
+    name = "big80_recon.tif" if fmt == "tiff" else "big80_recon.ome.zarr"
+    assert read_image(tmp_path / "out" / name).shape == (80, 256, 256)
 
 
 @pytest.mark.real_data
