@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -71,7 +72,7 @@ def make_stack(path: Path, planes: int, side: int) -> None:
 def big_memory(model: TrainedModel, stack: Path, out: Path, gb: float, side: int) -> dict:
     """Peak resident memory of predicting a generated stack of ``gb`` GB (TIFF or
     OME-Zarr, by ``stack``'s name; the outputs in the same format)."""
-    n_big = max(1, int(gb * 1e9 / (side**2 * 2)))
+    n_big = max(1, math.ceil(gb * 1e9 / (side**2 * 2)))  # at least gb
     make_stack(stack, n_big, side)
     fmt = "ome-zarr" if stack.name.endswith(".ome.zarr") else "tiff"
     with PeakRSS() as mem:
