@@ -218,12 +218,13 @@ class EmbeddingSink(PlaneSink):
 class MetricRows(PlaneSink):
     """One row per plane: ``file``, ``plane`` (the C-order index), the plane axes' indices
     and ``metrics(input, reconstruction, pixel_size=..., unit=...)`` (none without a metrics
-    function) (``.rows``)."""
+    function) (``.rows``); ``.values``: the metrics alone, per plane."""
 
     def __init__(self, metrics: MetricsFn | None):
         self.metrics = metrics
         self.needs_reconstruction = metrics is not None
         self.rows: list[dict] = []
+        self.values: list[dict] = []
 
     def add(self, out: PlaneOutput) -> None:
         info = self.info
@@ -236,6 +237,7 @@ class MetricRows(PlaneSink):
                 unit=info.unit or "um",
             )
         where = {"file": info.name, "plane": out.index, **dict(zip(info.plane_axes, out.position))}
+        self.values.append(values)
         self.rows.append({**where, **values})
 
 

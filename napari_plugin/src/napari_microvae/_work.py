@@ -138,13 +138,8 @@ def reconstruct_steps(
     return ReconResult(
         recon.array,
         None if err is None else err.array,
-        [] if rows is None else [_values(r) for r in rows.rows],
+        [] if rows is None else rows.values,
     )
-
-
-def _values(row: dict) -> dict:
-    """A metric row less the plane's name and position."""
-    return {k: v for k, v in row.items() if k not in ("file", "plane", "T", "Z", "Q")}
 
 
 def summary_metrics(rows: list[dict]) -> dict[str, float]:
