@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +222,19 @@ def _score_file(
     return scores.rows, scores.kept
 
 
+def _plane_reconstruction(
+    model: TrainedModel, plane: np.ndarray, options: TileOptions, source: str
+) -> np.ndarray:
+    """One plane through the pipeline's plane step: the halves of a split are planes of an
+    image already checked, not new images to check again."""
+    steps = model.plane_steps(plane, options=options, source=source)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value.reconstruction
+
+
 SPLIT_KEYS = ("split_mse", "split_rmse", "split_psnr_db", "split_gain", "split_offset")
 
 
@@ -233,7 +246,7 @@ def _split_noise(
     try:
         est = split_noise_error(
             plane,
-            lambda p: model.reconstruct(p, **asdict(options)),
+            lambda p: _plane_reconstruction(model, p, options, name),
             seed=seed,
         )
     except ValueError as exc:
