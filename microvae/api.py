@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .batch import BatchSummary
 from .batch import process_stacks as _process_stacks
 from .config import RunConfig
 from .errors import MicrovaeError
 from .inference import MetricsFn, TrainedModel, load_model
+
+if TYPE_CHECKING:  # Lightning is imported only for training
+    from .training.events import StopFlag, TrainingEvent
 
 __all__ = ["load_model", "process_stacks", "train"]
 
@@ -24,6 +28,9 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    on_event: Callable[[TrainingEvent], None] | None = None,
+    stop: StopFlag | None = None,
+    event_every: int = 10,
 ) -> tuple[TrainedModel, Path]:
     """Train a VAE on TIFFs and return ``(trained model, run folder)``.
 
@@ -33,6 +40,13 @@ def train(
         data: TIFF files, folders or glob patterns.
         out: the run folder (must not exist, unless ``resume`` or ``overwrite``).
         overrides: ``key.sub=value`` strings, as ``--set`` on the command line.
+        on_event: called from the training thread with each
+            :class:`~microvae.training.monitor.TrainingEvent`: a step's terms every
+            ``event_every`` steps, each validation (numbers, collapse verdict, a preview
+            tile), warnings, the start, a stop.
+        stop: a :class:`threading.Event` (anything with ``is_set()``); once set, the run ends
+            after the current step with checkpoints and ``model.pt`` written, and
+            ``resume=True`` continues it.
 
     Example:
         >>> model, run = train("configs/demo.yaml", "data/*.tif", "runs/demo")  # doctest: +SKIP
@@ -41,7 +55,11 @@ def train(
     # Lightning (and through it torchvision) only for training: loading a model in an
     # application that already runs Qt/OpenGL (napari) must not pull them in
     from .training.fit import fit
+    from .training.monitor import TrainingMonitor
 
+    monitor = None
+    if on_event is not None or stop is not None:
+        monitor = TrainingMonitor(on_event, stop, every=event_every)
     inputs = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     run_dir, _ = fit(
         config,
@@ -51,6 +69,7 @@ def train(
         resume=resume,
         overwrite=overwrite,
         progress=progress,
+        monitor=monitor,
     )
     return load_model(run_dir / "model.pt"), run_dir
 

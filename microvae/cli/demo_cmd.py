@@ -8,25 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_parser", "run", "find_config"]
+__all__ = ["add_parser", "run"]
 
 N_TRAIN = 8
-
-
-def find_config(name: str) -> Path:
-    """``configs/NAME.yaml`` of the source tree microvae runs from, or of the current folder."""
-    from .. import __file__ as package_file
-
-    for base in (Path(package_file).resolve().parents[1], Path.cwd()):
-        path = base / "configs" / f"{name}.yaml"
-        if path.is_file():
-            return path
-    from ..errors import MicrovaeError
-
-    raise MicrovaeError(
-        f"configs/{name}.yaml not found next to microvae or in the current "
-        "folder; pass --config PATH"
-    )
 
 
 def add_parser(sub) -> None:
@@ -60,6 +44,7 @@ def _busiest_crop(image: np.ndarray, size: int) -> tuple[slice, slice]:
 def run(args: argparse.Namespace) -> int:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+    from ..config import find_config
     from ..inference import load_model
     from ..io import atomic_path, write_image
     from ..synthetic import SynthParams, generate, image_seed, write_synthetic_set

@@ -10,7 +10,16 @@ from .modelfile import (
     read_model_file,
     save_model_file,
 )
-from .run import ConfigError, RunConfig, TrainConfig, apply_overrides, load_config, save_config
+from .run import (
+    ConfigError,
+    RunConfig,
+    TrainConfig,
+    apply_overrides,
+    find_config,
+    load_config,
+    save_config,
+    shipped_configs,
+)
 
 __all__ = [
     "FORMAT",
@@ -20,8 +29,10 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
+    "find_config",
     "load_config",
     "read_model_file",
     "save_config",
     "save_model_file",
+    "shipped_configs",
 ]

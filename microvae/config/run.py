@@ -26,6 +26,8 @@ __all__ = [
     "load_config",
     "save_config",
     "apply_overrides",
+    "find_config",
+    "shipped_configs",
 ]
 
 
@@ -193,6 +195,36 @@ def load_config(
         data = apply_overrides(data, list(overrides))
         name += " with --set"
     return _validate(data, name)
+
+
+def _config_folders() -> list[Path]:
+    """Where shipped configs are looked for: ``configs/`` of the source tree microvae runs
+    from, then of the current folder."""
+    package = Path(__file__).resolve().parents[2]
+    return [package / "configs", Path.cwd() / "configs"]
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The YAML configs of ``configs/`` by name (``"demo"``, ``"cpu"``, ...): the source tree's
+    first, then the current folder's; empty where neither has one."""
+    found: dict[str, Path] = {}
+    for folder in _config_folders():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.yaml")):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def find_config(name: str) -> Path:
+    """``configs/NAME.yaml`` (see :func:`shipped_configs`), or an error saying where it was
+    looked for."""
+    path = shipped_configs().get(name)
+    if path is None:
+        raise ConfigError(
+            f"configs/{name}.yaml not found next to microvae or in the current "
+            "folder; pass --config PATH"
+        )
+    return path
 
 
 def save_config(config: RunConfig, path: str | os.PathLike) -> Path:

@@ -33,6 +33,7 @@ from ..io.atomic import atomic_path
 from .aggregate import aggregate_top_prior
 from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
 from .module import VAEModule
+from .monitor import TrainingMonitor
 from .progress import progress_bar
 
 __all__ = ["RunDirError", "fit"]
@@ -200,8 +201,12 @@ def fit(
     overwrite: bool = False,
     progress: bool = True,
     callbacks: list[pl.Callback] = (),
+    monitor: TrainingMonitor | None = None,
 ) -> tuple[Path, dict]:
     """Train; returns (run folder, summary). ``model.pt`` is written at the end.
+
+    ``monitor`` receives the run's events and may stop it early (see
+    :mod:`microvae.training.monitor`); the summary's ``stopped_at`` says where.
 
     Raises:
         ConfigError, DataError, RunDirError, NonFiniteError: bad config, data, run folder, or
@@ -307,6 +312,7 @@ def fit(
                 ),
                 interrupt,
                 *([progress_bar()] if progress else []),
+                *([monitor] if monitor is not None else []),
                 *callbacks,
             ],
         )
@@ -320,16 +326,33 @@ def fit(
             cfg.data.tile_size,
         )
     started = time.time()
-    with _SigtermAsInterrupt(), _quiet_lightning():
-        try:
-            trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume else None)
-        except SystemExit:
-            if trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1)
-                step = interrupt.saved_step or trainer.global_step
-                raise KeyboardInterrupt(
-                    f"training interrupted at step {step}; {last} is saved: continue with --resume"
-                ) from None
-            raise
+    if monitor is not None:
+        monitor.attach()
+    try:
+        with _SigtermAsInterrupt(), _quiet_lightning():
+            try:
+                trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume else None)
+            except SystemExit:
+                if trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1)
+                    step = interrupt.saved_step or trainer.global_step
+                    raise KeyboardInterrupt(
+                        f"training interrupted at step {step}; {last} is saved: continue with "
+                        "--resume"
+                    ) from None
+                raise
+        return _finish(trainer, module, monitor, cfg, prepared, val_loader, run_dir, started)
+    finally:
+        if monitor is not None:
+            monitor.detach()
+
+
+def _finish(
+    trainer, module, monitor, cfg, prepared, val_loader, run_dir, started
+) -> tuple[Path, dict]:
+    """After fitting: the last steps validated, last.ckpt and model.pt written."""
+    t = cfg.train
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
     if module.val_watch.history and module.val_watch.history[-1][0] != trainer.global_step:
         # the steps after the last validation are judged too, so that the best weights
         # are chosen among all
@@ -355,6 +378,8 @@ def fit(
         "saved": saved["info"],
         "processes": _ranks(trainer, module),
         "rank": int(trainer.global_rank),
+        # a stop request (TrainingMonitor) ended the run before train.max_steps
+        "stopped_at": None if monitor is None else monitor.stopped_at,
     }
     if trainer.is_global_zero:
         top = aggregate_top_prior(module.eval_model, saved["state_dict"], prepared.train)

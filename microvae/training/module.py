@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -59,6 +60,11 @@ class VAEModule(pl.LightningModule):
         self.last_val: dict = {}
         self._val_sums: dict[str, float] = {}
         self._preview: torch.Tensor | None = None
+        # for a TrainingMonitor: the last step's terms, the last verdict line, and the fixed
+        # validation tile with its reconstruction (data units)
+        self.last_train: dict[str, float] = {}
+        self.last_report_line: str | None = None
+        self.last_preview: tuple | None = None
 
     @property
     def eval_model(self) -> VAE:
@@ -110,6 +116,7 @@ class VAEModule(pl.LightningModule):
         logs["train/skipped_updates"] = float(self.guard.skipped)
         logs["train/skipped_spikes"] = float(self.grad_watch.spikes_total)
         logs["train/lr"] = float(opt.param_groups[0]["lr"])
+        self.last_train = {k[len("train/") :]: float(v) for k, v in logs.items()}
         for lv, channels in enumerate(terms.kl_per_channel):
             logs.update({f"train/kl_l{lv}_c{c}": float(v) for c, v in enumerate(channels)})
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch.shape[0])
@@ -164,6 +171,8 @@ class VAEModule(pl.LightningModule):
         self.log_dict(val, on_step=False, on_epoch=True, sync_dist=self.trainer.world_size > 1)
         self.last_val = val
         self.last_report = report.to_dict()
+        self.last_report_line = report.summary()
+        self.last_preview = self._preview_pair()
         step = self.global_step
         message = f"step {step}: validation bits/dim {val['val/bits_per_dim']:.4f}; "
         message += f"latent space {report.summary()}"
@@ -186,14 +195,19 @@ class VAEModule(pl.LightningModule):
             self._write_outputs(report.to_dict())
         self._val_batches = []
 
-    def _write_outputs(self, report: dict) -> None:
-        with atomic_path(self.run_dir / "diagnostics.json") as tmp:
-            tmp.write_text(json.dumps({"step": self.global_step, **report}, indent=2) + "\n")
+    def _preview_pair(self) -> tuple:
+        """The first validation tile and its reconstruction, float32 (T, T), data units."""
         x = self._preview
         with torch.no_grad():
             recon = self.eval_model.reconstruct(x)
-        orig = self.norm.from_model(x[0, 0].float().cpu().numpy())
-        rec = self.norm.from_model(recon[0, 0].float().cpu().numpy())
+        orig = self.norm.from_model(x[0, 0].float().cpu().numpy()).astype(np.float32)
+        rec = self.norm.from_model(recon[0, 0].float().cpu().numpy()).astype(np.float32)
+        return orig, rec
+
+    def _write_outputs(self, report: dict) -> None:
+        with atomic_path(self.run_dir / "diagnostics.json") as tmp:
+            tmp.write_text(json.dumps({"step": self.global_step, **report}, indent=2) + "\n")
+        orig, rec = self.last_preview
         previews = self.run_dir / "previews"
         previews.mkdir(exist_ok=True)
         save_png(previews / f"step_{self.global_step:07d}.png", side_by_side(orig, rec, zoom=2))

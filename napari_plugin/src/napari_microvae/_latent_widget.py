@@ -5,7 +5,6 @@ from __future__ import annotations
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
-from napari.qt.threading import create_worker
 
 from microvae import latent
 
@@ -67,9 +66,8 @@ class LatentWidget(WorkerWidget):
 
     def _run(self, func, name: str, meta: dict | None = None):
         """Run ``func()`` in a worker; its array becomes layer ``name``. Returns the worker."""
-        worker = create_worker(func)
+        worker = self._worker(func)
         worker.returned.connect(lambda data: self._add(data, name, meta or {}))
-        worker.errored.connect(self._fail)
         self.status.value = f"computing {name}..."
         return self._start_worker(worker)
 

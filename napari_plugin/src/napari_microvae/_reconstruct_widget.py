@@ -6,7 +6,6 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, Label, PushButton, SpinBox
 from napari.experimental import link_layers
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
 from microvae.devices import release_memory
@@ -94,7 +93,7 @@ class ReconstructWidget(WorkerWidget):
         options = self.options()
         total = total_steps(model, layer.data.shape, options)
         unit = str(layer.units[-1]) if getattr(layer, "units", None) is not None else "um"
-        self.worker = create_worker(
+        self.worker = self._worker(
             reconstruct_steps,
             model,
             layer.data,
@@ -107,7 +106,6 @@ class ReconstructWidget(WorkerWidget):
             _progress={"total": total, "desc": f"microvae: {layer.name}"},
         )
         self.worker.returned.connect(lambda result: self._done(layer, result))
-        self.worker.errored.connect(self._fail)
         self.worker.aborted.connect(lambda: self._set_status("cancelled"))
         self.worker.finished.connect(lambda: self._finished(model))
         self.run_button.enabled, self.cancel_button.enabled = False, True
@@ -169,9 +167,8 @@ class ReconstructWidget(WorkerWidget):
         original = self.result_layers[0]
         px = float(original.scale[-1]) if original.scale[-1] != 1 else None
         head = f"view: rows {rows.start}-{rows.stop}, columns {cols.start}-{cols.stop}:\n"
-        worker = create_worker(fine_structure_metrics, a[rows, cols], b[rows, cols], pixel_size=px)
+        worker = self._worker(fine_structure_metrics, a[rows, cols], b[rows, cols], pixel_size=px)
         worker.returned.connect(
             lambda values: setattr(self.metrics, "value", head + format_metrics(values))
         )
-        worker.errored.connect(self._fail)
         return self._start_worker(worker)

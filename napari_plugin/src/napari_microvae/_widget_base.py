@@ -7,6 +7,7 @@ from __future__ import annotations
 import napari
 import numpy as np
 from magicgui.widgets import Container
+from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
 from microvae.errors import MicrovaeError
@@ -52,6 +53,14 @@ class WorkerWidget(Container):
 
     def _reset(self, event=None) -> None:
         self.reset_choices()
+
+    def _worker(self, func, *args, **kwargs):
+        """A napari worker of ``func(*args, **kwargs)`` (not started) whose errors become
+        notifications: only through here, since a worker without its own errored
+        connection re-raises in the Qt event loop."""
+        worker = create_worker(func, *args, _ignore_errors=True, **kwargs)
+        worker.errored.connect(self._fail)
+        return worker
 
     def _start_worker(self, worker):
         """Start ``worker``, counted in ``busy`` from before its start (so a worker that ends
