@@ -27,8 +27,10 @@ ALLOWED = {
 BELOW_ANALYSIS = {"io", "data", "model", "objective", "config", "training", "inference", "batch"}
 ANALYSIS = {"metrics", "diagnostics", "latent", "report"}  # one layer: they may use each other
 ALLOWED.update({name: BELOW_ANALYSIS | ANALYSIS for name in ANALYSIS})
+# models out (bioimage.io packages): above inference and the analysis layer
+ALLOWED["export"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic"}
 # the top layer: the Python API, the CLI (which takes the API's by-name choices)
-ALLOWED["cli"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic", "api"}
+ALLOWED["cli"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic", "api", "export"}
 
 
 def _imports(path: Path) -> set[str]:

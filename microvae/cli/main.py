@@ -16,6 +16,7 @@ from . import (
     demo_cmd,
     diagnose_cmd,
     evaluate_cmd,
+    export_cmd,
     info_cmd,
     inspect_cmd,
     predict_cmd,
@@ -33,6 +34,7 @@ SUBCOMMANDS = (
     predict_cmd,
     evaluate_cmd,
     diagnose_cmd,
+    export_cmd,
     demo_cmd,
 )
 

@@ -100,7 +100,9 @@ def save_model_file(
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The contents of a model file, checked; never unpickles objects.
+    """The contents of a model file, checked; never unpickles objects. A bioimage.io
+    package that microvae exported (:mod:`microvae.config.package`) reads as the model file
+    it came from.
 
     Raises:
         ModelFileError: missing, empty, not a torch file, contains pickled objects (possibly
@@ -108,6 +110,10 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     name = path.name
+    from .package import is_bioimageio_package, read_package  # package reads this module
+
+    if is_bioimageio_package(path):
+        return read_package(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found; pass RUN_DIR/model.pt")
     if path.stat().st_size == 0:

@@ -137,6 +137,15 @@ def test_stop_mid_training_then_resume(make_napari_viewer, qtbot, tmp_path, tiny
     summary = read_model_file(tmp_path / "out" / "model.pt")["summary"]
     assert summary["steps"] == stopped + 10 and summary["stopped_at"] is None
     assert widget.history.step == stopped + 10
+    # and the model goes out as a bioimage.io package that microvae loads back
+    worker = widget.export()
+    assert worker is not None
+    qtbot.waitUntil(lambda: widget.busy == 0, timeout=WAIT_MS)
+    assert not errors, errors
+    package = tmp_path / "out" / "bioimageio.zip"
+    assert widget.status.value == f"bioimage.io package: {package}"
+    loaded = microvae.load_model(package)
+    assert loaded.summary["steps"] == stopped + 10
 
 
 def test_bad_input_is_said_not_crashed(make_napari_viewer, qtbot, tmp_path, tiny_config, errors):
@@ -164,6 +173,8 @@ def test_bad_input_is_said_not_crashed(make_napari_viewer, qtbot, tmp_path, tiny
     widget.out.value = tmp_path / "out"
     assert widget.resume() is None
     assert "no run to resume" in errors[-1]
+    assert widget.export() is None
+    assert "no model to export" in errors[-1]
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
     widget.config_file.value = bad
@@ -185,11 +196,12 @@ def test_bad_input_is_said_not_crashed(make_napari_viewer, qtbot, tmp_path, tiny
 
 
 def test_the_viewer_process_never_loads_lightning():
-    """Training events reach the viewer without Lightning (and triton, whose LLVM crashes
-    beside Mesa's software OpenGL) being imported there."""
+    """Training events reach the viewer, and the export runs there, without Lightning (and
+    triton, whose LLVM crashes beside Mesa's software OpenGL) being imported."""
     code = (
         "import pickle, sys\n"
         "import napari_microvae._train_widget\n"
+        "import microvae.export, bioimageio.spec\n"
         "from microvae.training.events import TrainingEvent\n"
         "import numpy as np\n"
         "e = pickle.loads(pickle.dumps(TrainingEvent('step', 1, 2, {'loss': 1.0})))\n"

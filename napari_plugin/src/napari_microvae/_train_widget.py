@@ -37,7 +37,7 @@ from ._training import (
     write_layers,
 )
 from ._widget_base import DEVICES, WorkerWidget, image_layers
-from ._work import PluginError
+from ._work import PluginError, export_package
 
 __all__ = ["TrainWidget"]
 
@@ -103,6 +103,10 @@ class TrainWidget(WorkerWidget):
         self.train_button = PushButton(text="Train")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.resume_button = PushButton(text="Resume")
+        self.package_file = FileEdit(
+            label="bioimage.io package (default: output/bioimageio.zip)", mode="w", filter="*.zip"
+        )
+        self.export_button = PushButton(text="Export bioimage.io package")
         self.status = Label(value="")
         self.verdict = Label(value="")
         self.fields = {
@@ -133,6 +137,8 @@ class TrainWidget(WorkerWidget):
                 self.model_file,
                 self.overwrite,
                 buttons,
+                self.package_file,
+                self.export_button,
                 self.status,
                 self.verdict,
             ],
@@ -153,6 +159,7 @@ class TrainWidget(WorkerWidget):
         self.train_button.changed.connect(self.train)
         self.stop_button.changed.connect(self.stop)
         self.resume_button.changed.connect(self.resume)
+        self.export_button.changed.connect(self.export)
         self._config_chosen()
 
     # -- settings ------------------------------------------------------------------------------
@@ -300,6 +307,30 @@ class TrainWidget(WorkerWidget):
         early = h.max_steps and h.step < h.max_steps
         what = f"stopped at step {h.step} of {h.max_steps}" if early else f"{h.step} steps"
         self.status.value = f"model written: {model_file} ({what})"
+
+    # -- export --------------------------------------------------------------------------------
+
+    def export(self, *_):
+        """Write the output folder's model as a bioimage.io package, in a worker (returns it);
+        its test tile comes from the first chosen layer where there is one."""
+
+        def start():
+            out = self.output()
+            model_file = self.model_written or self._model_file(out)
+            if not Path(model_file).is_file():
+                raise PluginError(f"no model to export: {model_file} does not exist; Train first")
+            text = str(self.package_file.line_edit.value).strip()
+            target = Path(text) if text else out / "bioimageio.zip"
+            layers = list(self.layers.value)
+            image = self.plane_under_sliders(layers[0].data) if layers else None
+            worker = self._worker(export_package, model_file, target, image)
+            worker.returned.connect(
+                lambda path: setattr(self.status, "value", f"bioimage.io package: {path}")
+            )
+            self.status.value = f"exporting {model_file} to {target}..."
+            return self._start_worker(worker)
+
+        return self._guard(start)
 
     def _finished(self) -> None:
         self.timer.stop()

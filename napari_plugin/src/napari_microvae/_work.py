@@ -37,6 +37,7 @@ __all__ = [
     "view_box",
     "summary_metrics",
     "latent_tile",
+    "export_package",
 ]
 
 # the metrics the widget shows, and how
@@ -187,6 +188,17 @@ def latent_tile(model: TrainedModel, plane: np.ndarray, box=None) -> np.ndarray:
     cy, cx = (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2
     y0, x0 = min(max(cy - t // 2, 0), h - t), min(max(cx - t // 2, 0), w - t)
     return plane[y0 : y0 + t, x0 : x0 + t]
+
+
+def export_package(model_file: Path, target: Path, image: np.ndarray | None) -> Path:
+    """``model_file`` as a bioimage.io package at ``target`` (its test tile from ``image``)."""
+    from microvae.export import export_bioimageio
+
+    model = load(model_file, "cpu")
+    try:
+        return export_bioimageio(model, target, image=image)
+    except microvae.MicrovaeError as exc:
+        raise PluginError(str(exc)) from None
 
 
 def interpolation(model: TrainedModel, a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:

@@ -1,0 +1,131 @@
+"""bioimage.io packages: exported from a model file, passing bioimageio.core's model test, and
+loaded back by microvae as the model they came from."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+import microvae
+from microvae import latent
+from microvae.config import ModelFileError
+from microvae.export import BioimageioError, export_bioimageio
+from microvae.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory, tiny_model_path):
+    out = tmp_path_factory.mktemp("bioimageio") / "tiny.zip"
+    model = microvae.load_model(tiny_model_path)
+    image = generate(shape=(96, 96), seed=11).image
+    export_bioimageio(model, out, image=image, authors=["A. Tester"])
+    return out
+
+
+def test_package_passes_the_bioimageio_model_test(package):
+    from bioimageio.core import test_model
+
+    summary = test_model(package)
+    failed = [d.name for d in summary.details if d.status != "passed"]
+    assert summary.status == "passed", failed
+    names = " ".join(d.name for d in summary.details)
+    assert "Reproduce test outputs" in names  # the test tensors were run, not only parsed
+
+
+def test_package_holds_what_the_spec_asks(package):
+    with zipfile.ZipFile(package) as z:
+        names = set(z.namelist())
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+    assert {"rdf.yaml", "weights.pt", "test_input.npy", "test_output.npy", "cover.png"} <= names
+    assert rdf["format_version"].startswith("0.5") and rdf["type"] == "model"
+    weights = rdf["weights"]["pytorch_state_dict"]
+    assert weights["architecture"]["import_from"] == "microvae.model.exported"
+    # (the packager adds dtype conversions around them)
+    pre = [p["id"] for p in rdf["inputs"][0]["preprocessing"] if p["id"] != "ensure_dtype"]
+    post = [p["id"] for p in rdf["outputs"][0]["postprocessing"] if p["id"] != "ensure_dtype"]
+    assert pre == ["scale_linear"] and post == ["scale_linear", "clip"]
+    assert rdf["authors"] == [{"name": "A. Tester"}]
+
+
+def test_the_preprocessing_is_the_models_normalisation(package, tiny_model_path):
+    """The package's scale_linear maps raw intensities as microvae's Normalisation does."""
+    with zipfile.ZipFile(package) as z:
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+    kw = next(p for p in rdf["inputs"][0]["preprocessing"] if p["id"] == "scale_linear")
+    kw = kw["kwargs"]
+    model = microvae.load_model(tiny_model_path)
+    raw = np.array([0, 7, 100, 2000, 4095], np.uint16)
+    np.testing.assert_allclose(
+        raw * kw["gain"] + kw["offset"], model.normalisation.to_model(raw), atol=1e-6
+    )
+    back = next(p for p in rdf["outputs"][0]["postprocessing"] if p["id"] == "scale_linear")
+    back = back["kwargs"]
+    x = model.normalisation.to_model(raw)
+    np.testing.assert_allclose(x * back["gain"] + back["offset"], raw, atol=1e-3)
+
+
+def test_load_model_reads_the_package_as_the_model_it_came_from(package, tiny_model_path):
+    original = microvae.load_model(tiny_model_path)
+    loaded = microvae.load_model(package)
+    image = generate(shape=(64, 80), seed=12).image
+    np.testing.assert_array_equal(loaded.reconstruct(image), original.reconstruct(image))
+    assert loaded.config == original.config
+    assert loaded.normalisation == original.normalisation
+    assert loaded.summary["steps"] == original.summary["steps"]
+    # the fitted top-level prior came too: the same samples
+    np.testing.assert_array_equal(
+        latent.samples(loaded, 2, seed=3), latent.samples(original, 2, seed=3)
+    )
+
+
+def test_cli_export_and_info(tmp_path, tiny_model_path):
+    out = tmp_path / "cli.zip"
+    cli = [sys.executable, "-m", "microvae.cli.main"]
+    done = subprocess.run(
+        cli + ["export", str(tiny_model_path), "--bioimageio", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.is_file() and "bioimageio test" in done.stdout
+    info = subprocess.run(cli + ["info", str(out)], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr[-2000:]
+    assert "ladder" in info.stdout
+    bad = subprocess.run(
+        cli + ["export", str(tiny_model_path), "--bioimageio", str(tmp_path / "x.tar")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "x.tar" in bad.stderr and ".zip" in bad.stderr
+
+
+def test_foreign_and_damaged_packages_are_refused(tmp_path, package):
+    foreign = tmp_path / "foreign.zip"
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(foreign, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "rdf.yaml":
+                rdf = yaml.safe_load(data)
+                del rdf["config"]
+                data = yaml.safe_dump(rdf).encode()
+            dst.writestr(name, data)
+    with pytest.raises(ModelFileError, match="not one microvae exported"):
+        microvae.load_model(foreign)
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(damaged, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, b"garbage" if name == "weights.pt" else src.read(name))
+    with pytest.raises(ModelFileError, match="weights.pt"):
+        microvae.load_model(damaged)
+
+
+def test_export_refuses_an_image_smaller_than_a_tile(tmp_path, tiny_model_path):
+    model = microvae.load_model(tiny_model_path)
+    with pytest.raises(BioimageioError, match="smaller than the model's tile"):
+        export_bioimageio(model, tmp_path / "x.zip", image=np.zeros((16, 16), np.uint16))
+    assert not list(tmp_path.iterdir())  # nothing half-written
