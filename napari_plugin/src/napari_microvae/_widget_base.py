@@ -4,6 +4,8 @@ viewer's layers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import napari
 import numpy as np
 from magicgui.widgets import Container
@@ -25,17 +27,21 @@ def image_layers(viewer: napari.viewer.Viewer) -> list:
 
 
 class ModelCache:
-    """One loaded model, reloaded when the file or the device changes."""
+    """Loaded models by (file, device, modification time): a file trained again is loaded
+    again; the Compare widget holds several at once."""
 
     def __init__(self):
-        self.key, self.model = None, None
+        self.loaded: dict[tuple, object] = {}
 
     def get(self, path, device: str):
-        key = (str(path), device)
-        if key != self.key:
-            self.model = load(path, device)
-            self.key = key
-        return self.model
+        p = Path(str(path))
+        stamp = p.stat().st_mtime_ns if p.exists() else None
+        key = (str(p), device, stamp)
+        if key not in self.loaded:
+            # the same file at another time or device: not kept twice
+            self.loaded = {k: v for k, v in self.loaded.items() if k[:2] != key[:2]}
+            self.loaded[key] = load(path, device)
+        return self.loaded[key]
 
 
 class WorkerWidget(Container):

@@ -38,6 +38,7 @@ __all__ = [
     "summary_metrics",
     "latent_tile",
     "export_package",
+    "split_estimate",
 ]
 
 # the metrics the widget shows, and how
@@ -50,6 +51,11 @@ SHOWN = [
     ("ratio_n_branches", "branches ratio", "{:.2f}"),
     ("ratio_n_junctions", "junctions ratio", "{:.2f}"),
     ("ratio_n_end_points", "end points ratio", "{:.2f}"),
+]
+# and, where the data allow, the ground-truth-free estimate (Compare widget)
+SPLIT = [
+    ("split_psnr_db", "noise-split PSNR", "{:.2f} dB"),
+    ("split_rmse", "noise-split RMSE", "{:.3g}"),
 ]
 
 
@@ -141,6 +147,26 @@ def reconstruct_steps(
         None if err is None else err.array,
         [] if rows is None else rows.values,
     )
+
+
+def split_estimate(model: TrainedModel, plane: np.ndarray, options: TileOptions) -> dict:
+    """The ground-truth-free estimate of the reconstruction's error to the noise-free signal
+    (binomial thinning, :func:`microvae.metrics.split_noise_error`) for one plane:
+    ``split_psnr_db``, ``split_rmse``; NaN where the plane's noise cannot be measured (e.g.
+    no camera or photon-count statistics)."""
+    from dataclasses import asdict
+
+    from microvae.metrics import split_noise_error
+
+    def recon(p: np.ndarray) -> np.ndarray:
+        return model.reconstruct(p, **asdict(options))
+
+    try:
+        est = split_noise_error(np.asarray(plane), recon)
+    except (ValueError, microvae.MicrovaeError):
+        return {"split_psnr_db": float("nan"), "split_rmse": float("nan")}
+    psnr = est.psnr_db if est.psnr_db is not None else float("nan")
+    return {"split_psnr_db": float(psnr), "split_rmse": float(est.rmse)}
 
 
 def summary_metrics(rows: list[dict]) -> dict[str, float]:

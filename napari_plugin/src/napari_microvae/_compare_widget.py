@@ -1,0 +1,294 @@
+"""The Compare widget: several models on one image, side by side, with a table of metrics.
+
+The original and each model's reconstruction stand in napari's grid (zoom, pan and the
+stack's sliders are the viewer's, so shared), their contrast limits linked. The table gives
+per model PSNR/SSIM against the input, FRC resolution, high-frequency ratio, morphology
+ratios and the ground-truth-free noise-split estimate (where the image's noise can be
+measured), for the whole image and, on request, for the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+    Table,
+)
+from napari.experimental import link_layers
+
+from microvae.devices import release_memory
+from microvae.inference import TileOptions, TrainedModel
+from microvae.metrics import fine_structure_metrics
+
+from ._widget_base import DEVICES, WorkerWidget, image_layers
+from ._work import (
+    SHOWN,
+    SPLIT,
+    PluginError,
+    check_layer,
+    reconstruct_steps,
+    split_estimate,
+    summary_metrics,
+    total_steps,
+    view_box,
+)
+
+__all__ = ["CompareWidget", "compare_steps", "model_names"]
+
+COLUMNS = [(key, label) for key, label, _ in SHOWN + SPLIT]
+
+
+def model_names(paths: list[Path]) -> list[str]:
+    """Short, distinct names: a file's stem, or its run folder's name for ``model.pt``."""
+    names = []
+    for p in paths:
+        p = Path(p)
+        name = p.parent.name if p.stem == "model" and p.parent.name else p.stem
+        base, k = name, 1
+        while name in names:
+            k += 1
+            name = f"{base} ({k})"
+        names.append(name)
+    return names
+
+
+@dataclass
+class Compared:
+    """One model's reconstruction of the image and its metrics (whole image)."""
+
+    name: str
+    reconstruction: np.ndarray
+    metrics: dict[str, float]
+
+
+def compare_steps(
+    models: list[tuple[str, TrainedModel]],
+    data: np.ndarray,
+    options: TileOptions,
+    *,
+    plane_index: tuple[int, ...] = (),
+    split_noise: bool = True,
+    pixel_size: float | None = None,
+    name: str = "layer",
+) -> Generator[tuple[int, int], None, list[Compared]]:
+    """Reconstruct ``data`` (..., Y, X) with each model in turn (yields (done, total)
+    batches of tiles); metrics are the mean over planes, and the noise-split estimate is of
+    the plane at ``plane_index`` (the sliders') since it reconstructs that plane again."""
+    data = np.asarray(data)
+    totals = [total_steps(m, data.shape, options) for _, m in models]
+    total, done, out = sum(totals) + (len(models) if split_noise else 0), 0, []
+    for (label, model), n in zip(models, totals):
+        steps = reconstruct_steps(model, data, options, pixel_size=pixel_size, name=name)
+        while True:
+            try:
+                k, _ = next(steps)
+                yield done + k, total
+            except StopIteration as stop:
+                result = stop.value
+                break
+        done += n
+        values = summary_metrics(result.metrics)
+        if split_noise:
+            values.update(split_estimate(model, data[plane_index], options))
+            done += 1
+            yield done, total
+        out.append(Compared(label, result.reconstruction, values))
+    return out
+
+
+def _table_rows(names: list[str], values: list[dict]) -> dict:
+    def fmt(v: float, pattern: str) -> str:
+        return "n/a" if not np.isfinite(v) else pattern.format(v)
+
+    patterns = {key: pattern for key, _, pattern in SHOWN + SPLIT}
+    return {
+        "data": [[fmt(v.get(k, np.nan), patterns[k]) for k, _ in COLUMNS] for v in values],
+        "index": names,
+        "columns": [label for _, label in COLUMNS],
+    }
+
+
+class CompareWidget(WorkerWidget):
+    """Choose an image layer and several model files; Compare runs them in a worker."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        self.viewer = napari_viewer
+        self.layer = ComboBox(label="image", choices=lambda _: image_layers(self.viewer))
+        self.model_files = FileEdit(label="models", mode="rm", filter="*.pt *.zip")
+        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.batch_size = SpinBox(label="tiles per batch", value=8, min=1, max=512)
+        self.split_noise = CheckBox(
+            text="noise-split estimate (no ground truth needed)", value=True
+        )
+        self.run_button = PushButton(text="Compare")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.view_button = PushButton(text="Metrics of the view", enabled=False)
+        self.status = Label(value="")
+        self.whole_label = Label(value="whole image")
+        self.whole = Table(value={"data": [], "index": [], "columns": []})
+        self.view_label = Label(value="view")
+        self.view = Table(value={"data": [], "index": [], "columns": []})
+        super().__init__(
+            napari_viewer,
+            [
+                self.layer,
+                self.model_files,
+                self.device,
+                self.batch_size,
+                self.split_noise,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+                self.whole_label,
+                self.whole,
+                self.view_button,
+                self.view_label,
+                self.view,
+            ],
+        )
+        self.worker = None
+        self.compared: list[tuple[str, TrainedModel, object]] = []  # (name, model, layer)
+        self.original = None
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.view_button.changed.connect(self.view_metrics)
+
+    def paths(self) -> list[Path]:
+        value = self.model_files.value
+        paths = [Path(p) for p in (value if isinstance(value, (list, tuple)) else [value])]
+        paths = [p for p in paths if str(p).strip() not in ("", ".") and not p.is_dir()]
+        if not paths:
+            raise PluginError("no models chosen: pick one or more model files (model.pt)")
+        return paths
+
+    def options(self) -> TileOptions:
+        return TileOptions(batch_size=self.batch_size.value)
+
+    def run(self, *_):
+        return self._guard(self._start)
+
+    def _start(self):
+        layer = self.layer.value
+        if layer is None:
+            raise PluginError("no image layer: open an image first")
+        check_layer(layer.data, rgb=layer.rgb, name=layer.name)
+        paths = self.paths()
+        models = [self.models.get(p, self.device.value) for p in paths]
+        named = list(zip(model_names(paths), models))
+        lead = layer.data.ndim - 2
+        index = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
+        options = self.options()
+        px = float(layer.scale[-1]) if layer.scale[-1] != 1 else None
+        self.worker = self._worker(
+            compare_steps,
+            named,
+            layer.data,
+            options,
+            plane_index=index,
+            split_noise=self.split_noise.value,
+            pixel_size=px,
+            name=layer.name,
+            _progress={"desc": f"microvae: comparing {len(named)} models"},
+        )
+        self.worker.yielded.connect(self._progress)
+        self.worker.returned.connect(lambda result: self._done(layer, named, result))
+        self.worker.aborted.connect(lambda: setattr(self.status, "value", "cancelled"))
+        self.worker.finished.connect(lambda: self._finished(models))
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.status.value = f"comparing {len(named)} models on {layer.name}..."
+        return self._start_worker(self.worker)
+
+    def _progress(self, step) -> None:
+        done, total = step
+        self.status.value = f"comparing: {done} of {total} batches"
+
+    def cancel(self, *_):
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _finished(self, models) -> None:
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.worker = None
+        for m in models:
+            release_memory(m.device)
+
+    def _done(self, layer, named, results: list[Compared]) -> None:
+        common = {"scale": layer.scale, "translate": layer.translate}
+        added = []
+        for (name, _), r in zip(named, results):
+            title = f"{layer.name} · {name}"
+            if title in self.viewer.layers:  # a comparison again: replace the earlier
+                self.viewer.layers.remove(title)
+            added.append(
+                self.viewer.add_image(
+                    r.reconstruction,
+                    name=title,
+                    contrast_limits=layer.contrast_limits,
+                    colormap=layer.colormap.name,
+                    **common,
+                )
+            )
+        link_layers([layer, *added], ("contrast_limits",))
+        grid = self.viewer.canvas.grid
+        grid.stride, grid.enabled = 1, True
+        self.original = layer
+        self.compared = [(n, m, a) for (n, m), a in zip(named, added)]
+        n = layer.data.ndim - 2
+        planes = int(np.prod(layer.data.shape[:n])) if n else 1
+        head = "whole image" + (f" (mean of {planes} planes" if planes > 1 else "")
+        if planes > 1 and self.split_noise.value:
+            head += "; noise split: the plane under the sliders"
+        self.whole_label.value = head + (")" if planes > 1 else "")
+        self.whole.value = _table_rows([r.name for r in results], [r.metrics for r in results])
+        self.view_button.enabled = True
+        self.status.value = f"done: {len(results)} models beside {layer.name}"
+
+    # -- metrics of the view -------------------------------------------------------------------
+
+    def view_metrics(self, *_):
+        """Each model's metrics on the visible region of the current plane (a worker)."""
+
+        def start():
+            if not self.compared:
+                raise PluginError("compare models first")
+            original = self.original
+            plane = self.plane_under_sliders(original.data)
+            rows, cols = view_box(original.corner_pixels, plane.shape)
+            px = float(original.scale[-1]) if original.scale[-1] != 1 else None
+            crop = plane[rows, cols]
+            pairs = [
+                (name, model, self.plane_under_sliders(layer.data)[rows, cols])
+                for name, model, layer in self.compared
+            ]
+            split = self.split_noise.value
+            options = self.options()
+
+            def work():
+                out = []
+                for name, model, rec in pairs:
+                    values = fine_structure_metrics(crop, rec, pixel_size=px)
+                    if split and min(crop.shape) >= model.default_tile():
+                        values.update(split_estimate(model, crop, options))
+                    out.append((name, values))
+                return out
+
+            worker = self._worker(work)
+            where = f"view: rows {rows.start}-{rows.stop}, columns {cols.start}-{cols.stop}"
+            worker.returned.connect(lambda out: self._view_done(where, out))
+            return self._start_worker(worker)
+
+        return self._guard(start)
+
+    def _view_done(self, where: str, out: list) -> None:
+        self.view_label.value = where
+        self.view.value = _table_rows([n for n, _ in out], [v for _, v in out])
