@@ -26,6 +26,7 @@ from ..config.package import TOP_PRIOR, WEIGHTS
 from ..errors import MicrovaeError
 from ..inference import TrainedModel
 from ..io import ImageRecord
+from ..latent import tiles_from_planes
 from ..training.preview import save_png, side_by_side
 
 __all__ = ["BioimageioError", "export_bioimageio"]
@@ -62,7 +63,7 @@ def _processing(norm) -> tuple[list[dict], list[dict]]:
 
 
 def _test_tile(model: TrainedModel, image: np.ndarray | None) -> np.ndarray:
-    """A tile of the model's training size: the most signal-rich one of ``image``'s first
+    """A tile of the model's training size: the one with most signal of ``image``'s middle
     plane, or synthetic mitochondria in the training data's intensity range."""
     t = model.default_tile()
     if image is None:
@@ -80,14 +81,8 @@ def _test_tile(model: TrainedModel, image: np.ndarray | None) -> np.ndarray:
     h, w = plane.shape
     if h < t or w < t:
         raise BioimageioError(f"the test image ({h} x {w}) is smaller than the model's tile ({t})")
-    best, where = -np.inf, (0, 0)
-    for y in range(0, h - t + 1, max(t // 2, 1)):
-        for x in range(0, w - t + 1, max(t // 2, 1)):
-            score = float(plane[y : y + t, x : x + t].astype(np.float64).std())
-            if score > best:
-                best, where = score, (y, x)
-    y, x = where
-    return np.ascontiguousarray(plane[y : y + t, x : x + t])
+    # the latent tools' choice of tile: the one with most signal (above the Otsu threshold)
+    return np.ascontiguousarray(tiles_from_planes([plane], t, max_tiles=1, min_signal=0).tiles[0])
 
 
 def _readme(model: TrainedModel, name: str) -> str:
@@ -129,8 +124,8 @@ def export_bioimageio(
     """Write ``model`` as a bioimage.io model package (a zip, spec 0.5) at ``out``.
 
     Args:
-        image: where the test tile comes from (the plane's most varied tile); None: synthetic
-            mitochondria in the training data's intensity range.
+        image: where the test tile comes from (its middle plane's tile with most signal);
+            None: synthetic mitochondria in the training data's intensity range.
         authors: names for the description (default: "microvae user").
     Returns:
         The package path, written atomically after the description validated.

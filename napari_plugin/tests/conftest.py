@@ -24,6 +24,17 @@ def pytest_runtest_setup(item):
         pytest.skip(why)
 
 
+@pytest.fixture
+def errors(monkeypatch) -> list[str]:
+    """Error notifications the widgets show, captured."""
+    from napari_microvae import _reconstruct_widget, _widget_base
+
+    seen: list[str] = []
+    for module in (_reconstruct_widget, _widget_base):
+        monkeypatch.setattr(module, "show_error", seen.append)
+    return seen
+
+
 @pytest.fixture(scope="session")
 def model_path(tiny_model_path) -> Path:
     """The shared tiny ladder model (the repository's conftest.py)."""

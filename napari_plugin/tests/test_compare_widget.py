@@ -4,21 +4,12 @@ the whole image and for the view, and bad input said plainly."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import microvae
 from microvae.synthetic import generate
-from napari_microvae import _widget_base
 from napari_microvae._compare_widget import CompareWidget, model_names
 
 WAIT_MS = 120_000
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(_widget_base, "show_error", seen.append)
-    return seen
 
 
 def test_model_names_are_short_and_distinct(tmp_path):

@@ -16,19 +16,11 @@ import torch
 import microvae
 from microvae.config import load_config, read_model_file, save_config
 from microvae.synthetic import generate
-from napari_microvae import _widget_base
 from napari_microvae._train_process import read_frame
 from napari_microvae._train_widget import PREVIEW, TrainWidget
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 240_000
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(_widget_base, "show_error", seen.append)
-    return seen
 
 
 @pytest.fixture

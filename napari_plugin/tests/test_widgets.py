@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from microvae.synthetic import generate
-from napari_microvae import _reconstruct_widget, _widget_base
 from napari_microvae._latent_widget import LatentWidget
 from napari_microvae._reconstruct_widget import ReconstructWidget
 
 WAIT_MS = 120_000
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Error notifications the widgets show, captured."""
-    seen: list[str] = []
-    for module in (_reconstruct_widget, _widget_base):
-        monkeypatch.setattr(module, "show_error", seen.append)
-    return seen
 
 
 def _wait(qtbot, widget, worker) -> None:

@@ -35,7 +35,6 @@ from ._work import (
     SHOWN,
     SPLIT,
     PluginError,
-    check_layer,
     reconstruct_steps,
     split_estimate,
     summary_metrics,
@@ -178,10 +177,7 @@ class CompareWidget(WorkerWidget):
         return self._guard(self._start)
 
     def _start(self):
-        layer = self.layer.value
-        if layer is None:
-            raise PluginError("no image layer: open an image first")
-        check_layer(layer.data, rgb=layer.rgb, name=layer.name)
+        layer = self.chosen_layer(self.layer.value)
         paths = self.paths()
         models = [self.models.get(p, self.device.value) for p in paths]
         named = list(zip(model_names(paths), models))

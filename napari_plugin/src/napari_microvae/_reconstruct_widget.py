@@ -14,8 +14,6 @@ from microvae.metrics import fine_structure_metrics
 
 from ._widget_base import DEVICES, WorkerWidget, image_layers
 from ._work import (
-    PluginError,
-    check_layer,
     chosen_path,
     format_metrics,
     reconstruct_steps,
@@ -83,10 +81,7 @@ class ReconstructWidget(WorkerWidget):
         return self._guard(self._start)
 
     def _start(self):
-        layer = self.layer.value
-        if layer is None:
-            raise PluginError("no image layer: open an image first")
-        check_layer(layer.data, rgb=layer.rgb, name=layer.name)
+        layer = self.chosen_layer(self.layer.value)
         # the field's text: an empty field reads as the current folder in FileEdit.value
         path = chosen_path(self.model_file.line_edit.value)
         model = self.models.get(path, self.device.value)

@@ -14,7 +14,7 @@ from napari.utils.notifications import show_error
 
 from microvae.errors import MicrovaeError
 
-from ._work import PluginError, load
+from ._work import PluginError, check_layer, load
 
 __all__ = ["DEVICES", "ModelCache", "WorkerWidget", "image_layers"]
 
@@ -90,6 +90,13 @@ class WorkerWidget(Container):
         except (PluginError, MicrovaeError) as exc:
             self._fail(exc)
             return None
+
+    def chosen_layer(self, layer):
+        """An image layer chosen in a combo box, checked as a 1-channel model's input."""
+        if layer is None:
+            raise PluginError("no image layer: open an image first")
+        check_layer(layer.data, rgb=layer.rgb, name=layer.name)
+        return layer
 
     def plane_under_sliders(self, data) -> np.ndarray:
         """The 2D plane of a layer's ``data`` (..., Y, X) at the viewer's sliders."""
