@@ -1,4 +1,4 @@
-"""Embeddings of tiles: posterior means of the latent levels, pooled or flat, and a PCA map.
+"""Embeddings of tiles: posterior means of the latent levels, pooled or flat (maps: .projection).
 
 An embedding is what the encoder says about a tile: the mean of q(z | x). ``pooled`` gives one
 vector per tile, per latent level and channel the spatial mean and standard deviation
@@ -19,7 +19,7 @@ from ..inference import TrainedModel
 from ..inference.embedding import pool_latents
 from .tiles import TileSet
 
-__all__ = ["latent_maps", "embed", "pca"]
+__all__ = ["latent_maps", "embed"]
 
 
 def _tiles(tiles: TileSet | np.ndarray) -> np.ndarray:
@@ -58,25 +58,3 @@ def embed(
     if how == "flat":
         return maps[0].reshape(len(maps[0]), -1)
     raise ValueError(f"how must be 'pooled' or 'flat', got {how!r}")
-
-
-def pca(
-    x: np.ndarray, n_components: int = 2, *, standardise: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Principal components of rows ``x`` (N, D): coordinates (N, n_components) and the share
-    of variance each explains (n_components,). ``standardise`` scales every column to unit
-    variance first, so that a few high-variance channels (brightness) do not fill the map."""
-    x = np.asarray(x, np.float64)
-    centred = x - x.mean(axis=0)
-    if standardise:
-        sd = centred.std(axis=0)
-        centred = centred / np.where(sd > 0, sd, 1.0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    k = min(n_components, vt.shape[0])
-    coords = centred @ vt[:k].T
-    var = s**2
-    share = var[:k] / var.sum() if var.sum() > 0 else np.zeros(k)
-    if k < n_components:  # fewer samples or dimensions than components asked for
-        coords = np.pad(coords, ((0, 0), (0, n_components - k)))
-        share = np.pad(share, (0, n_components - k))
-    return coords, share

@@ -1,4 +1,5 @@
-"""Images from the latent space: prototype, samples, interpolation, traversals, decoding.
+"""Images from the latent space: prototype, samples, interpolation, traversals (one channel
+at a time, or several moved at once), decoding.
 
 Every function takes a :class:`~microvae.inference.TrainedModel` and returns images in the
 training data's raw intensities and dtype, (N, H, W) (the prototype (H, W)), of the training
@@ -12,12 +13,22 @@ given (traversals, decoding embeddings), the levels below take their prior means
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
 from ..inference import TrainedModel
 
-__all__ = ["PRIORS", "prototype", "samples", "interpolate", "traverse", "decode_top"]
+__all__ = [
+    "PRIORS",
+    "prototype",
+    "samples",
+    "interpolate",
+    "traverse",
+    "move_channels",
+    "decode_top",
+]
 
 
 def _size(model: TrainedModel, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -101,6 +112,45 @@ def interpolate(model: TrainedModel, a: np.ndarray, b: np.ndarray, *, steps: int
     return model.to_raw(x)
 
 
+def _top_start(
+    model: TrainedModel,
+    base: np.ndarray | None,
+    z_top: np.ndarray | None,
+    size: int | tuple[int, int] | None,
+):
+    """(prior of the top level, the top latent to start from (1, C, h, w), (H, W)): the
+    prior mean, ``base``'s posterior mean (a raw tile), or ``z_top`` (flat or shaped)."""
+    if base is not None and z_top is not None:
+        raise ValueError("give base (a tile) or z_top (a latent), not both")
+    if base is not None:
+        base = np.asarray(base)
+        if base.ndim != 2:
+            raise ValueError(f"base must be a 2D tile, got shape {base.shape}")
+        h, w = base.shape
+    else:
+        h, w = _size(model, size)
+    prior = model.vae.priors(size=(h, w))[0]
+    if base is not None:
+        start = model.vae.encode_top(model.to_tensor(base))
+    elif z_top is not None:
+        z = np.asarray(z_top, np.float32)
+        if z.size != prior.mean.numel():
+            raise ValueError(
+                f"z_top has {z.size} values; the top level of {h} x {w} tiles has "
+                f"{prior.mean.numel()} {tuple(prior.mean.shape[1:])}"
+            )
+        start = torch.from_numpy(z.reshape(prior.mean.shape)).to(prior.mean)
+    else:
+        start = prior.mean
+    return prior, start, (h, w)
+
+
+def _check_channels(channels, n_ch: int) -> None:
+    bad = [c for c in channels if not 0 <= c < n_ch]
+    if bad:
+        raise ValueError(f"top-level latent channels are 0..{n_ch - 1}, got {bad}")
+
+
 @torch.no_grad()
 def traverse(
     model: TrainedModel,
@@ -117,18 +167,10 @@ def traverse(
 
     Returns (len(channels), len(values), H, W); ``channels`` default to all of the top level.
     """
-    if base is not None:
-        base = np.asarray(base)
-        h, w = base.shape
-    else:
-        h, w = _size(model, size)
-    prior = model.vae.priors(size=(h, w))[0]
-    start = prior.mean if base is None else model.vae.encode(model.to_tensor(base))[0]
+    prior, start, (h, w) = _top_start(model, base, None, size)
     n_ch = start.shape[1]
     channels = list(range(n_ch)) if channels is None else list(channels)
-    bad = [c for c in channels if not 0 <= c < n_ch]
-    if bad:
-        raise ValueError(f"top-level latent channels are 0..{n_ch - 1}, got {bad}")
+    _check_channels(channels, n_ch)
     vals = torch.tensor(values, dtype=start.dtype, device=start.device)
     out = []
     for c in channels:
@@ -136,6 +178,28 @@ def traverse(
         z[:, c] = start[:, c] + vals.view((-1,) + (1,) * (z.ndim - 2)) * prior.std[:, c]
         out.append(model.to_raw(model.vae.decode([z], shape=(len(values), h, w))))
     return np.stack(out)
+
+
+@torch.no_grad()
+def move_channels(
+    model: TrainedModel,
+    offsets: Mapping[int, float],
+    *,
+    base: np.ndarray | None = None,
+    z_top: np.ndarray | None = None,
+    size: int | tuple[int, int] | None = None,
+) -> np.ndarray:
+    """One image (H, W) decoded with several top-level channels moved at once: channel c by
+    ``offsets[c]`` prior standard deviations everywhere, from the prior mean, from ``base``'s
+    posterior mean (a raw tile (H, W)) or from the top latent ``z_top`` (flat, as
+    :func:`~microvae.latent.embed` ``how="flat"`` gives, or (C, h, w)); the levels below at
+    their prior means given the top. The traversal sliders of the napari explorer."""
+    prior, start, (h, w) = _top_start(model, base, z_top, size)
+    _check_channels(list(offsets), start.shape[1])
+    z = start.clone()
+    for c, v in offsets.items():
+        z[:, c] = start[:, c] + float(v) * prior.std[:, c]
+    return model.to_raw(model.vae.decode([z], shape=(1, h, w)))[0]
 
 
 @torch.no_grad()

@@ -24,9 +24,11 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 
-__all__ = ["KNNDensity", "Hole", "find_holes", "clusters"]
+__all__ = ["KNNDensity", "Hole", "find_holes", "clusters", "hole_groups", "MAX_GROUPS", "MIN_TILES"]
 
 INNER = (0.2, 0.8)  # the part of a path searched for its hole
+MAX_GROUPS = 4  # holes between labels up to this many; k-means clusters beyond
+MIN_TILES = 12  # fewer tiles make no density worth the name
 
 
 class KNNDensity:
@@ -101,6 +103,14 @@ def clusters(embeddings: np.ndarray, k: int = 2, *, seed: int = 0) -> np.ndarray
         warnings.filterwarnings("ignore", message="One of the clusters is empty")
         _, labels = kmeans2(x, k, minit="++", seed=seed)
     return labels
+
+
+def hole_groups(labels: list | np.ndarray, max_groups: int = MAX_GROUPS) -> list[str] | None:
+    """The groups to seek holes between: ``labels`` (N,) when they name 2 to ``max_groups``
+    groups (files, phenotypes), else None (then :func:`find_holes` makes k-means clusters:
+    one group has no path between groups, and many make more pairs than anyone reads)."""
+    names = set(str(v) for v in labels)
+    return [str(v) for v in labels] if 2 <= len(names) <= max_groups else None
 
 
 def _medoid(x: np.ndarray) -> np.ndarray:

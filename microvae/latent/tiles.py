@@ -23,7 +23,14 @@ from ..errors import ShapeError
 from ..inference import TrainedModel
 from ..io import open_image
 
-__all__ = ["TileSet", "tiles_from_planes", "collect_tiles"]
+__all__ = [
+    "TileSet",
+    "collect_tiles",
+    "majority_label",
+    "spread_planes",
+    "tiles_from_array",
+    "tiles_from_planes",
+]
 
 
 @dataclass
@@ -119,11 +126,60 @@ def tiles_from_planes(
     )
 
 
-def _spread(n: int, k: int) -> list[int]:
+def spread_planes(n: int, k: int) -> list[int]:
     """k plane numbers spread evenly over n planes (all of them when k >= n)."""
     if k >= n:
         return list(range(n))
     return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
+
+
+def majority_label(region: np.ndarray) -> str:
+    """The most common non-zero value of a labels region as ``label N``; ``unlabelled``
+    where it holds none (0 is background in napari's and scikit-image's labels)."""
+    values, counts = np.unique(region[region != 0], return_counts=True)
+    return f"label {values[np.argmax(counts)]}" if len(values) else "unlabelled"
+
+
+def tiles_from_array(
+    data: np.ndarray,
+    tile: int,
+    *,
+    max_tiles: int,
+    planes: int = 8,
+    min_signal: float = 0.05,
+    source: str = "array",
+    labels: np.ndarray | None = None,
+) -> TileSet:
+    """Tiles of an image array (..., Y, X), e.g. a napari layer's data: from up to ``planes``
+    planes spread over its leading axes, as :func:`tiles_from_planes` chooses them. The
+    positions' plane numbers count the planes of ``data`` in C order (``np.unravel_index``
+    with ``data.shape[:-2]`` gives the index). ``labels``, an array of ``data``'s shape
+    (integer labels, 0 background), labels each tile by its most common label
+    (:func:`majority_label`); without it the tiles are labelled by ``source``."""
+    data = np.asarray(data)
+    if data.ndim < 2:
+        raise ShapeError(f"{source}: need an image (..., Y, X), got shape {data.shape}")
+    if labels is not None and np.shape(labels) != data.shape:
+        raise ShapeError(
+            f"{source}: labels of shape {np.shape(labels)} do not match the image's "
+            f"{data.shape}: give labels drawn on this image"
+        )
+    stack = data.reshape(-1, *data.shape[-2:])
+    chosen = spread_planes(len(stack), planes)
+    found = tiles_from_planes(
+        [stack[k] for k in chosen],
+        tile,
+        max_tiles=max_tiles,
+        min_signal=min_signal,
+        source=source,
+    )
+    found.positions[:, 0] = np.asarray(chosen, np.int64)[found.positions[:, 0]]
+    if labels is not None:
+        lab = np.asarray(labels).reshape(stack.shape)
+        found.labels = [
+            majority_label(lab[k, y : y + tile, x : x + tile]) for k, y, x in found.positions
+        ]
+    return found
 
 
 def collect_tiles(
@@ -147,7 +203,7 @@ def collect_tiles(
     for path in paths:
         with open_image(path, channel=channel, axes=axes) as rec:
             rec.require_single_channel()
-            wanted = _spread(rec.n_planes, planes_per_file)
+            wanted = spread_planes(rec.n_planes, planes_per_file)
             planes = []
             for k, (_, plane) in enumerate(rec.iter_planes()):
                 if k in wanted:

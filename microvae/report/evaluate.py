@@ -31,10 +31,12 @@ from ..errors import MicrovaeError
 from ..inference import ImageInfo, PlaneOutput, PlaneSink, TileOptions, TrainedModel, run_image
 from ..io import atomic_path, file_stem, is_zarr, open_image, read_image, write_csv
 from ..latent import (
+    MIN_TILES,
     collect_tiles,
     decode_top,
     embed,
     find_holes,
+    hole_groups,
     interpolate,
     linear_probe,
     pca,
@@ -58,8 +60,6 @@ __all__ = ["Evaluation", "evaluate", "ground_truth_path", "read_labels", "sample
 _log = logging.getLogger("microvae.report")
 
 MAX_CROP_ROWS = 4  # files shown in the crops and FRC figures
-MAX_GROUPS = 4  # holes between labels up to this many; k-means clusters beyond
-MIN_HOLE_TILES = 12  # fewer tiles make no density worth the name
 REALISM_SAMPLES = 64  # prior samples per temperature for the morphology realism
 REALISM_TEMPERATURES = (1.0, 0.7)
 # the data tiles are chosen for their signal (collect_tiles); samples are compared with them
@@ -350,14 +350,12 @@ def _latent_figures(
         f"{tiles.sources[0]}",
     )
     flat = embed(model, tiles, how="flat")
-    if len(flat) < MIN_HOLE_TILES:
+    if len(flat) < MIN_TILES:
         _log.warning("only %d tiles: too few for the density and its holes", len(flat))
         info["holes"] = []
         return figs, info
-    emb_labels = tiles.labels
-    names = sorted(set(emb_labels))
     # between labels (or files) when there are a few; else between k-means clusters
-    groups = emb_labels if 2 <= len(names) <= MAX_GROUPS else None
+    groups = hole_groups(tiles.labels)
     holes, density = find_holes(flat, groups, n_clusters=3, k=min(10, len(flat) - 2), seed=seed)
     info["hole_groups"] = "labels" if groups is not None else "k-means clusters (3)"
     holes = holes[:6]  # the first pairs: a figure stays readable
