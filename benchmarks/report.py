@@ -701,6 +701,30 @@ def real_variants_section(r: dict) -> str:
     )
 
 
+def gui_stall_section(r: dict) -> str:
+    """The napari viewer's longest stalls while the Train widget trains."""
+    idle, train = r["idle"], r["training"]
+    rows = [
+        [what, x["seconds"], x["longest_ms"], x["p99_ms"], x["median_ms"], x["over_100ms"]]
+        for what, x in (("idle viewer", idle), ("training from the widget", train))
+    ]
+    return "\n".join(
+        [
+            "## napari: the viewer while training\n",
+            f"`xvfb-run -a benchmarks/gui_stall.py --steps {r['steps']}`: the Train widget trains "
+            f"{r['config']} on a layer of {r['image']} ({r['image_shape'][0]}x"
+            f"{r['image_shape'][1]}) for {r['steps_done']} steps, {r['validations']} "
+            f"validations, {r['training_seconds']} s; a {r['tick_ms']:g} ms timer on the GUI "
+            "thread measures how long the event loop was busy elsewhere (a stall). "
+            + _machine(r),
+            _table(
+                ["", "seconds", "longest stall ms", "p99 ms", "median ms", "stalls > 100 ms"],
+                rows,
+            ),
+        ]
+    )
+
+
 def render() -> str:
     """BENCHMARKS.md's text from the results now in results/."""
     parts = [
@@ -723,6 +747,9 @@ def render() -> str:
     if floors:
         parts.append(noise_floor_section(floors, _runs("fidelity")))
     parts.append(speed_section())
+    stall = _load("gui_stall")
+    if stall:
+        parts.append(gui_stall_section(stall))
     return "\n".join(parts)
 
 

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from microvae.metrics import estimate_camera, split_noise_error, thin
+from microvae.metrics import (
+    SPLIT_KEYS,
+    estimate_camera,
+    split_noise_error,
+    split_noise_values,
+    thin,
+)
 from microvae.synthetic import generate
 
 
@@ -78,3 +84,16 @@ def test_a_naive_score_against_the_noisy_input_would_be_far_off():
     true = float(np.mean((denoise.out - s.ground_truth.astype(np.float64)) ** 2))
     naive = float(np.mean((gaussian_filter(s.image.astype(float), 1.2) - s.image) ** 2))
     assert abs(naive - true) > 0.3 * true and abs(est.mse - true) < 0.1 * true
+
+
+def test_split_values_are_a_metrics_row_or_nan_with_the_reason():
+    s = generate(shape=(256, 256), phenotype="tubular", seed=7)
+    denoise = _Blur(1.0)
+    values, why = split_noise_values(s.image, denoise, seed=3)
+    assert why is None and set(values) == set(SPLIT_KEYS)
+    true = float(np.mean((denoise.out - s.ground_truth.astype(np.float64)) ** 2))
+    assert values["split_mse"] == pytest.approx(true, rel=0.10)
+    assert values["split_rmse"] == pytest.approx(np.sqrt(values["split_mse"]))
+    flat = np.full((64, 64), 500, np.uint16)  # no noise to measure
+    values, why = split_noise_values(flat, denoise)
+    assert why and all(np.isnan(v) for v in values.values())

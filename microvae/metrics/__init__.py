@@ -29,13 +29,23 @@ from .morphology import (
 )
 from .realism import Realism, RealismReference, realism, realism_reference
 from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_band
-from .thinning import CameraModel, SplitNoiseError, estimate_camera, split_noise_error, thin
+from .thinning import (
+    SPLIT_KEYS,
+    CameraModel,
+    SplitNoiseError,
+    estimate_camera,
+    split_noise_error,
+    split_noise_values,
+    thin,
+)
 
 __all__ = [
     "CameraModel",
     "SplitNoiseError",
     "estimate_camera",
     "split_noise_error",
+    "split_noise_values",
+    "SPLIT_KEYS",
     "thin",
     "FRC_THRESHOLD",
     "FRCResult",

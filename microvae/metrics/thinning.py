@@ -32,7 +32,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CameraModel", "SplitNoiseError", "estimate_camera", "thin", "split_noise_error"]
+__all__ = [
+    "CameraModel",
+    "SPLIT_KEYS",
+    "SplitNoiseError",
+    "estimate_camera",
+    "thin",
+    "split_noise_error",
+    "split_noise_values",
+]
+
+# the estimate's numbers in a metrics row (evaluate's CSV, the napari tables)
+SPLIT_KEYS = ("split_mse", "split_rmse", "split_psnr_db", "split_gain", "split_offset")
 
 
 @dataclass(frozen=True)
@@ -211,3 +222,17 @@ def split_noise_error(
         intercept=cam.intercept,
         pixels=int(plane.size),
     )
+
+
+def split_noise_values(
+    image: np.ndarray, reconstruct: Callable[[np.ndarray], np.ndarray], *, seed: int = 0
+) -> tuple[dict[str, float], str | None]:
+    """The estimate of :func:`split_noise_error` as a metrics row's numbers (``SPLIT_KEYS``,
+    NaN for a PSNR without one) and None; or every number NaN and the reason where the
+    plane's noise cannot be measured (no camera or photon-count statistics)."""
+    try:
+        est = split_noise_error(image, reconstruct, seed=seed)
+    except ValueError as exc:
+        return dict.fromkeys(SPLIT_KEYS, float("nan")), str(exc)
+    d = est.to_dict()
+    return {k: float("nan") if d[k] is None else float(d[k]) for k in SPLIT_KEYS}, None

@@ -50,7 +50,7 @@ from ..metrics import (
     fine_structure_metrics,
     frc,
     realism_reference,
-    split_noise_error,
+    split_noise_values,
 )
 from . import figures
 from .markdown import write_report
@@ -235,26 +235,17 @@ def _plane_reconstruction(
             return done.value.reconstruction
 
 
-SPLIT_KEYS = ("split_mse", "split_rmse", "split_psnr_db", "split_gain", "split_offset")
-
-
 def _split_noise(
     model: TrainedModel, plane: np.ndarray, options: TileOptions, name: str, seed: int, say: bool
 ) -> dict[str, float]:
     """The noise-split estimate for one plane (NaN, and a warning once per file, where the
     plane's noise cannot be measured)."""
-    try:
-        est = split_noise_error(
-            plane,
-            lambda p: _plane_reconstruction(model, p, options, name),
-            seed=seed,
-        )
-    except ValueError as exc:
-        if say:
-            _log.warning("%s: no noise-split estimate: %s", name, exc)
-        return dict.fromkeys(SPLIT_KEYS, math.nan)
-    d = est.to_dict()
-    return {k: math.nan if d[k] is None else float(d[k]) for k in SPLIT_KEYS}
+    values, why = split_noise_values(
+        plane, lambda p: _plane_reconstruction(model, p, options, name), seed=seed
+    )
+    if why is not None and say:
+        _log.warning("%s: no noise-split estimate: %s", name, why)
+    return values
 
 
 def _summary_rows(rows: list[dict]) -> list[dict]:

@@ -1,104 +1,287 @@
-"""Regenerate the README's napari screenshot: HeLa mitochondria and their reconstruction, side
-by side in grid mode, zoomed in on tubules.
+"""Regenerate the READMEs' napari screenshots, one per widget, from the real images of
+``../shared/data/real``, each widget driven as a user would drive it:
+
+- ``reconstruct``: HeLa mitochondria and their reconstruction side by side (grid), zoomed on
+  tubules (``docs/images/napari_side_by_side.png``);
+- ``train``: the Train widget training a Gaussian (MSE) baseline on the HeLa layer, with its
+  plots and preview layer (``napari_train.png``);
+- ``compare``: the demo model and that baseline beside the original, with the table;
+- ``latent``: the Latent space widget's prototype and samples;
+- ``explorer``: the Latent explorer's map of HeLa and yeast tiles, a tile clicked and a channel
+  moved.
 
     xvfb-run -a .venv/bin/python napari_plugin/scripts/readme_screenshot.py [--model MODEL]
+        [--only reconstruct,train,...]
 
-Without --model, configs/demo.yaml is first trained on the image itself (about 2 minutes on 2
-CPU cores; the run goes to --work). Needs ../shared/data/real/hela-cells_mito_ch1.tif.
+Without --model, configs/demo.yaml is first trained on the HeLa image (about 2 minutes on 2
+CPU cores; the run goes to --work). Needs ../shared/data/real/hela-cells_mito_ch1.tif (and
+MitoGraphTest001.tif for the explorer).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = ROOT.parent / "shared" / "data" / "real" / "hela-cells_mito_ch1.tif"
-OUT = ROOT / "docs" / "images" / "napari_side_by_side.png"
+REAL = ROOT.parent / "shared" / "data" / "real"
+IMAGE = REAL / "hela-cells_mito_ch1.tif"
+YEAST = REAL / "MitoGraphTest001.tif"
+IMAGES = ROOT / "docs" / "images"
+SHOTS = ("reconstruct", "train", "compare", "latent", "explorer")
+
+
+class Session:
+    """The Qt application, the model files and the output folder of one run of the script."""
+
+    def __init__(self, args):
+        from qtpy.QtWidgets import QApplication
+
+        import microvae
+
+        self.args = args
+        self.app = QApplication.instance()
+        rec = microvae.read_image(args.image)
+        self.image, self.px = rec.data, rec.pixel_size.get("X", 1.0)
+        self.model = args.model
+        self.baseline: Path | None = None
+
+    def wait(self, done, timeout_s: float = 1800) -> None:
+        end = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > end:
+                raise TimeoutError("the widget did not finish in time")
+            self.app.processEvents()
+            time.sleep(0.005)
+
+    def viewer(self, width: int = 1500, height: int = 900):
+        import napari
+
+        viewer = napari.Viewer(show=True)
+        viewer.window.resize(width, height)
+        return viewer
+
+    def hela(self, viewer, name: str = "HeLa mitochondria"):
+        return viewer.add_image(self.image, name=name, scale=(self.px, self.px))
+
+    def zoom(self, viewer, cells: int) -> None:
+        """Zoom on the region with most fine detail, filling the width of each of ``cells``
+        grid cells side by side, the view kept inside the image."""
+        from microvae.report.figures import detail_crop
+
+        crop, px = self.args.crop, self.px
+        rows, cols = detail_crop(self.image, crop)
+        camera = viewer.camera
+        canvas_h, canvas_w = viewer.canvas.size
+        cell_w = canvas_w / cells
+        zoom = cell_w / (crop * px)
+        half_h, half_w = canvas_h / zoom / 2 / px, cell_w / zoom / 2 / px  # in pixels
+        h, w = self.image.shape
+        cy = min(max((rows.start + rows.stop) / 2, half_h), max(h - half_h, half_h))
+        cx = min(max((cols.start + cols.stop) / 2, half_w), max(w - half_w, half_w))
+        camera.center = (0.0, cy * px, cx * px)
+        camera.zoom = zoom
+
+    def shoot(self, viewer, name: str) -> Path:
+        for w in self.app.allWidgets():  # napari's start-up toasts would cover the view
+            if type(w).__name__ == "NapariQtNotification":
+                w.close()
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            self.app.processEvents()
+            time.sleep(0.05)
+        out = self.args.out / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        viewer.screenshot(str(out), canvas_only=False, flash=False)
+        print(f"written: {out}")
+        return out
+
+
+def shot_reconstruct(s: Session) -> None:
+    from napari_microvae._reconstruct_widget import ReconstructWidget
+
+    viewer = s.viewer(1400, 800)
+    layer = s.hela(viewer)
+    widget = ReconstructWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="microvae")
+    widget.layer.value = layer
+    widget.model_file.value = s.model
+    widget.device.value = "auto"
+    widget.run()
+    s.wait(lambda: widget.busy == 0)
+    s.zoom(viewer, 2)
+    s.shoot(viewer, "napari_side_by_side.png")
+    print(widget.metrics.value)
+    viewer.close()
+
+
+def shot_train(s: Session) -> None:
+    from napari_microvae._train_widget import TrainWidget
+
+    viewer = s.viewer(1500, 1000)
+    layer = s.hela(viewer)
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="microvae: Train")
+    widget.layers.value = [layer]
+    widget.config.value = "demo"
+    widget.likelihood.value = "gaussian"  # the baseline that blurs, for Compare
+    widget.steps.value = s.args.steps
+    widget.val_every.value = max(s.args.steps // 8, 1)
+    widget.device.value = "auto"
+    widget.out.value = s.args.work / "baseline"
+    widget.overwrite.value = True
+    if widget.train() is None:
+        raise RuntimeError(f"the Train widget refused: {widget.status.value}")
+    s.wait(lambda: widget.busy == 0)
+    s.baseline = widget.model_written
+    viewer.layers.selection.active = viewer.layers[-1]
+    viewer.layers["HeLa mitochondria"].visible = False
+    viewer.reset_view()
+    s.shoot(viewer, "napari_train.png")
+    viewer.close()
+
+
+def shot_compare(s: Session) -> None:
+    from napari_microvae._compare_widget import CompareWidget
+
+    if s.baseline is None:
+        raise RuntimeError("compare needs the baseline the train shot makes: run it too")
+    viewer = s.viewer(1600, 900)
+    layer = s.hela(viewer)
+    widget = CompareWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="microvae: Compare models")
+    widget.layer.value = layer
+    widget.model_files.value = [s.model, s.baseline]
+    widget.device.value = "auto"
+    if widget.run() is None:
+        raise RuntimeError(f"the Compare widget refused: {widget.status.value}")
+    s.wait(lambda: widget.busy == 0)
+    s.zoom(viewer, 3)
+    s.shoot(viewer, "napari_compare.png")
+    viewer.close()
+
+
+def shot_latent(s: Session) -> None:
+    from napari_microvae._latent_widget import LatentWidget
+
+    viewer = s.viewer(1400, 800)
+    widget = LatentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="microvae: Latent space")
+    widget.model_file.value = s.model
+    widget.device.value = "auto"
+    widget.n_samples.value = 8
+    widget.prototype()
+    s.wait(lambda: widget.busy == 0)
+    widget.samples()
+    s.wait(lambda: widget.busy == 0)
+    viewer.grid.enabled = True
+    viewer.reset_view()
+    s.shoot(viewer, "napari_latent.png")
+    viewer.close()
+
+
+def shot_explorer(s: Session) -> None:
+    import microvae
+    from napari_microvae._explorer_widget import ExplorerWidget
+
+    viewer = s.viewer(1600, 1000)
+    hela = s.hela(viewer, "HeLa")
+    layers = [hela]
+    if YEAST.is_file():
+        layers.append(viewer.add_image(microvae.read_image(YEAST).data, name="yeast"))
+    widget = ExplorerWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="microvae: Latent explorer")
+    widget.model_file.value = s.model
+    widget.device.value = "auto"
+    widget.layers.value = layers
+    widget.max_tiles.value = 200
+    if widget.map() is None:
+        raise RuntimeError(f"the explorer refused: {widget.status.value}")
+    s.wait(lambda: widget.busy == 0)
+    m = widget.latent_map
+    # the HeLa tile farthest from the yeast tiles' centre on the map
+    hela_rows = [i for i, src in enumerate(m.tiles.sources) if src == "HeLa"]
+    centre = m.coords[[i for i in range(len(m.coords)) if i not in hela_rows]].mean(0)
+    far = max(hela_rows, key=lambda i: float(((m.coords[i] - centre) ** 2).sum()))
+    widget.select("tile", far)
+    s.wait(lambda: widget.busy == 0)
+    if len(widget.sliders):
+        widget.sliders[0].value = 2.0
+        s.wait(lambda: widget.busy == 0)
+    for layer in layers[1:]:
+        layer.visible = False
+    viewer.dims.current_step = (0,) * viewer.dims.ndim
+    viewer.reset_view()
+    s.shoot(viewer, "napari_explorer.png")
+    print(widget.status.value)
+    print(widget.point_info.value)
+    viewer.close()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--image", type=Path, default=IMAGE)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=IMAGES, help="folder of the screenshots")
     ap.add_argument("--work", type=Path, default=Path("napari_screenshot_run"))
-    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--steps", type=int, default=800, help="steps of each model trained")
     ap.add_argument("--crop", type=int, default=100, help="side of the zoomed region, pixels")
+    ap.add_argument("--only", default=",".join(SHOTS), help=f"some of {','.join(SHOTS)}")
     args = ap.parse_args()
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    bad = [w for w in wanted if w not in SHOTS]
+    if bad:
+        print(f"--only: unknown {', '.join(bad)}; choose from {', '.join(SHOTS)}", file=sys.stderr)
+        return 2
     if not args.image.is_file():
         print(f"{args.image}: not found (the shared real data)", file=sys.stderr)
         return 2
+    if not os.environ.get("DISPLAY"):
+        print("no X display: run under xvfb-run -a", file=sys.stderr)
+        return 2
+    args.work = args.work.resolve()
 
-    # napari settings of this run only: no pop-up notifications over the screenshot
+    # napari settings of this run only: no pop-up notifications over the screenshots
     os.environ["NAPARI_CONFIG"] = str(Path(tempfile.mkdtemp()) / "settings.yaml")
-    import napari
     from napari.settings import get_settings
-    from qtpy.QtWidgets import QApplication
 
     get_settings().application.gui_notification_level = "none"
 
-    import microvae
-    from microvae.report.figures import detail_crop
-    from napari_microvae._reconstruct_widget import ReconstructWidget
+    if args.model is None:
+        # in a process of its own, as the Train widget does: Lightning's imports (triton)
+        # crash beside Mesa's software OpenGL in the viewer's process
+        run = args.work / "demo"
+        cmd = [
+            sys.executable,
+            "-m",
+            "microvae.cli.main",
+            "train",
+            str(ROOT / "configs" / "demo.yaml"),
+        ]
+        cmd += ["--data", str(args.image), "--out", str(run), "--overwrite", "--no-progress"]
+        cmd += ["--set", f"train.max_steps={args.steps}", "--set", "data.num_workers=0"]
+        subprocess.run(cmd, check=True)
+        args.model = run / "model.pt"
+    import napari  # noqa: F401  (its Qt application)
+    from qtpy.QtWidgets import QApplication
 
-    model = args.model
-    if model is None:
-        model = (
-            microvae.train(
-                ROOT / "configs" / "demo.yaml",
-                [str(args.image)],
-                args.work,
-                overrides=[f"train.max_steps={args.steps}", "data.num_workers=0"],
-                overwrite=True,
-            )[1]
-            / "model.pt"
-        )
-
-    rec = microvae.read_image(args.image)
-    image = rec.data
-    viewer = napari.Viewer(show=True)
-    viewer.window.resize(1400, 800)
-    px = rec.pixel_size.get("X", 1.0)
-    layer = viewer.add_image(image, name="HeLa mitochondria", scale=(px, px))
-    widget = ReconstructWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="microvae")
-    widget.layer.value = layer
-    widget.model_file.value = model
-    widget.device.value = "auto"
-    widget.run()
-    app = QApplication.instance()
-    while widget.busy:
-        app.processEvents()
-    # zoom on the region with most fine detail: it fills the width of each grid cell, and the
-    # view is kept inside the image
-    rows, cols = detail_crop(image, args.crop)
-    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
-    canvas_h, canvas_w = viewer.canvas.size
-    cell_w = canvas_w / 2  # two grid cells side by side
-    zoom = cell_w / (args.crop * px)
-    half_h, half_w = canvas_h / zoom / 2 / px, cell_w / zoom / 2 / px  # in pixels
-    h, w = image.shape
-    cy = min(max((rows.start + rows.stop) / 2, half_h), max(h - half_h, half_h))
-    cx = min(max((cols.start + cols.stop) / 2, half_w), max(w - half_w, half_w))
-    camera.center = (0.0, cy * px, cx * px)
-    camera.zoom = zoom
-    for w in app.allWidgets():  # napari's start-up toasts would cover the view
-        if type(w).__name__ == "NapariQtNotification":
-            w.close()
-    end = time.monotonic() + 2
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.05)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(args.out), canvas_only=False, flash=False)
-    print(f"written: {args.out}")
-    print(widget.metrics.value)
-    viewer.close()
+    QApplication.instance() or QApplication([])
+    session = Session(args)
+    shots = {
+        "reconstruct": shot_reconstruct,
+        "train": shot_train,
+        "compare": shot_compare,
+        "latent": shot_latent,
+        "explorer": shot_explorer,
+    }
+    for name in SHOTS:
+        if name in wanted:
+            shots[name](session)
     return 0
 
 
