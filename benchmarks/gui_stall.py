@@ -32,12 +32,15 @@ REAL = ROOT.parent / "shared" / "data" / "real" / "hela-cells_mito_ch1.tif"
 NOTICEABLE_MS = 100.0
 
 
-def _stalls(times: list[float], tick_ms: float) -> dict:
-    """Stall statistics (ms) from the firing times (s) of a timer of ``tick_ms``."""
+def _stalls(times: list[float], tick_ms: float, t0: float | None = None) -> dict:
+    """Stall statistics (ms) from the firing times (s) of a timer of ``tick_ms``; with ``t0``
+    also the ten longest, each with when it began (s after ``t0``)."""
     gaps = np.diff(np.asarray(times)) * 1e3 - tick_ms
     gaps = np.maximum(gaps, 0.0)
     if not len(gaps):
         return {"ticks": len(times), "longest_ms": None}
+    top = np.argsort(-gaps)[:10]
+    longest = [[round(times[i] - t0, 2), round(float(gaps[i]), 1)] for i in top] if t0 else None
     return {
         "ticks": len(times),
         "seconds": round(times[-1] - times[0], 2),
@@ -45,7 +48,22 @@ def _stalls(times: list[float], tick_ms: float) -> dict:
         "p99_ms": round(float(np.percentile(gaps, 99)), 1),
         "median_ms": round(float(np.median(gaps)), 2),
         "over_100ms": int((gaps > NOTICEABLE_MS).sum()),
+        **({"ten_longest_at_s_ms": longest} if longest else {}),
     }
+
+
+def _timed(calls: list, what: str, func, t0: list[float]):
+    """``func`` wrapped to record (what, start s after t0[0], ms) of each call."""
+
+    def wrapped(*a, **k):
+        start = time.perf_counter()
+        try:
+            return func(*a, **k)
+        finally:
+            end = time.perf_counter()
+            calls.append([what, round(start - t0[0], 2), round((end - start) * 1e3, 1)])
+
+    return wrapped
 
 
 def main() -> int:
@@ -100,6 +118,13 @@ def main() -> int:
     idle = _stalls(ticks, args.tick_ms)
     ticks.clear()
 
+    # what the GUI thread does for the widget, timed: where the stalls come from
+    calls: list = []
+    t_start = [time.perf_counter()]
+    widget.plots.draw = _timed(calls, "plots.draw", widget.plots.draw, t_start)
+    widget.plots.canvas.draw = _timed(calls, "canvas.draw", widget.plots.canvas.draw, t_start)
+    widget._show_preview = _timed(calls, "preview layer", widget._show_preview, t_start)
+    widget._start = _timed(calls, "start (layers to TIFF, job)", widget._start, t_start)
     work = Path(tempfile.mkdtemp())
     widget.layers.value = [layer]
     widget.config.value = "demo"
@@ -107,7 +132,7 @@ def main() -> int:
     widget.val_every.value = args.val_every
     widget.device.value = "cpu"
     widget.out.value = work / "out"
-    t0 = time.perf_counter()
+    t0 = t_start[0] = time.perf_counter()
     worker = widget.train()
     if worker is None:
         print(f"the widget refused to train: {widget.status.value}", file=sys.stderr)
@@ -115,7 +140,7 @@ def main() -> int:
     run_until(lambda: widget.busy == 0, 3600)
     seconds = time.perf_counter() - t0
     timer.stop()
-    training = _stalls(ticks, args.tick_ms)
+    training = _stalls(ticks, args.tick_ms, t0)
     h = widget.history
     payload = {
         "image": source,
@@ -130,6 +155,7 @@ def main() -> int:
         "idle": idle,
         "training": training,
         "status": widget.status.value,
+        "gui_calls_over_20ms": [c for c in calls if c[2] > 20],
     }
     path = write_result(args.name, payload)
     print(f"written: {path}")

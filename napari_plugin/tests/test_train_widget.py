@@ -84,6 +84,14 @@ def test_widget_trains_the_same_model_as_the_cli(
     assert any(status.startswith("step ") for _, status in ticks)
     assert widget.history.val_steps == [50, 100, 150, 200]
     assert widget.verdict.value.startswith("latent space: ")
+    # the plots hold the run's numbers: loss per logged step, KL per level per validation
+    h = widget.history
+    widget.plots.draw(h)
+    np.testing.assert_array_equal(widget.plots.loss.get_xdata(), h.steps)
+    np.testing.assert_array_equal(widget.plots.val_bpd.get_ydata(), h.val_bits_per_dim)
+    assert len(widget.plots.kl) == len(h.val_kl_per_level[0]) >= 2
+    for i, line in enumerate(widget.plots.kl):
+        np.testing.assert_array_equal(line.get_ydata(), [v[i] for v in h.val_kl_per_level])
     preview = viewer.layers[PREVIEW].data
     assert preview.shape == (32, 66)
     # the CLI on the same data (the sample image, written by the test), config and seed

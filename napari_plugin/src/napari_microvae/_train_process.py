@@ -46,6 +46,10 @@ def _watch_stdin(stop: threading.Event) -> None:
 
 
 def main() -> int:
+    if hasattr(os, "nice"):
+        # below the viewer's priority: on a machine whose cores training fills, the GUI
+        # thread still gets a core at once when it has work (benchmarks/gui_stall.py)
+        os.nice(5)
     # the frames go to the real stdout; anything printed goes to stderr instead
     frames = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
