@@ -721,7 +721,24 @@ def gui_stall_section(r: dict) -> str:
                 ["", "seconds", "longest stall ms", "p99 ms", "median ms", "stalls > 100 ms"],
                 rows,
             ),
+            _stall_causes(r.get("gui_calls_over_20ms", [])),
         ]
+    )
+
+
+def _stall_causes(calls: list) -> str:
+    """What the GUI thread did for the widget in its calls over 20 ms, longest per kind."""
+    if not calls:
+        return ""
+    longest: dict[str, float] = {}
+    for what, _, ms in calls:
+        longest[what] = max(longest.get(what, 0.0), ms)
+    parts = [f"{what} up to {ms:.0f} ms" for what, ms in sorted(longest.items())]
+    return (
+        f"The GUI thread's own work for the widget over 20 ms ({len(calls)} calls): "
+        + ", ".join(parts)
+        + "; the longest stalls fall at validations, where the plots are drawn again and the "
+        "preview layer is updated (the first time, added).\n"
     )
 
 
