@@ -155,6 +155,7 @@ def test_colour_by_labels_and_bad_input(make_napari_viewer, qtbot, model_path, e
         assert colour == latent.majority_label(labels[y : y + 32, x : x + 32])
     assert {"label 1", "label 2"} <= set(m.colours) and m.grouping == "labels"
     assert widget.select("hole", 99) is None and "no hole 99" in errors[-1]
+    assert widget.select("tile", len(m.coords)) is None and "no tile" in errors[-1]
 
 
 def test_a_model_that_cannot_generate_maps_without_sliders(

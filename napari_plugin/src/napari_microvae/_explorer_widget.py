@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from microvae import latent
 from microvae.latent import LatentMap, TileSet
 
-from ._widget_base import DEVICES, WorkerWidget, image_layers
+from ._widget_base import DEVICES, WorkerWidget, image_layers, optional_layers
 from ._work import PluginError, chosen_path
 
 __all__ = ["ExplorerWidget", "LatentScatter", "explorer_tiles"]
@@ -151,7 +151,8 @@ class ExplorerWidget(WorkerWidget):
         self.device = ComboBox(label="device", choices=DEVICES, value="auto")
         self.layers = Select(label="image layers", choices=lambda _: image_layers(self.viewer))
         self.labels_layer = ComboBox(
-            label="labels layer (optional)", choices=lambda _: self._labels_layers()
+            label="labels layer (optional)",
+            choices=lambda _: optional_layers(self.viewer, napari.layers.Labels),
         )
         self.colour_by = ComboBox(label="colour by", choices=COLOUR_CHOICES, value="source")
         self.n_clusters = SpinBox(label="k-means clusters", value=3, min=2, max=12)
@@ -196,11 +197,6 @@ class ExplorerWidget(WorkerWidget):
         self.channels: list[int] = []
         self._traversing, self._pending = False, False
 
-    def _labels_layers(self) -> list:
-        return [None] + [
-            layer for layer in self.viewer.layers if isinstance(layer, napari.layers.Labels)
-        ]
-
     # -- mapping --------------------------------------------------------------------------------
 
     def map(self, *_):
@@ -240,7 +236,7 @@ class ExplorerWidget(WorkerWidget):
             tiles = explorer_tiles(pairs, tile, max_tiles=n, planes=planes, labels=labels)
             return latent.map_latents(model, tiles, **kw)
 
-        worker = self._worker(work)
+        worker = self._worker(work, _progress={"desc": "microvae: mapping the latent space"})
         worker.returned.connect(lambda m: self._mapped(model, chosen, m))
         worker.finished.connect(lambda: setattr(self.map_button, "enabled", True))
         self.map_button.enabled = False
@@ -299,6 +295,8 @@ class ExplorerWidget(WorkerWidget):
                 raise PluginError("map the latent space first")
             if kind == "hole":
                 return self._select_hole(m, i)
+            if not 0 <= i < len(m.coords):
+                raise PluginError(f"no tile {i}: the map has {len(m.coords)}")
             return self._select_tile(m, i)
 
         return self._guard(start)

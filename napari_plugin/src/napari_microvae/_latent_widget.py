@@ -8,14 +8,10 @@ from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox, Label, PushButton
 
 from microvae import latent
 
-from ._widget_base import DEVICES, WorkerWidget, image_layers
+from ._widget_base import DEVICES, WorkerWidget, image_layers, optional_layers
 from ._work import PluginError, check_layer, chosen_path, interpolation, latent_tile
 
 __all__ = ["LatentWidget"]
-
-
-def _shapes_layers(viewer) -> list:
-    return [None] + [layer for layer in viewer.layers if isinstance(layer, napari.layers.Shapes)]
 
 
 class LatentWidget(WorkerWidget):
@@ -33,7 +29,8 @@ class LatentWidget(WorkerWidget):
         self.first = ComboBox(label="from image", choices=lambda _: image_layers(self.viewer))
         self.second = ComboBox(label="to image", choices=lambda _: image_layers(self.viewer))
         self.regions = ComboBox(
-            label="or 2 regions (shapes)", choices=lambda _: _shapes_layers(self.viewer)
+            label="or 2 regions (shapes)",
+            choices=lambda _: optional_layers(self.viewer, napari.layers.Shapes),
         )
         self.steps = SpinBox(label="steps", value=8, min=2, max=64)
         self.interpolate_button = PushButton(text="Interpolate")

@@ -16,7 +16,7 @@ from microvae.errors import MicrovaeError
 
 from ._work import PluginError, check_layer, load
 
-__all__ = ["DEVICES", "ModelCache", "WorkerWidget", "image_layers"]
+__all__ = ["DEVICES", "ModelCache", "WorkerWidget", "image_layers", "optional_layers"]
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
@@ -24,6 +24,12 @@ DEVICES = ["auto", "cpu", "cuda", "mps"]
 def image_layers(viewer: napari.viewer.Viewer) -> list:
     """The viewer's image layers, as choices for a combo box."""
     return [layer for layer in viewer.layers if isinstance(layer, napari.layers.Image)]
+
+
+def optional_layers(viewer: napari.viewer.Viewer, kind: type) -> list:
+    """None and the viewer's layers of ``kind`` (e.g. ``napari.layers.Labels``), as choices
+    for a combo box whose choice may be left empty."""
+    return [None] + [layer for layer in viewer.layers if isinstance(layer, kind)]
 
 
 class ModelCache:
