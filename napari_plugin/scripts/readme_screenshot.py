@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT.parent / "shared" / "data" / "real"
 IMAGE = REAL / "hela-cells_mito_ch1.tif"
@@ -40,16 +42,20 @@ class Session:
     """The Qt application, the model files and the output folder of one run of the script."""
 
     def __init__(self, args):
-        from qtpy.QtWidgets import QApplication
-
         import microvae
 
         self.args = args
-        self.app = QApplication.instance()
         rec = microvae.read_image(args.image)
         self.image, self.px = rec.data, rec.pixel_size.get("X", 1.0)
         self.model = args.model
         self.baseline: Path | None = None
+
+    @property
+    def app(self):
+        """napari's Qt application (made with the first viewer)."""
+        from qtpy.QtWidgets import QApplication
+
+        return QApplication.instance()
 
     def wait(self, done, timeout_s: float = 1800) -> None:
         end = time.monotonic() + timeout_s
@@ -66,6 +72,24 @@ class Session:
         viewer.window.resize(width, height)
         return viewer
 
+    def dock(self, viewer, widget, name: str, width: int) -> None:
+        """Dock ``widget`` at ``width`` pixels (magicgui's long labels make docks wide)."""
+        from qtpy.QtCore import Qt
+
+        dock = viewer.window.add_dock_widget(widget, name=name)
+        viewer.window._qt_window.resizeDocks([dock], [width], Qt.Horizontal)
+
+    def frame(self, viewer, layers: list, margin: float = 0.05) -> None:
+        """Fit the view to the 2D extent of ``layers`` together."""
+        lo = np.min([la.extent.world[0][-2:] for la in layers], axis=0)
+        hi = np.max([la.extent.world[1][-2:] for la in layers], axis=0)
+        canvas_h, canvas_w = viewer.canvas.size
+        size = np.maximum(hi - lo, 1e-9) * (1 + 2 * margin)
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+        centre = (lo + hi) / 2
+        camera.center = (0.0, float(centre[0]), float(centre[1]))
+        camera.zoom = float(min(canvas_h / size[0], canvas_w / size[1]))
+
     def hela(self, viewer, name: str = "HeLa mitochondria"):
         return viewer.add_image(self.image, name=name, scale=(self.px, self.px))
 
@@ -76,7 +100,7 @@ class Session:
 
         crop, px = self.args.crop, self.px
         rows, cols = detail_crop(self.image, crop)
-        camera = viewer.camera
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
         canvas_h, canvas_w = viewer.canvas.size
         cell_w = canvas_w / cells
         zoom = cell_w / (crop * px)
@@ -123,10 +147,10 @@ def shot_reconstruct(s: Session) -> None:
 def shot_train(s: Session) -> None:
     from napari_microvae._train_widget import TrainWidget
 
-    viewer = s.viewer(1500, 1000)
+    viewer = s.viewer(1600, 1150)
     layer = s.hela(viewer)
     widget = TrainWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="microvae: Train")
+    s.dock(viewer, widget, "microvae: Train", 560)
     widget.layers.value = [layer]
     widget.config.value = "demo"
     widget.likelihood.value = "gaussian"  # the baseline that blurs, for Compare
@@ -139,9 +163,10 @@ def shot_train(s: Session) -> None:
         raise RuntimeError(f"the Train widget refused: {widget.status.value}")
     s.wait(lambda: widget.busy == 0)
     s.baseline = widget.model_written
-    viewer.layers.selection.active = viewer.layers[-1]
+    preview = viewer.layers[-1]
+    viewer.layers.selection.active = preview
     viewer.layers["HeLa mitochondria"].visible = False
-    viewer.reset_view()
+    s.frame(viewer, [preview])
     s.shoot(viewer, "napari_train.png")
     viewer.close()
 
@@ -151,16 +176,17 @@ def shot_compare(s: Session) -> None:
 
     if s.baseline is None:
         raise RuntimeError("compare needs the baseline the train shot makes: run it too")
-    viewer = s.viewer(1600, 900)
+    viewer = s.viewer(1800, 800)
     layer = s.hela(viewer)
     widget = CompareWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="microvae: Compare models")
+    s.dock(viewer, widget, "microvae: Compare models", 620)
     widget.layer.value = layer
     widget.model_files.value = [s.model, s.baseline]
     widget.device.value = "auto"
     if widget.run() is None:
         raise RuntimeError(f"the Compare widget refused: {widget.status.value}")
     s.wait(lambda: widget.busy == 0)
+    viewer.canvas.grid.shape = (1, 3)  # original, demo, baseline in a row
     s.zoom(viewer, 3)
     s.shoot(viewer, "napari_compare.png")
     viewer.close()
@@ -171,7 +197,7 @@ def shot_latent(s: Session) -> None:
 
     viewer = s.viewer(1400, 800)
     widget = LatentWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="microvae: Latent space")
+    s.dock(viewer, widget, "microvae: Latent space", 420)
     widget.model_file.value = s.model
     widget.device.value = "auto"
     widget.n_samples.value = 8
@@ -179,7 +205,7 @@ def shot_latent(s: Session) -> None:
     s.wait(lambda: widget.busy == 0)
     widget.samples()
     s.wait(lambda: widget.busy == 0)
-    viewer.grid.enabled = True
+    viewer.canvas.grid.enabled = True
     viewer.reset_view()
     s.shoot(viewer, "napari_latent.png")
     viewer.close()
@@ -189,13 +215,13 @@ def shot_explorer(s: Session) -> None:
     import microvae
     from napari_microvae._explorer_widget import ExplorerWidget
 
-    viewer = s.viewer(1600, 1000)
+    viewer = s.viewer(1700, 1150)
     hela = s.hela(viewer, "HeLa")
     layers = [hela]
     if YEAST.is_file():
         layers.append(viewer.add_image(microvae.read_image(YEAST).data, name="yeast"))
     widget = ExplorerWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="microvae: Latent explorer")
+    s.dock(viewer, widget, "microvae: Latent explorer", 620)
     widget.model_file.value = s.model
     widget.device.value = "auto"
     widget.layers.value = layers
@@ -215,8 +241,9 @@ def shot_explorer(s: Session) -> None:
         s.wait(lambda: widget.busy == 0)
     for layer in layers[1:]:
         layer.visible = False
-    viewer.dims.current_step = (0,) * viewer.dims.ndim
-    viewer.reset_view()
+    from napari_microvae._explorer_widget import SELECTED, TRAVERSAL
+
+    s.frame(viewer, [hela, viewer.layers[SELECTED], viewer.layers[TRAVERSAL]])
     s.shoot(viewer, "napari_explorer.png")
     print(widget.status.value)
     print(widget.point_info.value)
@@ -267,10 +294,6 @@ def main() -> int:
         cmd += ["--set", f"train.max_steps={args.steps}", "--set", "data.num_workers=0"]
         subprocess.run(cmd, check=True)
         args.model = run / "model.pt"
-    import napari  # noqa: F401  (its Qt application)
-    from qtpy.QtWidgets import QApplication
-
-    QApplication.instance() or QApplication([])
     session = Session(args)
     shots = {
         "reconstruct": shot_reconstruct,

@@ -80,6 +80,13 @@ def test_map_click_a_tile_see_it_and_move_its_channels(
     tile = m.tiles.tiles[j]
     np.testing.assert_array_equal(viewer.layers[SELECTED].data, tile)
     np.testing.assert_array_equal(viewer.layers[RECONSTRUCTION].data, model.reconstruct(tile))
+    # beside the tile's layer, at its scale, left to right; not offered as layers to map
+    src = viewer.layers[m.tiles.sources[j]]
+    right = src.translate[-1] + 128 * 0.05
+    xs = [viewer.layers[n].translate[-1] for n in (SELECTED, RECONSTRUCTION, TRAVERSAL)]
+    assert right < xs[0] < xs[1] < xs[2]
+    assert tuple(viewer.layers[SELECTED].scale) == (0.05, 0.05)
+    assert [la.name for la in widget.layers.choices] == ["a", "b"]
     k, y, x = m.tiles.positions[j]
     (box,) = viewer.layers[BOX].data
     np.testing.assert_allclose(box.min(0), [y, x])

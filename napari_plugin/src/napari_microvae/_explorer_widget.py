@@ -40,6 +40,7 @@ RECONSTRUCTION = "explorer: reconstruction"
 TRAVERSAL = "explorer: traversal"
 HOLES = "explorer: holes (decoded)"
 BOX = "explorer: selection"
+SLOTS = {SELECTED: 0, RECONSTRUCTION: 1, TRAVERSAL: 2, HOLES: 3}  # left to right
 N_SLIDERS = 4  # traversal sliders: the channels with most KL
 SLIDER_RANGE = 3.0  # prior standard deviations either way
 PICK_RADIUS_PX = 12  # a click this close to a point picks it
@@ -149,7 +150,7 @@ class ExplorerWidget(WorkerWidget):
         self.viewer = napari_viewer
         self.model_file = FileEdit(label="model", mode="r", filter="*.pt *.zip")
         self.device = ComboBox(label="device", choices=DEVICES, value="auto")
-        self.layers = Select(label="image layers", choices=lambda _: image_layers(self.viewer))
+        self.layers = Select(label="image layers", choices=lambda _: self._image_layers())
         self.labels_layer = ComboBox(
             label="labels layer (optional)",
             choices=lambda _: optional_layers(self.viewer, napari.layers.Labels),
@@ -192,10 +193,15 @@ class ExplorerWidget(WorkerWidget):
         self.latent_map: LatentMap | None = None
         self.model = None
         self.layer_of: dict[str, object] = {}  # tile source -> its image layer
+        self.anchor = None  # the layer the explorer's layers stand beside: the tile's
         self.selected: tuple[str, int] | None = None
         self.base: np.ndarray | None = None  # the flat top latent the sliders move from
         self.channels: list[int] = []
         self._traversing, self._pending = False, False
+
+    def _image_layers(self) -> list:
+        """The image layers to map: not the explorer's own."""
+        return [la for la in image_layers(self.viewer) if la.name not in SLOTS]
 
     # -- mapping --------------------------------------------------------------------------------
 
@@ -246,10 +252,11 @@ class ExplorerWidget(WorkerWidget):
     def _mapped(self, model, layers: list, m: LatentMap) -> None:
         self.model, self.latent_map = model, m
         self.layer_of = {layer.name: layer for layer in layers}
+        self.anchor = layers[0]
         self.selected, self.base = None, None
         self.scatter.draw(m)
         if m.hole_images is not None:
-            self._show(HOLES, m.hole_images, layers[0])
+            self._show(HOLES, m.hole_images)
         elif HOLES in self.viewer.layers:  # an earlier map's holes are not this one's
             self.viewer.layers.remove(HOLES)
         self.channels = m.informative_channels(N_SLIDERS)
@@ -308,14 +315,15 @@ class ExplorerWidget(WorkerWidget):
         self.selected, self.base = ("tile", i), m.flat[i]
         self.scatter.draw(m, self.selected)
         self._frame(layer, int(plane), int(y), int(x), tile.shape[0])
-        self._show(SELECTED, tile, layer, slot=0)
+        self.anchor = layer
+        self._show(SELECTED, tile)
         self.point_info.value = (
             f"tile {i}: {source}, plane {plane}, rows {y}-{y + tile.shape[0]}, "
             f"columns {x}-{x + tile.shape[1]} ({m.colours[i]})"
         )
         model = self.model
         worker = self._worker(lambda: model.reconstruct(tile))
-        worker.returned.connect(lambda rec: self._show(RECONSTRUCTION, rec, layer, slot=1))
+        worker.returned.connect(lambda rec: self._show(RECONSTRUCTION, rec))
         self._start_worker(worker)
         self.traverse()
         return worker
@@ -324,10 +332,9 @@ class ExplorerWidget(WorkerWidget):
         if not 0 <= i < len(m.holes):
             raise PluginError(f"no hole {i}: the map has {len(m.holes)}")
         h = m.holes[i]
-        layer = next(iter(self.layer_of.values()))
         self.selected, self.base = ("hole", i), h.point
         self.scatter.draw(m, self.selected)
-        self._show(SELECTED, m.hole_images[i], layer, slot=0)
+        self._show(SELECTED, m.hole_images[i])
         if RECONSTRUCTION in self.viewer.layers:  # a hole has no input to reconstruct
             self.viewer.layers.remove(RECONSTRUCTION)
         self.point_info.value = (
@@ -382,9 +389,8 @@ class ExplorerWidget(WorkerWidget):
             self._pending = True
             return None
         model, offsets, base = self.model, self.offsets(), self.base
-        layer = next(iter(self.layer_of.values()))
         worker = self._worker(lambda: latent.move_channels(model, offsets, z_top=base))
-        worker.returned.connect(lambda img: self._show(TRAVERSAL, img, layer, slot=2))
+        worker.returned.connect(lambda img: self._show(TRAVERSAL, img))
         worker.finished.connect(self._traversed)
         self._traversing = True
         return self._start_worker(worker)
@@ -397,31 +403,29 @@ class ExplorerWidget(WorkerWidget):
 
     # -- layers ---------------------------------------------------------------------------------
 
-    def _show(self, name: str, data: np.ndarray, like, slot: int = 3) -> None:
-        """Put ``data`` in layer ``name`` (replaced in place), to the right of the mapped
-        layers at ``slot`` (selected, reconstruction, traversal, holes), at their scale."""
-        t = self.model.default_tile() if self.model is not None else data.shape[-1]
-        right = max(
-            float(la.translate[-1] + la.data.shape[-1] * la.scale[-1])
-            for la in self.layer_of.values()
-        )
+    def _place(self, layer, slot: int) -> None:
+        """Stand ``layer`` at ``slot`` to the right of the anchor layer, at its scale."""
+        like = self.anchor
+        t = self.model.default_tile() if self.model is not None else layer.data.shape[-1]
+        right = float(like.translate[-1] + like.data.shape[-1] * like.scale[-1])
         sx = float(like.scale[-1])
-        lead = (0.0,) * (data.ndim - 2)  # the holes' stack: one per plane of a slider
-        translate = (
-            *lead,
+        lead = layer.data.ndim - 2  # the holes' stack: one per plane of a slider
+        layer.scale = (*(1.0,) * lead, *like.scale[-2:])
+        layer.translate = (
+            *(0.0,) * lead,
             float(like.translate[-2]),
             right + sx * (t // 4 + slot * (t + t // 8)),
         )
-        scale = (*(1.0 for _ in lead), *like.scale[-2:])
+
+    def _show(self, name: str, data: np.ndarray) -> None:
+        """Put ``data`` in the explorer's layer ``name`` (replaced in place), every explorer
+        layer standing in its slot beside the anchor layer (that of the selected tile)."""
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = data
             layer.reset_contrast_limits()
         else:
-            self.viewer.add_image(
-                data,
-                name=name,
-                scale=scale,
-                translate=translate,
-                colormap=like.colormap.name,
-            )
+            self.viewer.add_image(data, name=name, colormap=self.anchor.colormap.name)
+        for other, slot in SLOTS.items():
+            if other in self.viewer.layers:
+                self._place(self.viewer.layers[other], slot)
