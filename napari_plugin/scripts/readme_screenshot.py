@@ -241,9 +241,9 @@ def shot_explorer(s: Session) -> None:
         s.wait(lambda: widget.busy == 0)
     for layer in layers[1:]:
         layer.visible = False
-    from napari_microvae._explorer_widget import SELECTED, TRAVERSAL
+    from napari_microvae._explorer_widget import SLOTS
 
-    s.frame(viewer, [hela, viewer.layers[SELECTED], viewer.layers[TRAVERSAL]])
+    s.frame(viewer, [hela] + [viewer.layers[n] for n in SLOTS if n in viewer.layers])
     s.shoot(viewer, "napari_explorer.png")
     print(widget.status.value)
     print(widget.point_info.value)

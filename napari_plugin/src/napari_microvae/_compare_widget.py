@@ -246,6 +246,7 @@ class CompareWidget(WorkerWidget):
             head += "; noise split: the plane under the sliders"
         self.whole_label.value = head + (")" if planes > 1 else "")
         self.whole.value = _table_rows([r.name for r in results], [r.metrics for r in results])
+        self.whole.native.resizeColumnsToContents()
         self.view_button.enabled = True
         self.status.value = f"done: {len(results)} models beside {layer.name}"
 
@@ -288,3 +289,4 @@ class CompareWidget(WorkerWidget):
     def _view_done(self, where: str, out: list) -> None:
         self.view_label.value = where
         self.view.value = _table_rows([n for n, _ in out], [v for _, v in out])
+        self.view.native.resizeColumnsToContents()

@@ -187,6 +187,7 @@ class ExplorerWidget(WorkerWidget):
         self.native.layout().addWidget(self.scatter.canvas)
         for w in (self.point_info, self.sliders, self.reset_button):
             self.append(w)
+        self.point_info.native.setWordWrap(True)
         self.scatter.canvas.mpl_connect("button_press_event", self._clicked)
         self.map_button.changed.connect(self.map)
         self.reset_button.changed.connect(self.reset_sliders)

@@ -108,7 +108,10 @@ class TrainWidget(WorkerWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self.viewer = napari_viewer
         configs = config_choices()
-        self.layers = Select(label="image layers", choices=lambda _: image_layers(self.viewer))
+        self.layers = Select(
+            label="image layers",  # not the preview: it shows training, it is not data
+            choices=lambda _: [la for la in image_layers(self.viewer) if la.name != PREVIEW],
+        )
         self.folder = FileEdit(label="or a folder of TIFFs", mode="d")
         self.config = ComboBox(label="config", choices=list(configs) or [""])
         self.config_file = FileEdit(label="or a config file", mode="r", filter="*.yaml")

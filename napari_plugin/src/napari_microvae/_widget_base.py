@@ -8,7 +8,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import Container
+from magicgui.widgets import Container, Label
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
@@ -57,6 +57,9 @@ class WorkerWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer, widgets: list):
         self.viewer = viewer
         super().__init__(widgets=widgets)
+        for w in widgets:  # long messages wrap, not widen the dock past the viewer's canvas
+            if isinstance(w, Label):
+                w.native.setWordWrap(True)
         self.models = ModelCache()
         self.busy = 0  # workers started and not yet finished
         # combo boxes list the layers there are now
