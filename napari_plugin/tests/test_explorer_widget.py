@@ -120,6 +120,18 @@ def test_map_click_a_tile_see_it_and_move_its_channels(
     assert RECONSTRUCTION not in viewer.layers
     assert "between a and b" in widget.point_info.value
     assert not errors, errors
+    # mapped again (one layer): the earlier selection goes, the holes are the new map's
+    widget.layers.value = [a]
+    assert widget.map() is not None
+    qtbot.waitUntil(lambda: widget.busy == 0, timeout=WAIT_MS)
+    assert not errors, errors
+    assert not {SELECTED, RECONSTRUCTION, TRAVERSAL, BOX} & {la.name for la in viewer.layers}
+    m2 = widget.latent_map  # one layer is one group: the holes are between k-means clusters
+    assert m2.grouping == "k-means clusters (3)" and set(m2.tiles.sources) == {"a"}
+    if m2.hole_images is not None:
+        np.testing.assert_array_equal(viewer.layers[HOLES].data, m2.hole_images)
+    else:
+        assert HOLES not in viewer.layers
 
 
 def test_colour_by_labels_and_bad_input(make_napari_viewer, qtbot, model_path, errors):

@@ -256,10 +256,11 @@ class ExplorerWidget(WorkerWidget):
         self.anchor = layers[0]
         self.selected, self.base = None, None
         self.scatter.draw(m)
+        for stale in (*SLOTS, BOX):  # an earlier map's selection and holes are not this one's
+            if stale in self.viewer.layers:
+                self.viewer.layers.remove(stale)
         if m.hole_images is not None:
             self._show(HOLES, m.hole_images)
-        elif HOLES in self.viewer.layers:  # an earlier map's holes are not this one's
-            self.viewer.layers.remove(HOLES)
         self.channels = m.informative_channels(N_SLIDERS)
         self._build_sliders()
         lines = [f"{len(m.coords)} tiles; holes between {m.grouping}: {len(m.holes)}"]
