@@ -85,10 +85,16 @@ class Session:
         hi = np.max([la.extent.world[1][-2:] for la in layers], axis=0)
         canvas_h, canvas_w = viewer.canvas.size
         size = np.maximum(hi - lo, 1e-9) * (1 + 2 * margin)
-        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
         centre = (lo + hi) / 2
-        camera.center = (0.0, float(centre[0]), float(centre[1]))
-        camera.zoom = float(min(canvas_h / size[0], canvas_w / size[1]))
+        zoom = min(canvas_h / size[0], canvas_w / size[1])
+        self.look(viewer, (float(centre[0]), float(centre[1])), float(zoom))
+
+    @staticmethod
+    def look(viewer, centre_yx: tuple[float, float], zoom: float) -> None:
+        """Centre the 2D view on ``centre_yx`` (world units) at ``zoom``."""
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+        camera.center = (0.0, *centre_yx)
+        camera.zoom = zoom
 
     def hela(self, viewer, name: str = "HeLa mitochondria"):
         return viewer.add_image(self.image, name=name, scale=(self.px, self.px))
@@ -100,7 +106,6 @@ class Session:
 
         crop, px = self.args.crop, self.px
         rows, cols = detail_crop(self.image, crop)
-        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
         canvas_h, canvas_w = viewer.canvas.size
         cell_w = canvas_w / cells
         zoom = cell_w / (crop * px)
@@ -108,8 +113,7 @@ class Session:
         h, w = self.image.shape
         cy = min(max((rows.start + rows.stop) / 2, half_h), max(h - half_h, half_h))
         cx = min(max((cols.start + cols.stop) / 2, half_w), max(w - half_w, half_w))
-        camera.center = (0.0, cy * px, cx * px)
-        camera.zoom = zoom
+        self.look(viewer, (cy * px, cx * px), zoom)
 
     def shoot(self, viewer, name: str) -> Path:
         for w in self.app.allWidgets():  # napari's start-up toasts would cover the view
