@@ -82,6 +82,7 @@ def format_diagnostics(d: dict) -> str:
     verdict = d.get("verdict")
     reasons = "; ".join(d.get("reasons") or [])
     lines.append(f"verdict: {verdict}" + (f" ({reasons})" if reasons else ""))
+    lines.extend(f"note: {n}" for n in d.get("notes") or [])
     if "active_units" in d:
         lines.append(
             f"active latent channels: {d['active_units']}/{d['total_units']} "

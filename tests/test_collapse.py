@@ -48,6 +48,33 @@ def test_a_level_without_information_is_partly_collapsed():
     assert "the level at 1/4 has no active channel" in report.summary()
 
 
+def test_an_unused_full_resolution_level_is_a_note_not_collapse():
+    # cpu.yaml's shape: a ladder with an optional level at full resolution, which a model
+    # whose likelihood models pixel-scale detail leaves unused
+    torch.manual_seed(0)
+    vae = build_vae(
+        ModelConfig(skip_mode="ladder", full_resolution_latent=2, **SMALL),
+        LikelihoodConfig(name="laplace"),
+        bit_depth=8,
+    )
+    _posterior_equals_prior(vae.td[-1].posterior)  # the full-resolution level: q = p
+    report = collapse_report(vae, _batches())
+    assert report.level_scales == [4, 2, 1] and report.active[-1] == [False, False]
+    assert report.verdict == "healthy", report.summary()
+    assert report.reasons == []
+    assert report.notes == [
+        "the full-resolution level is unused: the likelihood models pixel-scale detail "
+        "itself; the level can be removed (model.full_resolution_latent: 0)"
+    ]
+    assert "note: the full-resolution level is unused" in report.summary()
+    assert report.to_dict()["notes"] == report.notes
+    # the same model with its top level unused as well: that level is partial collapse
+    _posterior_equals_prior(vae.td[0].posterior)
+    report = collapse_report(vae, _batches())
+    assert report.verdict == "partly collapsed"
+    assert report.reasons == ["the level at 1/4 has no active channel"]
+
+
 def test_deterministic_unet_with_an_unused_latent_is_collapsed():
     vae = _vae("deterministic")
     _posterior_equals_prior(vae.posterior)

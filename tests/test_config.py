@@ -113,3 +113,24 @@ def test_bad_files(tmp_path):
     typo.write_text("train:\n  max_step: 10\n")
     with pytest.raises(ConfigError, match=r"typo.yaml: train.max_step: unknown key"):
         load_config(typo)
+
+
+def test_a_misspelt_key_in_the_file_is_the_files_not_the_set_flags(tmp_path):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("data:\n  tile_sise: 64\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(typo, ["train.lr=1e-3", "train.max_steps=5"])
+    assert str(info.value) == "typo.yaml: data.tile_sise: unknown key; did you mean data.tile_size?"
+
+
+def test_a_misspelt_set_key_names_its_flag_and_the_closest_key():
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIGS / "demo.yaml", ["objective.bta=0.5", "train.lr=1e-3"])
+    assert str(info.value) == (
+        "--set objective.bta=0.5: objective.bta: unknown key; did you mean objective.beta?"
+    )
+    with pytest.raises(ConfigError, match=r"--set dta\.tile_size=32: dta: unknown key; did you "):
+        load_config(CONFIGS / "demo.yaml", ["dta.tile_size=32"])
+    # nothing close: the spelling hint, no guess
+    with pytest.raises(ConfigError, match=r"train\.zzz: unknown key \(check the spelling"):
+        load_config(CONFIGS / "demo.yaml", ["train.zzz=1"])

@@ -7,7 +7,9 @@ import pickle
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
+import tifffile
 import torch
 
 from microvae.cli.main import main
@@ -214,6 +216,16 @@ def test_foreign_damaged_and_missing_model_files(tmp_path, data_dir, tiny):
         load_model(foreign)
     with pytest.raises(ModelFileError, match="model file not found"):
         load_model(tmp_path / "none.pt")
+    # an image where the model goes is named for what it is, not called unsafe
+    image = tmp_path / "image.tif"
+    tifffile.imwrite(image, np.zeros((8, 8), np.uint16))
+    png = tmp_path / "image.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    for path, kind in ((image, "a TIFF image"), (png, "a PNG image"), (tmp_path, "a folder")):
+        with pytest.raises(ModelFileError) as info:
+            load_model(path)
+        assert str(info.value).startswith(f"{path.name}: {kind}, not a microvae model; MODEL ")
+        assert "pickled" not in str(info.value)
     run, _ = fit(
         CONFIGS / "demo.yaml", _inputs(data_dir), tmp_path / "run", overrides=tiny, progress=False
     )

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import MicrovaeError
 from ..io.atomic import atomic_path
+from ..io.files import file_kind
 
 __all__ = ["ModelFileError", "FORMAT", "FORMAT_VERSION", "save_model_file", "read_model_file"]
 
@@ -114,10 +115,19 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
 
     if is_bioimageio_package(path):
         return read_package(path)
-    if not path.is_file():
+    if path.is_dir() and (path / "model.pt").is_file():
+        raise ModelFileError(f"{path}: a run folder; pass the model file in it, {path}/model.pt")
+    if not path.is_file() and not path.exists():
         raise ModelFileError(f"{path}: model file not found; pass RUN_DIR/model.pt")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise ModelFileError(f"{name}: file is empty (0 bytes); it was not written completely")
+    kind = file_kind(path)
+    if kind not in ("a torch file", "a pickle", "a damaged zip archive"):
+        # an image or another file where the model goes: say what it is, not "unsafe"
+        raise ModelFileError(
+            f"{name}: {kind}, not a microvae model; MODEL takes a model file (RUN_DIR/model.pt "
+            "or an exported bioimage.io .zip), images go to the INPUT arguments after it"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for objects, RuntimeError/EOFError for damage

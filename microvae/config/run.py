@@ -6,6 +6,7 @@ key (``model.levels: ...``). ``--set key.sub=value`` overrides are parsed as YAM
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -120,13 +121,35 @@ class RunConfig(BaseModel):
         return d
 
 
-def _format_validation(exc: ValidationError, source: str) -> str:
-    lines = []
+def _fields_at(loc: tuple) -> list[str]:
+    """The valid keys of the config section at ``loc`` (("data",) -> DataConfig's fields; ()
+    -> the sections); empty where ``loc`` is not a section."""
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [k for k in model.model_fields if k != "tile_size" or model is not ModelConfig]
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """ "; did you mean data.tile_size?" for a misspelt key at ``loc``, or ""."""
+    close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1, cutoff=0.6)
+    return f"; did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?" if close else ""
+
+
+def _format_validation(exc: ValidationError, source: str, overridden: dict[tuple, str]) -> str:
+    """One line: each error with its key, grouped by where the key came from (``source``, the
+    file, or the ``--set`` item in ``overridden``, by key path)."""
+    by_origin: dict[str, list[str]] = {}
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see configs/ for the keys)"
+            msg = "unknown key" + (_did_you_mean(loc) or " (check the spelling; see configs/)")
         got = (
             f" (got {err['input']!r})"
             if "input" in err
@@ -134,15 +157,26 @@ def _format_validation(exc: ValidationError, source: str) -> str:
             and not isinstance(err["input"], dict)
             else ""
         )
-        lines.append(f"{key}: {msg}{got}")
-    return f"{source}: " + "; ".join(lines)
+        # the --set item that gave this key (or a section above it); a check over a whole
+        # section that --set items changed names the file and those items
+        # model.tile_size is data.tile_size's copy: its checks are data.tile_size's
+        at = ("data", "tile_size") if loc == ("model",) and "data.tile_size" in msg else loc
+        origin = next(
+            (f"--set {item}" for path, item in overridden.items() if at[: len(path)] == path),
+            None,
+        )
+        if origin is None:
+            inside = [item for path, item in overridden.items() if path[: len(at)] == at]
+            origin = f"{source} with --set {', '.join(inside)}" if inside else source
+        by_origin.setdefault(origin, []).append(f"{key}: {msg}{got}")
+    return "; ".join(f"{origin}: " + "; ".join(lines) for origin, lines in by_origin.items())
 
 
-def _validate(data: dict, source: str) -> RunConfig:
+def _validate(data: dict, source: str, overridden: dict[tuple, str] | None = None) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, source)) from None
+        raise ConfigError(_format_validation(exc, source, overridden or {})) from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -191,10 +225,13 @@ def load_config(
             raise ConfigError(
                 f"{name}: expected sections (data, model, ...), got {type(data).__name__}"
             )
+    overridden = {}
+    for item in overrides:  # each key path -> the --set item that gave it, for messages
+        key = item.split("=", 1)[0].strip()
+        overridden[tuple(key.split("."))] = item
     if overrides:
         data = apply_overrides(data, list(overrides))
-        name += " with --set"
-    return _validate(data, name)
+    return _validate(data, name, overridden)
 
 
 def _config_folders() -> list[Path]:

@@ -20,6 +20,11 @@ The verdict:
 - ``partly collapsed``: a latent level without any active unit, or under a quarter of all
   latent channels active;
 - ``healthy``: otherwise.
+
+A ladder's optional level at full resolution (``model.full_resolution_latent``) that carries
+nothing is not collapse: the likelihood then models pixel-scale detail itself, and the other
+levels carry the image. It is said as a note ("the full-resolution level is unused ..."), left
+out of the active share, and the verdict is taken on the other levels.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class CollapseReport:
     level_scales: list[int] = field(default_factory=list)  # image side / latent map side
     verdict: str = ""
     reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth saying, not a failure
 
     @property
     def active_units(self) -> int:
@@ -67,16 +73,18 @@ class CollapseReport:
         """One line: verdict and why, then active units, KL per level, sensitivity."""
         kl = ", ".join(f"{v:.3g}" for v in self.kl_per_level)
         head = f"{self.verdict} ({'; '.join(self.reasons)})" if self.reasons else self.verdict
+        notes = "".join(f"; note: {n}" for n in self.notes)
         return (
             f"{head}: {self.active_units}/{self.total_units} latent channels carry KL "
             f"(> {self.threshold} nats where used), KL per level [{kl}] nats/image, "
-            f"sensitivity {self.sensitivity:.3g}"
+            f"sensitivity {self.sensitivity:.3g}{notes}"
         )
 
     def to_dict(self) -> dict:
         return {
             "verdict": self.verdict,
             "reasons": self.reasons,
+            "notes": self.notes,
             "active_units": self.active_units,
             "total_units": self.total_units,
             "threshold_nats": self.threshold,
@@ -103,24 +111,47 @@ def _level_name(report: CollapseReport, i: int) -> str:
     return "the level at full resolution" if s == 1 else f"the level at 1/{s}"
 
 
-def _verdict(report: CollapseReport) -> tuple[str, list[str]]:
+UNUSED_FULL_RESOLUTION = (
+    "the full-resolution level is unused: the likelihood models pixel-scale detail itself; "
+    "the level can be removed (model.full_resolution_latent: 0)"
+)
+
+
+def _optional_unused(report: CollapseReport) -> list[int]:
+    """Levels that are optional and carry nothing: a ladder's full-resolution level (scale
+    1, below other levels) without an active channel."""
+    scales = report.level_scales
+    if len(report.active) < 2 or len(scales) != len(report.active):
+        return []
+    return [i for i, a in enumerate(report.active) if scales[i] == 1 and not any(a)]
+
+
+def _verdict(report: CollapseReport) -> tuple[str, list[str], list[str]]:
+    """(verdict, reasons, notes)."""
     active = report.active_units
     if active == 0:
-        return "collapsed", ["no latent channel carries information"]
+        return "collapsed", ["no latent channel carries information"], []
     if report.sensitivity < SENSITIVITY_FLOOR:
-        return "collapsed", [
-            f"the decoder ignores z: replacing z by prior noise changes the reconstruction by "
-            f"{report.sensitivity:.2g} < {SENSITIVITY_FLOOR}, although {active} latent "
-            f"channel(s) carry KL"
-        ]
+        return (
+            "collapsed",
+            [
+                f"the decoder ignores z: replacing z by prior noise changes the reconstruction by "
+                f"{report.sensitivity:.2g} < {SENSITIVITY_FLOOR}, although {active} latent "
+                f"channel(s) carry KL"
+            ],
+            [],
+        )
+    optional = _optional_unused(report)
+    notes = [UNUSED_FULL_RESOLUTION] if optional else []
     reasons = [
         f"{_level_name(report, i)} has no active channel"
         for i, a in enumerate(report.active)
-        if not any(a)
+        if not any(a) and i not in optional
     ]
-    if active < ACTIVE_SHARE_FLOOR * report.total_units:
-        reasons.append(f"only {active} of {report.total_units} latent channels active")
-    return ("partly collapsed", reasons) if reasons else ("healthy", [])
+    total = sum(len(a) for i, a in enumerate(report.active) if i not in optional)
+    if active < ACTIVE_SHARE_FLOOR * total:
+        reasons.append(f"only {active} of {total} latent channels active")
+    return ("partly collapsed" if reasons else "healthy"), reasons, notes
 
 
 def _used(kl: Tensor) -> list[float]:
@@ -201,5 +232,5 @@ def collapse_report(
             [c / n_pixels for c in level_change] if n_levels > 1 else [change / n_pixels]
         ),
     )
-    report.verdict, report.reasons = _verdict(report)
+    report.verdict, report.reasons, report.notes = _verdict(report)
     return report

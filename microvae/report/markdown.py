@@ -161,8 +161,9 @@ def write_report(result, model: TrainedModel) -> Path:
     parts.append(_figure(out, result.figures.get("frc"), "Fourier ring correlation curves."))
     parts.append("## Latent space use (posterior collapse)\n")
     reasons = "; ".join(d.get("reasons") or [])
+    notes = "".join(f" Note: {n}." for n in d.get("notes") or [])
     parts.append(
-        f"Verdict: **{d.get('verdict')}**{f' ({reasons})' if reasons else ''}, on "
+        f"Verdict: **{d.get('verdict')}**{f' ({reasons})' if reasons else ''}.{notes} Measured on "
         f"{d.get('n_tiles')} tiles. Active latent channels (KL where used, the mean over "
         f"their top decile of elements, > {d.get('threshold_nats')} nats): "
         f"{d.get('active_units')} of {d.get('total_units')}. Sensitivity of the reconstruction "
