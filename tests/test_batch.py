@@ -231,3 +231,44 @@ def test_metrics_by_strips_equal_scikit_image(shape):
     a, b = ref.astype(float), test.astype(float)
     assert got["psnr_db"] == pytest.approx(peak_signal_noise_ratio(a, b, data_range=r), rel=1e-9)
     assert got["ssim"] == pytest.approx(structural_similarity(a, b, data_range=r), rel=1e-9)
+
+
+def test_images_smaller_than_a_tile_run_padded_with_finite_outputs(tmp_path, model_path, caplog):
+    """A 5x5 and a 2x2 image: reconstructed whole, embeddings finite (the coarsest latent
+    level keeps the pixel that covers the image), metrics finite or NaN with the reason."""
+    import warnings
+
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for side in (5, 2):
+        write_image(
+            data / f"s{side}.tif",
+            rng.integers(100, 3000, (side, side)).astype(np.uint16),
+            axes="YX",
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no numpy warnings on empty maps
+        summary = process_stacks(load_model(model_path), data, out, progress=False, metrics="basic")
+    assert [r.status for r in summary.results] == ["done", "done"]
+    for side in (5, 2):
+        assert read_image(out / f"s{side}_recon.tif").data.shape == (side, side)
+        assert np.isfinite(np.load(out / f"s{side}_embedding.npz")["embedding"]).all()
+    rows = {r["file"]: r for r in csv.DictReader(open(out / "metrics.csv"))}
+    assert np.isfinite(float(rows["s5.tif"]["ssim"])) and np.isfinite(
+        float(rows["s5.tif"]["psnr_db"])
+    )
+    assert rows["s2.tif"]["ssim"] == "nan" and "no SSIM window fits" in rows["s2.tif"]["note"]
+
+
+def test_a_constant_image_gets_no_psnr_and_the_reason(tmp_path, model_path, caplog):
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    write_image(data / "flat.tif", np.full((2, 40, 40), 500, np.uint16), axes="ZYX")
+    process_stacks(load_model(model_path), data, out, progress=False, metrics="basic")
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["plane"] for r in rows] == ["0", "1", "all"]
+    for r in rows:
+        assert r["psnr_db"] == "nan" and r["data_range"] == "nan", r
+    assert rows[0]["note"].startswith("the reference is constant: it has no data range")
+    assert "flat.tif, plane 0: the reference is constant" in caplog.text

@@ -11,6 +11,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.morphology import dilation, disk
 
 from microvae.metrics import (
+    fidelity,
     fine_structure_metrics,
     frc,
     hf_power_ratio,
@@ -22,6 +23,7 @@ from microvae.metrics import (
     skeleton_stats,
     ssim,
 )
+from microvae.metrics.fidelity import NO_RANGE
 from microvae.synthetic import generate
 
 
@@ -66,6 +68,39 @@ def test_an_image_against_itself_is_perfect():
     assert m["blur_reference"] == m["blur_test"]
     for k in ("total_length_px", "n_branches", "n_junctions", "n_end_points", "n_networks"):
         assert m[f"ratio_{k}"] == pytest.approx(1.0), k
+
+
+def test_a_constant_reference_has_no_range_and_says_so():
+    flat = np.full((32, 32), 100, np.uint8)
+    test = flat + np.random.default_rng(0).integers(0, 3, flat.shape).astype(np.uint8)
+    m = fidelity(flat, test)
+    # no range to scale the error by: NaN, not a PSNR computed with a made-up range of 1
+    assert math.isnan(m["data_range"]) and math.isnan(m["psnr_db"]) and math.isnan(m["ssim"])
+    assert m["mse"] == pytest.approx(np.mean((test.astype(float) - 100) ** 2))
+    assert m.notes == [NO_RANGE]
+    assert math.isnan(psnr(flat, test)) and fine_structure_metrics(flat, test).notes[0] == NO_RANGE
+    # a range given by the caller (e.g. 8-bit data) is a range: defined again
+    assert psnr(flat, test, data_range=255) == pytest.approx(
+        peak_signal_noise_ratio(flat.astype(float), test.astype(float), data_range=255)
+    )
+
+
+@pytest.mark.parametrize("side", [3, 5, 6])
+def test_ssim_of_a_plane_smaller_than_its_window_uses_the_window_that_fits(side):
+    rng = np.random.default_rng(side)
+    ref = rng.normal(100, 20, (side, side + 4))
+    test = ref + rng.normal(0, 5, ref.shape)
+    m = fidelity(ref, test)
+    win = side - (1 - side % 2)  # the largest odd side that fits
+    rng_ref = float(ref.max() - ref.min())
+    assert m["ssim"] == pytest.approx(
+        structural_similarity(ref, test, data_range=rng_ref, win_size=win), abs=1e-12
+    )
+    assert m.notes == [f"SSIM with a {win}x{win} window: the plane is {ref.shape}"]
+    # under 3 pixels no window fits: NaN and why
+    m = fidelity(ref[:2], test[:2])
+    assert math.isnan(m["ssim"]) and math.isfinite(m["psnr_db"])
+    assert m.notes == [f"the plane {(2, side + 4)} is under 3 pixels wide: no SSIM window fits"]
 
 
 def test_metrics_refuse_mismatched_shapes():

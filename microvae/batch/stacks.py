@@ -185,21 +185,33 @@ def process_file(
         return FileResult(path, "block")
     journal, rows = rows, rows.rows
     if len(rows) > 1 and "mse" in rows[0]:
-        mse = float(np.mean([r["mse"] for r in rows]))
-        rng = max(r["data_range"] for r in rows)
-        rows.append(
-            {
-                "file": path.name,
-                "plane": "all",
-                "data_range": rng,
-                "mse": mse,
-                "psnr_db": 10 * math.log10(rng**2 / mse) if mse > 0 else float("inf"),
-                "ssim": float(np.mean([r["ssim"] for r in rows])),
-            }
-        )
+        rows.append(_stack_row(path.name, rows))
     write_csv(paths["metrics"], rows)  # last: its presence marks the file complete
     journal.remove_journal()
     return FileResult(path, "done", rows=rows)
+
+
+def _stack_row(name: str, rows: list[dict]) -> dict:
+    """The row over all planes of a stack: the mean MSE and SSIM, the widest range, and the
+    PSNR of these; planes whose metric is NaN (a constant plane) are left out of it."""
+    ranges = [float(r["data_range"]) for r in rows]
+    rng = max((v for v in ranges if v > 0), default=float("nan"))
+    mse = float(np.mean([float(r["mse"]) for r in rows]))
+    ssims = [float(r["ssim"]) for r in rows if not math.isnan(float(r["ssim"]))]
+    row = {
+        "file": name,
+        "plane": "all",
+        "data_range": rng,
+        "mse": mse,
+        # metrics.psnr_from_mse's formula (batch lies below the metrics layer)
+        "psnr_db": (10 * math.log10(rng**2 / mse) if mse > 0 else float("inf"))
+        if rng > 0
+        else float("nan"),
+        "ssim": float(np.mean(ssims)) if ssims else float("nan"),
+    }
+    if len(ssims) < len(rows):
+        row["note"] = f"SSIM over the {len(ssims)} of {len(rows)} planes where it is defined"
+    return row
 
 
 def process_stacks(

@@ -218,13 +218,15 @@ class EmbeddingSink(PlaneSink):
 class MetricRows(PlaneSink):
     """One row per plane: ``file``, ``plane`` (the C-order index), the plane axes' indices
     and ``metrics(input, reconstruction, pixel_size=..., unit=...)`` (none without a metrics
-    function) (``.rows``); ``.values``: the metrics alone, per plane."""
+    function) (``.rows``), and ``note``, why a metric is NaN, where one is; ``.values``: the
+    metrics alone, per plane."""
 
     def __init__(self, metrics: MetricsFn | None):
         self.metrics = metrics
         self.needs_reconstruction = metrics is not None
         self.rows: list[dict] = []
         self.values: list[dict] = []
+        self._said: set[str] = set()
 
     def add(self, out: PlaneOutput) -> None:
         info = self.info
@@ -238,7 +240,14 @@ class MetricRows(PlaneSink):
             )
         where = {"file": info.name, "plane": out.index, **dict(zip(info.plane_axes, out.position))}
         self.values.append(values)
-        self.rows.append({**where, **values})
+        row = {**where, **values}
+        notes = getattr(values, "notes", None)  # why a metric is NaN (microvae.metrics.Metrics)
+        if notes:
+            row["note"] = "; ".join(notes)
+            if row["note"] not in self._said:  # said once per image, each plane's row keeps it
+                self._said.add(row["note"])
+                _log.warning("%s, plane %d: %s", info.name, out.index, row["note"])
+        self.rows.append(row)
 
 
 def as_image(

@@ -97,7 +97,11 @@ class TileGrid:
         return out
 
     def crop(self, padded: np.ndarray, scale: int = 1) -> np.ndarray:
-        """The plane's own region of a padded array (at 1/``scale`` resolution; last 2 axes)."""
+        """The plane's own region of a padded array (at 1/``scale`` resolution; last 2 axes):
+        at least one element per axis, so that a plane smaller than ``scale`` keeps the
+        latent pixel that covers it."""
         (t, _), (left, _) = self.pad
         h, w = self.shape
-        return padded[..., t // scale : (t + h) // scale, left // scale : (left + w) // scale]
+        y0, x0 = t // scale, left // scale
+        y1, x1 = max((t + h) // scale, y0 + 1), max((left + w) // scale, x0 + 1)
+        return padded[..., y0:y1, x0:x1]

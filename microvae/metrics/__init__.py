@@ -16,7 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fidelity import basic_metrics, blur, data_range_of, fidelity, psnr, ssim
+from .fidelity import (
+    Metrics,
+    basic_metrics,
+    blur,
+    data_range_of,
+    fidelity,
+    psnr,
+    psnr_from_mse,
+    ssim,
+)
 from .frc import FRC_THRESHOLD, FRCResult, frc
 from .morphology import (
     MORPHOLOGY_FIELDS,
@@ -51,6 +60,7 @@ __all__ = [
     "FRCResult",
     "HFRatio",
     "MORPHOLOGY_FIELDS",
+    "Metrics",
     "Morphology",
     "Realism",
     "PLANE_METRICS",
@@ -67,6 +77,7 @@ __all__ = [
     "network_morphology",
     "network_threshold",
     "psnr",
+    "psnr_from_mse",
     "radial_power_spectrum",
     "realism",
     "realism_reference",
@@ -84,15 +95,16 @@ def fine_structure_metrics(
     unit: str | None = "um",
     data_range: float | None = None,
     band: tuple[float, float] | None = None,
-) -> dict[str, float]:
+) -> Metrics:
     """Every metric of ``test`` against ``reference`` (2D, one shape), as one flat dict:
 
     ``data_range``, ``mse``, ``psnr_db``, ``ssim``; ``frc_resolution_px`` (and
     ``frc_resolution_<unit>`` with a pixel size); ``hf_ratio`` with its band ``hf_band_low``,
     ``hf_band_high`` (cycles/px); ``blur_reference``, ``blur_test``; the reference's network
     counts ``ref_<field>`` and the ratios ``ratio_<field>`` for every morphology field.
+    Why any is NaN: ``.notes``.
     """
-    out: dict[str, float] = dict(fidelity(reference, test, data_range=data_range))
+    out = fidelity(reference, test, data_range=data_range)
     unit = unit or "um"
     f = frc(reference, test, pixel_size=pixel_size, unit=unit)
     out["frc_resolution_px"] = f.resolution_px

@@ -2,7 +2,9 @@
 
 Every function takes plain 2D arrays (any real dtype, in the image's own intensity units) and
 states the data range it used: PSNR and SSIM depend on it, and "the reference's max - min" is
-the convention here unless a range is passed (e.g. 4095 for 12-bit data).
+the convention here unless a range is passed (e.g. 4095 for 12-bit data). Where a metric is
+undefined (a constant reference has no range; a plane narrower than 3 pixels has no SSIM
+window) it is NaN, and the returned :class:`Metrics` says why in ``.notes``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,40 @@ import numpy as np
 from skimage.measure import blur_effect
 from skimage.metrics import structural_similarity
 
-__all__ = ["psnr", "ssim", "blur", "data_range_of", "fidelity", "basic_metrics"]
+__all__ = [
+    "Metrics",
+    "psnr",
+    "psnr_from_mse",
+    "ssim",
+    "blur",
+    "data_range_of",
+    "fidelity",
+    "basic_metrics",
+]
+
+NO_RANGE = "the reference is constant: it has no data range, so PSNR and SSIM are undefined"
+
+
+class Metrics(dict):
+    """Metric values by name (a dict of floats), with ``notes``: why any of them is NaN."""
+
+    def __init__(self, *args, notes: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes: list[str] = list(notes or [])
 
 
 def data_range_of(reference: np.ndarray) -> float:
-    """The default data range: ``reference.max() - reference.min()`` (1.0 for a flat image)."""
-    return float(reference.max()) - float(reference.min()) or 1.0
+    """The default data range: ``reference.max() - reference.min()``; NaN for a constant
+    reference, whose range is undefined (PSNR and SSIM then are too)."""
+    rng = float(reference.max()) - float(reference.min())
+    return rng if rng > 0 else float("nan")
+
+
+def psnr_from_mse(mse: float, data_range: float) -> float:
+    """10 log10(data_range**2 / mse) in dB: inf for mse 0, NaN for an undefined range."""
+    if not data_range > 0:  # NaN or 0: no range to compare the error with
+        return float("nan")
+    return 10 * math.log10(data_range**2 / mse) if mse > 0 else float("inf")
 
 
 def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:
@@ -33,12 +63,20 @@ STRIP_ROWS = 256  # metrics work on strips of rows: memory stays a few strips, n
 SSIM_WINDOW = 7
 
 
-def _ssim_sum(ref: np.ndarray, tst: np.ndarray, rng: float) -> tuple[float, int]:
+def ssim_window(shape: tuple[int, int]) -> int:
+    """The SSIM window side for a plane of ``shape``: 7, or the largest odd side that fits a
+    smaller plane; 0 where none of at least 3 fits."""
+    side = min(SSIM_WINDOW, min(shape))
+    side -= 1 - side % 2
+    return side if side >= 3 else 0
+
+
+def _ssim_sum(ref: np.ndarray, tst: np.ndarray, rng: float, window: int) -> tuple[float, int]:
     """Sum and count of skimage's local SSIM map over the pixels its mean uses, by strips.
 
     skimage's mean SSIM crops (window - 1) / 2 pixels at every border; each strip is computed
     with that many rows of halo, so every counted value equals the whole-image one."""
-    pad = (SSIM_WINDOW - 1) // 2
+    pad = (window - 1) // 2
     h = ref.shape[0]
     total, count = 0.0, 0
     for a in range(pad, h - pad, STRIP_ROWS):
@@ -48,10 +86,10 @@ def _ssim_sum(ref: np.ndarray, tst: np.ndarray, rng: float) -> tuple[float, int]
             ref[lo:hi].astype(np.float64),
             tst[lo:hi].astype(np.float64),
             data_range=rng,
-            win_size=SSIM_WINDOW,
+            win_size=window,
             full=True,
         )
-        part = smap[a - lo : b - lo, pad:-pad]
+        part = smap[a - lo : b - lo, pad : smap.shape[1] - pad]
         total += float(part.sum())
         count += part.size
     return total, count
@@ -59,33 +97,39 @@ def _ssim_sum(ref: np.ndarray, tst: np.ndarray, rng: float) -> tuple[float, int]
 
 def fidelity(
     reference: np.ndarray, test: np.ndarray, *, data_range: float | None = None
-) -> dict[str, float]:
+) -> Metrics:
     """``data_range``, ``mse`` (intensity units squared), ``psnr_db`` and ``ssim`` (7x7
-    window, scikit-image's) of ``test`` against ``reference``, both (H, W); ``data_range``
-    defaults to the reference's max - min. Computed by strips of rows, so memory does not
-    grow with the plane beyond its own size."""
+    window, scikit-image's; the largest odd window that fits a plane under 7 pixels) of
+    ``test`` against ``reference``, both (H, W); ``data_range`` defaults to the reference's
+    max - min. Computed by strips of rows, so memory does not grow with the plane beyond its
+    own size. A constant reference without a given range, or a plane under 3 pixels wide,
+    gives NaN for what is undefined, with the reason in ``.notes``."""
     _check_pair(reference, test)
     rng = data_range or data_range_of(reference)
+    notes = [] if rng > 0 else [NO_RANGE]
     sq = 0.0
     for a in range(0, reference.shape[0], STRIP_ROWS):
         d = reference[a : a + STRIP_ROWS].astype(np.float64) - test[a : a + STRIP_ROWS]
         sq += float(np.sum(d * d))
     mse = sq / reference.size
-    if min(reference.shape) < SSIM_WINDOW:
-        ssim = float("nan")
-    else:
-        total, count = _ssim_sum(reference, test, rng)
+    window = ssim_window(reference.shape)
+    ssim = float("nan")
+    if not window:
+        notes.append(f"the plane {reference.shape} is under 3 pixels wide: no SSIM window fits")
+    elif rng > 0:
+        total, count = _ssim_sum(reference, test, rng, window)
         ssim = total / count
-    return {
-        "data_range": rng,
-        "mse": mse,
-        "psnr_db": 10 * math.log10(rng**2 / mse) if mse > 0 else float("inf"),
-        "ssim": ssim,
-    }
+        if window < SSIM_WINDOW:
+            notes.append(f"SSIM with a {window}x{window} window: the plane is {reference.shape}")
+    return Metrics(
+        {"data_range": rng, "mse": mse, "psnr_db": psnr_from_mse(mse, rng), "ssim": ssim},
+        notes=notes,
+    )
 
 
 def psnr(reference: np.ndarray, test: np.ndarray, *, data_range: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB: 10 log10(data_range**2 / MSE); inf when identical.
+    """Peak signal-to-noise ratio in dB: 10 log10(data_range**2 / MSE); inf when identical,
+    NaN for a constant reference without a given ``data_range``.
 
     Example:
         >>> a = np.zeros((8, 8)); b = a.copy(); b[0, 0] = 1
@@ -96,7 +140,8 @@ def psnr(reference: np.ndarray, test: np.ndarray, *, data_range: float | None = 
 
 
 def ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float | None = None) -> float:
-    """Mean structural similarity (scikit-image, 7x7 uniform window), in [-1, 1]."""
+    """Mean structural similarity (scikit-image, 7x7 uniform window), in [-1, 1]; NaN where
+    undefined (see :func:`fidelity`)."""
     return fidelity(reference, test, data_range=data_range)["ssim"]
 
 
@@ -115,7 +160,7 @@ def basic_metrics(
     pixel_size: float | None = None,
     unit: str | None = "um",
     data_range: float | None = None,
-) -> dict[str, float]:
+) -> Metrics:
     """:func:`fidelity` with the signature of a per-plane metric function (``pixel_size`` and
     ``unit`` are accepted and unused): what ``microvae predict --metrics basic`` writes."""
     return fidelity(reference, test, data_range=data_range)
