@@ -137,7 +137,8 @@ def test_interrupt_then_resume(tmp_path, model_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         process_stacks(model, data, out, progress=False)
     left = sorted(os.listdir(out))
-    assert left == ["s0_embedding.npz", "s0_metrics.csv", "s0_recon.tif"]  # nothing partial
+    # nothing partial; the record of the run is written before any output
+    assert left == ["microvae-predict.json", "s0_embedding.npz", "s0_metrics.csv", "s0_recon.tif"]
     monkeypatch.setattr(TrainedModel, "plane_steps", original)
     summary = process_stacks(model, data, out, resume=True, progress=False)
     assert [r.status for r in summary.results] == ["skipped", "done", "done"]
@@ -272,3 +273,154 @@ def test_a_constant_image_gets_no_psnr_and_the_reason(tmp_path, model_path, capl
         assert r["psnr_db"] == "nan" and r["data_range"] == "nan", r
     assert rows[0]["note"].startswith("the reference is constant: it has no data range")
     assert "flat.tif, plane 0: the reference is constant" in caplog.text
+
+
+# -- the run record: own outputs, resume only what the same run made, stale temporaries ------
+
+
+def _stacks(folder: Path, n: int = 3, planes: int = 2) -> None:
+    folder.mkdir(exist_ok=True)
+    for i in range(n):
+        s = generate(shape=(planes, 40, 40), seed=i).image
+        write_image(folder / f"s{i}.tif", s, axes="ZYX")
+
+
+def test_outputs_beside_the_inputs_are_never_inputs_and_inputs_never_dropped(
+    tmp_path, model_path, capsys
+):
+    data = tmp_path / "images"
+    _stacks(data)
+    model = load_model(model_path)
+    first = process_stacks(model, data, data, progress=False)  # --out = the input folder
+    assert [r.path.name for r in first.results] == ["s0.tif", "s1.tif", "s2.tif"]
+    assert [r.status for r in first.results] == ["done"] * 3
+    # again: the same three inputs, not their reconstructions, whether resumed or not
+    again = process_stacks(model, data, data, progress=False)
+    assert [r.path.name for r in again.results] == ["s0.tif", "s1.tif", "s2.tif"]
+    assert again.own_outputs == 3 and "3 outputs of earlier runs left out" in again.line()
+    assert not list(data.glob("*_recon_recon.tif"))
+    resumed = process_stacks(model, data, data, resume=True, progress=False)
+    assert [r.status for r in resumed.results] == ["skipped"] * 3
+    # into another folder: the input folder's record still says which files are outputs
+    other = process_stacks(model, data, tmp_path / "other", progress=False)
+    assert [r.path.name for r in other.results] == ["s0.tif", "s1.tif", "s2.tif"]
+    # an output named as an input is an input: only folders and globs are sorted out
+    named = process_stacks(model, data / "s0_recon.tif", tmp_path / "named", progress=False)
+    assert [(r.path.name, r.status) for r in named.results] == [("s0_recon.tif", "done")]
+    # the CLI says the same
+    assert main(["predict", str(model_path), str(data), "--out", str(data), "--no-progress"]) == 0
+    assert "3 processed, 0 already complete (skipped), 0 failed" in capsys.readouterr().out
+
+
+def test_resume_keeps_only_what_the_same_model_settings_and_input_made(
+    tmp_path, model_path, tiny_deterministic_path, capsys
+):
+    data, out = tmp_path / "in", tmp_path / "out"
+    _stacks(data)
+    model = load_model(model_path)
+    process_stacks(model, data, out, progress=False)
+
+    def refused(match, model=model, **kwargs):
+        before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+        with pytest.raises(MicrovaeError, match=match) as info:
+            process_stacks(model, data, out, resume=True, progress=False, **kwargs)
+        assert "pass --overwrite to replace them" in str(info.value)
+        assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # untouched
+
+    refused(
+        r"s0\.tif \(another model\); s1\.tif \(another model\)", load_model(tiny_deterministic_path)
+    )
+    refused(r"s0\.tif \(tile_size default -> 16\)", tile_size=16)
+    refused(r"\(output 'mean' -> 'sample', seed default -> 3\)", output="sample", seed=3)
+    refused(r"\(metrics 'basic_metrics' -> 'fine_structure_metrics'\)", metrics="fine")
+    os.utime(data / "s1.tif", ns=(1, 1))  # the input rewritten since
+    refused(r"^\S+: --resume would keep outputs that another run made: s1\.tif \(the input fil")
+    # --overwrite: what differs is done anew, what matches is kept
+    summary = process_stacks(model, data, out, resume=True, overwrite=True, progress=False)
+    assert [r.status for r in summary.results] == ["skipped", "done", "skipped"]
+    # the same model loaded again (another object, same weights) resumes
+    again = process_stacks(load_model(model_path), data, out, resume=True, progress=False)
+    assert [r.status for r in again.results] == ["skipped"] * 3
+    # outputs without a record (an older microvae, or the record removed) are not trusted
+    (out / "microvae-predict.json").unlink()
+    refused(r"no record of the run that wrote them")
+    # the CLI: one line, exit status 2
+    args = ["predict", str(tiny_deterministic_path), str(data), "--out", str(out), "--resume"]
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "another run made" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unfinished_ome_zarr_output_resumes_only_with_its_own_model(
+    tmp_path, model_path, tiny_deterministic_path, monkeypatch
+):
+    data, out = tmp_path / "in", tmp_path / "out"
+    _stacks(data, n=1, planes=4)
+    model = load_model(model_path)
+    calls = {"n": 0}
+    original = TrainedModel.plane_steps
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return (yield from original(self, *args, **kwargs))
+
+    monkeypatch.setattr(TrainedModel, "plane_steps", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        process_stacks(model, data, out, format="ome-zarr", progress=False)
+    monkeypatch.setattr(TrainedModel, "plane_steps", original)
+    other = load_model(tiny_deterministic_path)
+    with pytest.raises(MicrovaeError, match=r"s0\.tif \(another model\)"):
+        process_stacks(other, data, out, format="ome-zarr", resume=True, progress=False)
+    done = process_stacks(other, data, out, format="ome-zarr", resume=True, overwrite=True)
+    assert [r.status for r in done.results] == ["done"]
+    # made anew by the other model, not continued from the first model's planes
+    fresh = process_stacks(other, data, tmp_path / "fresh", format="ome-zarr", progress=False)
+    assert fresh.results[0].status == "done"
+    np.testing.assert_array_equal(
+        read_image(out / "s0_recon.ome.zarr").data,
+        read_image(tmp_path / "fresh" / "s0_recon.ome.zarr").data,
+    )
+
+
+def test_a_killed_runs_temporaries_are_removed_and_counted(tmp_path, model_path):
+    import subprocess
+    import sys
+    import time
+
+    from microvae.io.atomic import _host
+
+    data, out = tmp_path / "in", tmp_path / "out"
+    _stacks(data, n=1)
+    out.mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    dead_pid = int(gone.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = _host()
+        stale = [
+            out / f".s0_recon.tif.{dead_pid}@{host}.abc123.part",  # its writer's process is gone
+            out / ".s0_embedding.npz.k2j4h5g6.part",  # an older name, untouched for 2 hours
+            out / f".metrics.csv.{dead_pid}@{host}.zz.part",
+        ]
+        kept = [
+            out / f".s0_recon.tif.{live.pid}@{host}.abc124.part",  # a live writer's
+            out / ".s0_recon.tif.9@elsewhere.abc125.part",  # another machine's, recent
+            out / ".s0_embedding.npz.j3k4l5m6.part",  # an older name, recent
+            out / f".other_recon.tif.{dead_pid}@{host}.abc126.part",  # not this run's output
+        ]
+        for p in stale + kept:
+            p.write_bytes(b"x")
+        old = time.time() - 7200
+        os.utime(stale[1], (old, old))
+        summary = process_stacks(load_model(model_path), data, out, progress=False)
+        assert summary.stale_removed == 3
+        assert "3 temporaries of a stopped run removed" in summary.line()
+        assert not any(p.exists() for p in stale)
+        assert all(p.exists() for p in kept)
+    finally:
+        live.kill()
+        live.wait()

@@ -158,3 +158,41 @@ def test_a_huge_stack_is_shared_between_workers_in_blocks(tmp_path, cluster, tin
     )
     assert (a / "big_metrics.csv").read_text() == (b / "big_metrics.csv").read_text()
     assert not list(b.glob(".*.jsonl"))
+
+
+def test_a_lost_worker_is_said_in_the_summary(tmp_path, cluster, tiny_model_path):
+    """The scheduler reruns a lost worker's file without a word to the client; the task's
+    start count (a marker in the output folder) makes it said."""
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    # one stack long enough to be killed in the middle of, one short
+    write_image(data / "long.tif", generate(shape=(60, 64, 64), seed=1).image, axes="ZYX")
+    write_image(data / "short.tif", generate(shape=(2, 48, 48), seed=2).image, axes="ZYX")
+    model = load_model(tiny_model_path)
+    box: dict = {}
+
+    def run():
+        box["summary"] = process_stacks(
+            model, data, out, dask=cluster.scheduler_address, progress=False
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with distributed.Client(cluster, set_as_default=False) as client:
+        deadline, victim = time.time() + 120, None
+        while victim is None and time.time() < deadline:
+            started = {p.name for p in (out / ".microvae-tasks").glob("microvae-long.tif-*")}
+            for addr, keys in client.processing().items():
+                if started & {str(k) for k in keys}:  # the long file has started there
+                    victim = client.run(os.getpid, workers=[addr])[addr]
+            time.sleep(0.05)
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=300)
+    summary = box["summary"]
+    assert [r.status for r in summary.results] == ["done", "done"]
+    assert [r.reruns for r in summary.results] == [1, 0]
+    assert summary.workers_lost == 1
+    assert summary.line().endswith("; 1 worker lost, its file rerun")
+    assert not (out / ".microvae-tasks").exists()  # the markers go with the run
+    assert read_image(out / "long_recon.tif").data.shape == (60, 64, 64)

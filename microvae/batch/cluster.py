@@ -6,15 +6,18 @@ the scheduler of a running cluster (``dask scheduler`` / ``dask worker``, or das
 SLURM). A worker runs the same per-file code as a serial run (:func:`.stacks.process_file`),
 with the same atomic writes and per-file failure isolation. If a worker dies, the scheduler
 gives its files to another worker, and those files start again from their first plane (or
-from the planes an OME-Zarr output holds).
+from the planes an OME-Zarr output holds); each task counts its starts in a marker file in the
+output folder, so the summary says how many workers were lost.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from ..errors import MicrovaeError
@@ -50,14 +53,26 @@ def connect(spec: str, *, timeout: str = "10s"):
             raise MicrovaeError(f"--dask {spec}: local:N needs N >= 1 workers, e.g. local:4")
         # one thread per worker: each worker's torch uses the cores it is given
         threads = max(1, (os.cpu_count() or 1) // n)
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            env={"OMP_NUM_THREADS": str(threads)},
-            silence_logs=logging.ERROR,
-        )
+        # a worker that is killed leaves its semaphores to multiprocessing's resource
+        # tracker, which frees them at exit with a warning of its own; the summary already
+        # says the worker was lost. The tracker process, started with the workers, takes
+        # its warning filters from this process's -W options.
+        quiet = "ignore:resource_tracker:UserWarning"
+        added = quiet not in sys.warnoptions
+        if added:
+            sys.warnoptions.append(quiet)
+        try:
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env={"OMP_NUM_THREADS": str(threads)},
+                silence_logs=logging.ERROR,
+            )
+        finally:
+            if added:
+                sys.warnoptions.remove(quiet)
         # not the process's default dask scheduler: other dask code here keeps its own
         return Client(cluster, set_as_default=False)
     if "://" not in spec:
@@ -83,22 +98,49 @@ def _worker_model(path: str, device: str):
     return _MODELS[key]
 
 
+_TASKS = ".microvae-tasks"  # in the output folder: a marker per task that has started
+
+
+def _attempt(out_dir: Path, task: str) -> int:
+    """How many times task ``task`` started before (0: this is its first start). The
+    scheduler reruns a task whose worker was lost without telling the client; a marker file
+    in the (shared) output folder, counting the starts, tells it."""
+    folder = out_dir / _TASKS
+    folder.mkdir(exist_ok=True)
+    marker = folder / task
+    try:
+        before = int(marker.read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        before = 0
+    marker.write_text(str(before + 1))
+    return before
+
+
 def _run_file(
-    model_path: str, device: str, path: Path, out_dir: Path, kwargs: dict, after: list = ()
+    model_path: str,
+    device: str,
+    path: Path,
+    out_dir: Path,
+    kwargs: dict,
+    after: list = (),
+    task: str = "",
 ):
     """One unit of work on a worker: a file, or a block of one (``kwargs`` say which).
     ``after``: the results of the blocks this one closes (the first that failed is the
-    file's failure)."""
+    file's failure). ``task``: the task's key, for counting its starts (``.reruns``)."""
     from .stacks import FileResult, process_file
 
+    reruns = _attempt(out_dir, task) if task else 0
     for earlier in after:
         if earlier.status == "failed":
             return earlier
     model = _worker_model(model_path, device)
     try:
-        return process_file(model, path, out_dir, **kwargs)
+        result = process_file(model, path, out_dir, **kwargs)
     except MicrovaeError as exc:  # the file fails alone, as in a serial run
-        return FileResult(path, "failed", str(exc))
+        result = FileResult(path, "failed", str(exc))
+    result.reruns = reruns
+    return result
 
 
 def _n_planes(path: Path, kwargs: dict) -> int:
@@ -121,11 +163,14 @@ def run_on_cluster(
     *,
     block: int = 0,
     on_done: Callable | None = None,
+    fresh: Collection[Path] = (),
 ) -> list:
     """Process ``paths`` on the cluster of ``spec``, one task per file, or per ``block``
     planes of a stack with more (the first block alone first, as it makes the outputs; then
     the others in parallel; then one task that closes the outputs); FileResults in the order
-    of ``paths``. ``on_done(result)`` is called as each file finishes."""
+    of ``paths``, each with ``reruns``: how often a worker was lost while it held the file
+    (the scheduler gave the work to another). ``on_done(result)`` is called as each file
+    finishes. ``fresh``: files whose earlier outputs are replaced, not resumed."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
@@ -134,15 +179,18 @@ def run_on_cluster(
     client = connect(spec)
 
     def submit(path: Path, extra: dict, after: list = ()):
+        key = f"microvae-{path.name}-{uuid.uuid4().hex[:8]}"
+        first = {"resume": False} if path in fresh and "tag" not in extra else {}
         return client.submit(
             _run_file,
             str(model_path),
             device,
             path,
             out_dir,
-            {**kwargs, **extra},
+            {**kwargs, **first, **extra},
             list(after),
-            key=f"microvae-{path.name}-{uuid.uuid4().hex[:8]}",
+            key,
+            key=key,
             pure=False,
         )
 
@@ -153,6 +201,7 @@ def run_on_cluster(
         stage: dict = {}
         pending: dict[int, set] = {}  # file index -> its blocks still running
         blocks: dict[int, list] = {}  # file index -> the block results so far
+        lost: dict[int, int] = {}  # file index -> workers lost while they held its tasks
         queue = as_completed(loop=client.loop)
         for i, path in enumerate(paths):
             n = _n_planes(path, kwargs) if block else 1
@@ -169,7 +218,19 @@ def run_on_cluster(
             try:
                 result = future.result()
             except KilledWorker as exc:  # the scheduler gave up on it: workers kept dying
-                result = FileResult(path, "failed", f"{path.name}: {exc}")
+                result = FileResult(
+                    path,
+                    "failed",
+                    f"{path.name}: every Dask worker that took it was lost ({exc}); look at "
+                    "the workers' logs (memory?), then run again with --resume",
+                )
+            if result.reruns:
+                _log.warning(
+                    "%s: a Dask worker was lost while it held this file; the scheduler gave "
+                    "the work to another",
+                    path.name,
+                )
+                lost[i] = lost.get(i, 0) + result.reruns
             if kind in ("first", "block"):
                 blocks.setdefault(i, []).append(result)
                 if kind == "first" and result.status != "failed":
@@ -195,6 +256,7 @@ def run_on_cluster(
                     stage[f] = (i, "close")
                     queue.add(f)
                 continue
+            result.reruns = lost.pop(i, 0)  # the file's blocks' and its own
             results[i] = result
             if result.status == "failed":
                 _log.error("microvae: error: %s", result.message)
@@ -202,6 +264,7 @@ def run_on_cluster(
                 on_done(result)
         return results
     finally:
+        shutil.rmtree(out_dir / _TASKS, ignore_errors=True)
         cluster = getattr(client, "cluster", None)
         client.close()
         if cluster is not None and spec.startswith("local:"):

@@ -11,7 +11,10 @@ For every input file NAME (outputs written atomically, so a file that exists is 
   top), (planes, C_l, H_l, W_l) float32, memory-mapped while written;
 - ``NAME_error.tif`` (``error``): |input - reconstruction|, float32, the input's axes;
 - ``NAME_metrics.csv``: one row per plane with the metrics asked for; ``metrics.csv``
-  gathers all files' rows, plus one row per stack over all its planes (plane = "all").
+  gathers all files' rows, plus one row per stack over all its planes (plane = "all");
+- ``microvae-predict.json``: the record of which outputs came from which input, model and
+  settings (:mod:`.provenance`): how a later run knows its own outputs, and what
+  ``resume`` may keep.
 
 Every file goes through the one plane pipeline (:func:`~microvae.inference.run_image`) into
 the writers of :mod:`.writers`.
@@ -39,8 +42,17 @@ from tqdm import tqdm
 from ..data.sources import find_images
 from ..errors import MicrovaeError
 from ..inference import MetricsFn, PlaneSink, TileOptions, TrainedModel, run_image
-from ..io import file_stem, open_image, read_csv, write_csv, zarr_progress
+from ..io import (
+    file_stem,
+    is_zarr,
+    open_image,
+    read_csv,
+    stale_temporaries,
+    write_csv,
+    zarr_progress,
+)
 from .cluster import run_on_cluster
+from .provenance import RECORD_NAME, RunRecord, model_digest
 from .writers import EmbeddingFile, ImageFile, LatentFiles, LatentZarr, RowsFile
 
 __all__ = [
@@ -65,23 +77,48 @@ class FileResult:
     status: str  # done | skipped | failed
     message: str = ""
     rows: list[dict] = field(default_factory=list)
+    reruns: int = 0  # times a Dask worker was lost while it held this file
 
 
 @dataclass
 class BatchSummary:
+    """What a batch run did: a result per input file, the metrics table, and what it did
+    besides (outputs of earlier runs left out of the inputs, a killed run's temporaries
+    removed)."""
+
     results: list[FileResult]
     metrics_csv: Path | None
+    own_outputs: int = 0
+    stale_removed: int = 0
 
     @property
     def failed(self) -> list[FileResult]:
         return [r for r in self.results if r.status == "failed"]
 
+    @property
+    def workers_lost(self) -> int:
+        """Dask workers lost while they held a file (each file rerun on another)."""
+        return sum(r.reruns for r in self.results)
+
     def line(self) -> str:
         n = {s: sum(r.status == s for r in self.results) for s in ("done", "skipped", "failed")}
-        return (
+        parts = [
             f"{n['done']} processed, {n['skipped']} already complete (skipped), "
             f"{n['failed']} failed"
-        )
+        ]
+        if self.own_outputs:
+            parts.append(f"{self.own_outputs} outputs of earlier runs left out of the inputs")
+        if self.stale_removed:
+            parts.append(f"{self.stale_removed} temporaries of a stopped run removed")
+        lost = self.workers_lost
+        if lost:
+            files = sum(r.reruns > 0 for r in self.results)
+            parts.append(
+                f"{lost} worker{'s' * (lost != 1)} lost, "
+                + ("its file" if files == 1 else f"their {files} files")
+                + " rerun"
+            )
+        return "; ".join(parts)
 
 
 def output_paths(
@@ -229,6 +266,7 @@ def process_stacks(
     dask: str | None = None,
     dask_device: str | None = None,
     dask_block: int = 64,
+    overwrite: bool = False,
     **tile_options,
 ) -> BatchSummary:
     """Apply ``model`` to every image in ``inputs`` (TIFF files, OME-Zarr images, folders,
@@ -237,7 +275,12 @@ def process_stacks(
     Args:
         outputs: any of ``reconstruction``, ``embedding``, ``latents``, ``error``.
         resume: skip files whose outputs are all complete; with ``format="ome-zarr"``
-            continue an unfinished file from the planes it holds.
+            continue an unfinished file from the planes it holds. Only outputs that the
+            folder's record (:mod:`.provenance`) says came from this model, these settings
+            and this input (path, size, time) are kept: any other is an error that says what
+            differs, before anything is written.
+        overwrite: with ``resume``, files whose outputs came from another run are processed
+            anew (without ``resume`` every file is); a damaged record is replaced.
         format: of the image outputs (reconstruction, error, latent maps): ``tiff`` (latent
             maps as ``.npy``) or ``ome-zarr`` (NGFF 0.5, chunked by plane).
         dask: run the files on a Dask cluster: ``local:N`` (N local worker processes) or a
@@ -267,18 +310,38 @@ def process_stacks(
         )
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    paths = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
-    outs = {p.resolve() for p in (*out_dir.glob("*.tif"), *out_dir.glob("*.ome.zarr"))}
-    paths = [p for p in paths if p.resolve() not in outs]  # never our own outputs
     options = TileOptions(**tile_options)
+    record = RunRecord.load(out_dir, fresh=overwrite and not resume)
+    paths, own = _inputs(inputs, record)
+    settings = _settings(outputs, format, channel, axes, metrics, options)
+    digest = model_digest(model)
     done: dict[Path, FileResult] = {}
     todo: list[Path] = []
+    fresh: set[Path] = set()  # files whose earlier outputs are replaced, not resumed
+    mismatched: list[str] = []
+    n_levels = model.vae.n_latent_levels
     for path in paths:
-        expected = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, format)
-        if resume and all(_complete(p) for p in expected.values()):
-            done[path] = FileResult(path, "skipped", rows=read_csv(expected["metrics"]))
-        else:
-            todo.append(path)
+        expected = output_paths(path, out_dir, outputs, n_levels, format)
+        entry = record.entry(path, digest, settings, list(expected.values()))
+        if resume and _any_output(expected.values()):
+            differs = record.differences(path, entry)
+            if differs and not overwrite:
+                mismatched.append(f"{path.name} ({', '.join(differs)})")
+                continue
+            if differs:
+                fresh.add(path)
+            elif all(_complete(p) for p in expected.values()):
+                done[path] = FileResult(path, "skipped", rows=read_csv(expected["metrics"]))
+                continue
+        record.entries[file_stem(path)] = entry
+        todo.append(path)
+    if mismatched:
+        raise MicrovaeError(
+            f"{out_dir}: --resume would keep outputs that another run made: "
+            f"{'; '.join(mismatched)}; pass --overwrite to replace them, or choose another --out"
+        )
+    removed = _remove_stale(out_dir, [p for path in todo for p in _written(path, out_dir)])
+    record.save()  # before any output: every output in the folder is in the record
     kwargs = {
         "outputs": outputs,
         "options": options,
@@ -293,7 +356,8 @@ def process_stacks(
         if dask is None:
             for path in todo:
                 try:
-                    done[path] = process_file(model, path, out_dir, progress=progress, **kwargs)
+                    one = {**kwargs, "resume": resume and path not in fresh}
+                    done[path] = process_file(model, path, out_dir, progress=progress, **one)
                 except MicrovaeError as exc:
                     _log.error("microvae: error: %s", exc)
                     done[path] = FileResult(path, "failed", str(exc))
@@ -313,6 +377,7 @@ def process_stacks(
                 {**kwargs, "progress": False},
                 block=dask_block if format == "ome-zarr" else 0,
                 on_done=lambda _: bar.update(1),
+                fresh=fresh,
             )
             done.update(zip(todo, results))
     results = [done[p] for p in paths]
@@ -321,4 +386,83 @@ def process_stacks(
     if rows:
         metrics_csv = out_dir / "metrics.csv"
         write_csv(metrics_csv, rows)
-    return BatchSummary(results, metrics_csv)
+    return BatchSummary(results, metrics_csv, own_outputs=own, stale_removed=removed)
+
+
+def _inputs(inputs, record: RunRecord) -> tuple[list[Path], int]:
+    """The input images, less microvae's own outputs found in folders and globs: those the
+    records of earlier runs list (the output folder's, and those of the folders the inputs
+    lie in, where an earlier run wrote its outputs beside its inputs); and how many were
+    left out. A file named as an input is always one."""
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    paths = find_images(items)
+    named = {Path(i).resolve() for i in items if Path(i).is_file() or is_zarr(i)}
+    ours = record.own_outputs()
+    records = [record.path] if record.entries else []
+    for folder in sorted({p.parent.resolve() for p in paths} - {record.folder.resolve()}):
+        try:
+            other = RunRecord.load(folder)
+        except MicrovaeError as exc:  # not this run's record: its outputs are just inputs
+            _log.warning("%s; its files are taken as inputs", exc)
+            continue
+        if other.entries:
+            ours |= other.own_outputs()
+            records.append(other.path)
+    kept = [p for p in paths if p.resolve() not in ours - named]
+    if len(kept) < len(paths):
+        _log.info(
+            "left out %d of microvae's own outputs among the inputs (listed in %s)",
+            len(paths) - len(kept),
+            ", ".join(str(r) for r in records),
+        )
+    if not kept:
+        raise MicrovaeError(
+            "every input is an output of an earlier microvae run "
+            f"({', '.join(str(r) for r in records)} list them); give the original images"
+        )
+    return kept, len(paths) - len(kept)
+
+
+def _settings(outputs, fmt, channel, axes, metrics, options: TileOptions) -> dict:
+    """What shapes a file's outputs, as plain data for the run record (batch_size does not)."""
+    return {
+        "outputs": sorted(outputs),
+        "format": fmt,
+        "channel": channel,
+        "axes": axes,
+        "metrics": None if metrics is None else getattr(metrics, "__name__", repr(metrics)),
+        "tile_size": options.tile_size,
+        "overlap": options.overlap,
+        "output": options.output,
+        "posterior_levels": options.posterior_levels,
+        "sample_latents": options.sample_latents,
+        "seed": options.seed,
+    }
+
+
+def _any_output(paths: Iterable[Path]) -> bool:
+    """Whether any of these outputs (or an unfinished one's journal) is in its folder."""
+    for p in paths:
+        if p.exists() or any(p.parent.glob(f".{p.name}.partial.*.jsonl")):
+            return True
+    return False
+
+
+def _written(path: Path, out_dir: Path) -> list[Path]:
+    """Every file a run on ``path`` may write into ``out_dir``, whatever its outputs and
+    format (for the temporaries a killed run left)."""
+    every = [output_paths(path, out_dir, OUTPUTS, 8, fmt).values() for fmt in FORMATS]
+    return [p for group in every for p in group]
+
+
+def _remove_stale(out_dir: Path, outputs: list[Path]) -> int:
+    """Remove the temporaries a killed writer left of these outputs (and of metrics.csv);
+    how many."""
+    n = 0
+    for out in {*outputs, out_dir / "metrics.csv", out_dir / RECORD_NAME}:
+        for tmp in stale_temporaries(out):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    if n:
+        _log.info("%s: removed %d temporaries that a stopped run left", out_dir, n)
+    return n

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from ..errors import MicrovaeError
 from ..inference import EmbeddingSink, ImageInfo, MetricRows, MetricsFn, PlaneOutput, PlaneSink
 from ..inference.pipeline import plane_output
-from ..io import TiffPlaneWriter, ZarrPlaneWriter, atomic_path, zarr_progress
+from ..io import TiffPlaneWriter, ZarrPlaneWriter, atomic_path, temp_path, zarr_progress
 
 __all__ = [
     "EmbeddingFile",
@@ -91,9 +90,8 @@ class LatentFiles(PlaneSink):
             if len(out.latents) != len(self.paths):
                 raise ValueError(f"{len(out.latents)} latent levels for {len(self.paths)} files")
             for path, z in zip(self.paths, out.latents):
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-                os.close(fd)
-                self._tmps.append(Path(tmp))
+                tmp = temp_path(path)
+                self._tmps.append(tmp)
                 self._maps.append(
                     np.lib.format.open_memmap(
                         tmp, mode="w+", dtype=np.float32, shape=(self.info.n_planes, *z.shape)

@@ -18,8 +18,10 @@ def add_parser(sub) -> None:
         "NAME_embedding.npz (per plane, latent level and channel: the spatial mean and sd of "
         "the posterior mean), "
         "optionally NAME_error.tif and NAME_latents_level{l}.npy, NAME_metrics.csv and "
-        "metrics.csv (PSNR, SSIM per plane and per stack). A file that fails is reported and "
-        "the others go on; the exit status is 1 if any failed.",
+        "metrics.csv (PSNR, SSIM per plane and per stack), and microvae-predict.json, the record "
+        "of which model, settings and input made each output (so outputs written beside the "
+        "inputs are never taken for inputs). A file that fails is reported and the others go "
+        "on; the exit status is 1 if any failed.",
     )
     p.add_argument("model", type=Path, metavar="MODEL")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -75,7 +77,16 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="skip files whose outputs are complete (and continue unfinished OME-Zarr ones)",
+        help="skip files whose outputs are complete (and continue unfinished OME-Zarr ones); "
+        "only outputs of the same model, settings and input files are kept (the folder's "
+        "microvae-predict.json says which), anything else stops the run and says what differs",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --resume: process anew the files whose outputs came from another model, "
+        "other settings or another version of the input (without --resume every file is "
+        "processed anew)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -103,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         channel=args.channel,
         axes=args.axes,
         resume=args.resume,
+        overwrite=args.overwrite,
         metrics=args.metrics,
         format=args.format,
         dask=args.dask,

@@ -1,7 +1,7 @@
 """Image input and output (TIFF and OME-Zarr): image records with axes, bit depth and pixel
 size, atomic and plane-by-plane writers."""
 
-from .atomic import atomic_path
+from .atomic import atomic_path, stale_temporaries, temp_path
 from .axes import KNOWN_AXES, channel_axis, plane_axes, validate_axes
 from .bitdepth import effective_bit_depth
 from .files import file_stem, read_csv, write_csv
@@ -26,6 +26,8 @@ __all__ = [
     "plane_axes",
     "read_csv",
     "read_image",
+    "stale_temporaries",
+    "temp_path",
     "validate_axes",
     "write_csv",
     "write_image",

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import tifffile
 
 from ..errors import AxesError, ImageReadError, ImageWriteError, MicrovaeError
-from .atomic import _umask, atomic_path
+from .atomic import _umask, atomic_path, temp_path
 from .axes import from_tifffile_axes, validate_axes
 from .metadata import normalise_unit, read_physical_metadata
 from .record import ArrayReader, block_axes, check_dtype, outer_axes
@@ -332,9 +331,7 @@ class TiffPlaneWriter:
         self.n_planes = math.prod(shape[: spatial[0]])
         self._plane_bytes = shape[spatial[0]] * shape[spatial[1]] * self.dtype.itemsize
         self._written = np.zeros(self.n_planes, bool)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_path(path)
         try:
             self._offset, _ = tifffile.imwrite(
                 self._tmp, byteorder="<", returnoffset=True, **kwargs
