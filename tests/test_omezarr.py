@@ -78,6 +78,34 @@ def test_a_damaged_chunk_fails_only_its_plane_and_names_it(tmp_path):
             next(planes)
 
 
+@pytest.mark.parametrize("fmt", [FormatV04(), FormatV05()], ids=["ngff-0.4", "ngff-0.5"])
+def test_a_missing_chunk_is_an_error_not_a_plane_of_zeros(tmp_path, fmt, tiny_model_path):
+    data = generate(shape=(3, 48, 64), seed=1).image
+    path = _ome(tmp_path / "img.ome.zarr", data, fmt)
+    chunks = _chunk_files(path / "s0")
+    assert len(chunks) == 3  # a chunk per plane
+    key = chunks[1].relative_to(path).as_posix()
+    chunks[1].unlink()  # lost in a copy: zarr alone reads the plane as its fill value, 0
+    assert int(zarr.open_group(str(path))["s0"][1].max()) == 0
+    with open_image(path) as rec:
+        with pytest.raises(ImageReadError) as info:
+            list(rec.iter_planes())
+    assert str(info.value).startswith(f"img.ome.zarr: plane (1,) has no chunk {key} in the store")
+    assert "--missing-chunks fill" in str(info.value)
+    # predict fails the file with that line, and says nothing is processed from it
+    out = tmp_path / "out"
+    model = load_model(tiny_model_path)
+    summary = process_stacks(model, path, out, progress=False)
+    assert summary.results[0].status == "failed"
+    assert f"plane (1,) has no chunk {key}" in summary.results[0].message
+    assert not (out / "img_recon.tif").exists()
+    # a writer that leaves chunks of only the fill value unwritten: asked for, it reads so
+    filled = read_image(path, missing_chunks="fill").data
+    assert filled[1].max() == 0 and np.array_equal(filled[[0, 2]], data[[0, 2]])
+    again = process_stacks(model, path, out, progress=False, missing_chunks="fill")
+    assert again.results[0].status == "done"
+
+
 def test_missing_level_and_foreign_stores_are_named(tmp_path):
     data = generate(shape=(2, 32, 32), seed=1).image
     path = _ome(tmp_path / "img.ome.zarr", data, FormatV05())
@@ -236,3 +264,46 @@ def test_evaluate_takes_ome_zarr_images_and_their_ground_truth(tmp_path, tiny_mo
         ("ground truth", "input"),
     }
     assert (tmp_path / "eval" / "report.md").is_file()
+
+
+def test_a_plane_of_zeros_is_written_as_a_chunk_and_reads_back(tmp_path):
+    # zarr 3 leaves chunks of only the fill value unwritten by default; microvae's writer
+    # writes them, so that its own outputs never read as missing chunks
+    w = ZarrPlaneWriter(tmp_path / "z.ome.zarr", shape=(2, 8, 8), dtype=np.uint8, axes="ZYX")
+    w.write(0, np.zeros((8, 8), np.uint8))
+    w.write(1, np.ones((8, 8), np.uint8))
+    w.close()
+    assert len(_chunk_files(tmp_path / "z.ome.zarr" / "0")) == 2
+    np.testing.assert_array_equal(read_image(tmp_path / "z.ome.zarr").data[:, 0, 0], [0, 1])
+
+
+def test_an_unfinished_output_is_flagged_by_inspect_info_and_readers(tmp_path, capsys):
+    from microvae.cli.main import main
+    from microvae.io import unfinished_output
+
+    path = tmp_path / "s0_recon.ome.zarr"
+    w = ZarrPlaneWriter(path, shape=(4, 8, 8), dtype=np.uint16, axes="ZYX")
+    w.write(0, np.full((8, 8), 7, np.uint16))
+    w.write(1, np.full((8, 8), 7, np.uint16))
+    w.abort()  # a run stopped after 2 of 4 planes: the image lies under its final name
+    note = unfinished_output(path)
+    assert note.startswith("unfinished microvae output: 2 of 4 planes written")
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  UNFINISHED  {note}" in out
+    assert main(["inspect", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["unfinished"] == note
+    # given where a model goes, it is named for what it is
+    assert main(["info", str(path)]) == 2
+    assert (
+        "an OME-Zarr image (a folder; unfinished microvae output: 2 of 4" in capsys.readouterr().err
+    )
+    # read as an input: the plane never written is an error that says why
+    with pytest.raises(ImageReadError, match=r"plane \(2,\) was never written: unfinished"):
+        read_image(path)
+    # finished, it is an image like any other
+    w = ZarrPlaneWriter(path, shape=(4, 8, 8), dtype=np.uint16, axes="ZYX")
+    for k in (2, 3):
+        w.write(k, np.full((8, 8), 7, np.uint16))
+    w.close()
+    assert unfinished_output(path) is None and read_image(path).data.min() == 7

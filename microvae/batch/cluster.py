@@ -147,7 +147,7 @@ def _n_planes(path: Path, kwargs: dict) -> int:
     from ..io import open_image
 
     try:
-        with open_image(path, channel=kwargs["channel"], axes=kwargs["axes"]) as rec:
+        with open_image(path, channel=kwargs["channel"], axes=kwargs["axes"]) as rec:  # metadata
             return rec.n_planes
     except MicrovaeError:
         return 1  # a whole-file task, which reports the error

@@ -173,6 +173,7 @@ def process_file(
     planes: Collection[int] | None = None,
     finish: bool = True,
     tag: str = "0",
+    missing_chunks: str = "error",
 ) -> FileResult:
     """Process one image file into ``out_dir`` (the unit of work, serial or on a Dask
     worker): every output's sink fed by the plane pipeline, the metric rows last.
@@ -198,7 +199,7 @@ def process_file(
         sinks.append(EmbeddingFile(paths["embedding"], resume=resume, journal=zarr, tag=tag))
     rows = RowsFile(paths["metrics"], metrics, resume=resume, journal=zarr, tag=tag)
     sinks.append(rows)
-    with open_image(path, channel=channel, axes=axes) as rec:
+    with open_image(path, channel=channel, axes=axes, missing_chunks=missing_chunks) as rec:
         rec.require_single_channel()
         if "Q" in rec.axes:
             _log.warning(
@@ -267,6 +268,7 @@ def process_stacks(
     dask_device: str | None = None,
     dask_block: int = 64,
     overwrite: bool = False,
+    missing_chunks: str = "error",
     **tile_options,
 ) -> BatchSummary:
     """Apply ``model`` to every image in ``inputs`` (TIFF files, OME-Zarr images, folders,
@@ -281,6 +283,9 @@ def process_stacks(
             differs, before anything is written.
         overwrite: with ``resume``, files whose outputs came from another run are processed
             anew (without ``resume`` every file is); a damaged record is replaced.
+        missing_chunks: OME-Zarr inputs: a plane whose chunk is missing from the store fails
+            its file (``"error"``), or reads as the fill value (``"fill"``; see
+            :func:`microvae.io.open_image`).
         format: of the image outputs (reconstruction, error, latent maps): ``tiff`` (latent
             maps as ``.npy``) or ``ome-zarr`` (NGFF 0.5, chunked by plane).
         dask: run the files on a Dask cluster: ``local:N`` (N local worker processes) or a
@@ -350,6 +355,7 @@ def process_stacks(
         "metrics": metrics,
         "fmt": format,
         "resume": resume,
+        "missing_chunks": missing_chunks,
     }
     with tqdm(total=len(paths), desc="files", unit="file", disable=not progress) as bar:
         bar.update(len(done))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import MicrovaeError
-from ..io import ImageRecord, channel_axis, open_image
+from ..io import ImageRecord, channel_axis, open_image, unfinished_output
 
 __all__ = ["add_parser", "run", "describe"]
 
@@ -16,7 +16,8 @@ __all__ = ["add_parser", "run", "describe"]
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "inspect",
-        help="show axes, shape, dtype, bit depth, pixel size and value range of TIFF files",
+        help="show axes, shape, dtype, bit depth, pixel size and value range of TIFF files "
+        "and OME-Zarr images (and flag unfinished OME-Zarr outputs)",
         description="Read each FILE as microvae does and print what it found. Bad files are "
         "reported one line each; the exit status is 2 if any file failed.",
     )
@@ -86,15 +87,23 @@ def format_text(d: dict) -> str:
     ]
     if "Q" in d["axes"]:
         lines.append("  note        axis Q is unknown to the file; pass --axes (e.g. ZYX or TYX)")
+    if d.get("unfinished"):
+        lines.append(f"  UNFINISHED  {d['unfinished']}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     results, failed = [], 0
     for path in args.files:
+        # an unfinished OME-Zarr output: described (its unwritten planes as zeros) and flagged
+        unfinished = unfinished_output(path)
+        fill = "fill" if unfinished else "error"
         try:
-            with open_image(path, channel=args.channel, axes=args.axes) as record:
+            with open_image(
+                path, channel=args.channel, axes=args.axes, missing_chunks=fill
+            ) as record:
                 d = describe(record)
+            d["unfinished"] = unfinished
         except MicrovaeError as exc:
             failed += 1
             print(f"microvae: error: {exc}", file=sys.stderr)

@@ -88,6 +88,14 @@ def add_parser(sub) -> None:
         "other settings or another version of the input (without --resume every file is "
         "processed anew)",
     )
+    p.add_argument(
+        "--missing-chunks",
+        choices=("error", "fill"),
+        default="error",
+        help="OME-Zarr inputs: a plane whose chunk is missing from the store fails its file "
+        "(error, the default: a lost chunk would read as zeros), or reads as the fill value "
+        "(fill: for writers that leave chunks of only the fill value unwritten)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         axes=args.axes,
         resume=args.resume,
         overwrite=args.overwrite,
+        missing_chunks=args.missing_chunks,
         metrics=args.metrics,
         format=args.format,
         dask=args.dask,

@@ -6,7 +6,7 @@ from .axes import KNOWN_AXES, channel_axis, plane_axes, validate_axes
 from .bitdepth import effective_bit_depth
 from .files import file_stem, read_csv, write_csv
 from .images import open_image, read_image
-from .omezarr import ZarrPlaneWriter, ZarrReader, is_zarr, zarr_progress
+from .omezarr import ZarrPlaneWriter, ZarrReader, is_zarr, unfinished_output, zarr_progress
 from .record import ImageRecord, ValueStats
 from .tiff import TiffPlaneWriter, write_image
 
@@ -28,6 +28,7 @@ __all__ = [
     "read_image",
     "stale_temporaries",
     "temp_path",
+    "unfinished_output",
     "validate_axes",
     "write_csv",
     "write_image",

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from .atomic import atomic_path
-from .omezarr import is_zarr
+from .omezarr import is_zarr, unfinished_output
 
 __all__ = ["file_kind", "file_stem", "read_csv", "write_csv"]
 
@@ -61,7 +61,9 @@ def file_kind(path: str | Path) -> str:
     or "a file of unknown format". A torch file is a zip holding ``*/data.pkl``."""
     path = Path(path)
     if path.is_dir():
-        return "an OME-Zarr image (a folder)" if is_zarr(path) else "a folder"
+        if not is_zarr(path):
+            return "a folder"
+        return f"an OME-Zarr image (a folder; {unfinished_output(path) or 'complete'})"
     if not path.is_file():
         return "no file"
     with open(path, "rb") as fh:

@@ -18,6 +18,7 @@ def open_image(
     channel: int | None = None,
     axes: str | None = None,
     series: int = 0,
+    missing_chunks: str = "error",
 ) -> ImageRecord:
     """Open an image lazily: metadata now, pixels when planes are read.
 
@@ -28,6 +29,9 @@ def open_image(
         axes: override the axes the file declares, e.g. ``"ZYX"`` for a page stack that the
             file calls ``QYX``.
         series: which image series of a multi-series TIFF.
+        missing_chunks: OME-Zarr: a plane with a chunk missing from the store is an error
+            (``"error"``), or reads as the fill value (``"fill"``: for writers that leave
+            chunks of only the fill value unwritten).
 
     Returns:
         An :class:`ImageRecord`; call ``close()`` (or use ``with``) to release the file.
@@ -42,7 +46,7 @@ def open_image(
     """
     path = Path(path)
     if is_zarr(path):
-        reader = ZarrReader(path, axes=axes)
+        reader = ZarrReader(path, axes=axes, missing_chunks=missing_chunks)
     else:
         reader = TiffReader(path, series=series, axes=axes)
     try:
@@ -65,13 +69,16 @@ def read_image(
     channel: int | None = None,
     axes: str | None = None,
     series: int = 0,
+    missing_chunks: str = "error",
 ) -> ImageRecord:
     """Read a whole image into memory; same arguments as :func:`open_image`.
 
     The returned record's ``data`` is an in-memory array of ``shape`` in ``axes`` order, its
     dtype as stored; values are checked to be finite.
     """
-    with open_image(path, channel=channel, axes=axes, series=series) as lazy:
+    with open_image(
+        path, channel=channel, axes=axes, series=series, missing_chunks=missing_chunks
+    ) as lazy:
         data = lazy.data
         return ImageRecord(
             ArrayReader(data, lazy.axes),

@@ -15,6 +15,7 @@ turns true only when every plane is in (the markers are then removed).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -28,7 +29,14 @@ from .axes import validate_axes
 from .metadata import normalise_unit
 from .record import check_dtype
 
-__all__ = ["ZarrPlaneWriter", "ZarrReader", "is_zarr", "zarr_progress"]
+__all__ = [
+    "MISSING_CHUNKS",
+    "ZarrPlaneWriter",
+    "ZarrReader",
+    "is_zarr",
+    "unfinished_output",
+    "zarr_progress",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -95,10 +103,27 @@ def _multiscales(path: Path) -> tuple[dict, str]:
     return ms, version
 
 
-class ZarrReader:
-    """Planes of level 0 of an OME-Zarr image (a :class:`~microvae.io.record.BlockReader`)."""
+MISSING_CHUNKS = ("error", "fill")
 
-    def __init__(self, path: str | os.PathLike, *, axes: str | None = None):
+
+class ZarrReader:
+    """Planes of level 0 of an OME-Zarr image (a :class:`~microvae.io.record.BlockReader`).
+
+    Zarr reads a chunk that is not in the store as the array's fill value, so a chunk lost in
+    a copy would read as a plane of zeros. Before a plane is read, its chunks are looked up
+    in the store: with ``missing_chunks="error"`` (the default) a missing one is an error
+    naming the file, the plane and the chunk; ``"fill"`` reads it as the fill value, for
+    images whose writer leaves chunks that hold only the fill value unwritten (zarr 3's
+    ``write_empty_chunks=False``)."""
+
+    def __init__(
+        self, path: str | os.PathLike, *, axes: str | None = None, missing_chunks: str = "error"
+    ):
+        if missing_chunks not in MISSING_CHUNKS:
+            raise ValueError(
+                f"missing_chunks must be one of {MISSING_CHUNKS}, got {missing_chunks!r}"
+            )
+        self.missing_chunks = missing_chunks
         self.path = Path(path)
         self.name = self.path.name
         ms, self.ngff_version = _multiscales(self.path)
@@ -132,8 +157,41 @@ class ZarrReader:
         self.pixel_size, self.unit = _pixel_size(ms, datasets[0], self.axes)
         self.bit_depth_hint = None
 
+    def _missing(self, outer_index: tuple[int, ...]) -> list[str]:
+        """The store keys of the plane's chunks that the store does not hold."""
+        from zarr.core.sync import sync
+
+        meta = self._array.metadata
+        grid = getattr(getattr(meta, "chunk_grid", None), "chunk_shape", None) or meta.chunks
+        ranges = [
+            [outer_index[i] // c] if i < len(outer_index) else range(math.ceil(n / c))
+            for i, (n, c) in enumerate(zip(self.shape, grid))
+        ]
+        store, prefix = self._array.store_path.store, self._array.store_path.path
+        keys = [
+            "/".join(filter(None, (prefix, meta.encode_chunk_key(tuple(coords)))))
+            for coords in itertools.product(*ranges)
+        ]
+        return [k for k in keys if not sync(store.exists(k))]
+
     def read_block(self, outer_index: tuple[int, ...]) -> np.ndarray:
         key = tuple(outer_index) + (slice(None), slice(None))  # the axes end in YX
+        if self.missing_chunks == "error":
+            missing = self._missing(tuple(outer_index))
+            if missing:
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                unfinished = unfinished_output(self.path)
+                if unfinished:
+                    raise ImageReadError(
+                        f"{self.name}: plane {tuple(outer_index)} was never written: {unfinished}"
+                    )
+                raise ImageReadError(
+                    f"{self.name}: plane {tuple(outer_index)} has no chunk {missing[0]}{more} "
+                    "in the store, which zarr would read as the fill value "
+                    f"{self._array.fill_value}; the image is incomplete (a lost or unfinished "
+                    "copy): copy it again. If its writer leaves chunks of only the fill value "
+                    "unwritten, pass --missing-chunks fill"
+                )
         try:
             return np.asarray(self._array[key])
         except Exception as exc:  # a missing or damaged chunk: codec, I/O or zarr errors
@@ -177,6 +235,27 @@ def zarr_progress(path: str | os.PathLike) -> tuple[bool, set[int]]:
     if attrs.get("complete"):
         return True, set(range(int(attrs.get("planes", 0))))
     return False, _markers(path)
+
+
+def unfinished_output(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not to be trusted as a finished image, if it is an OME-Zarr output of
+    microvae whose run stopped before every plane was in ("unfinished microvae output: 2 of
+    4 planes written; ..."); None for a complete one or any other path. The unwritten
+    planes read as zeros, and viewers such as napari show the image as if it were whole."""
+    path = Path(path)
+    if not is_zarr(path):
+        return None
+    try:
+        attrs = dict(_open_group(path).attrs).get("microvae")
+    except ImageReadError:
+        return None
+    if not isinstance(attrs, dict) or attrs.get("complete", True):
+        return None
+    n = int(attrs.get("planes", 0))
+    return (
+        f"unfinished microvae output: {len(_markers(path))} of {n} planes written (the others "
+        "read as zeros); finish it with the same microvae predict command and --resume"
+    )
 
 
 _DONE = ".microvae-done"
@@ -289,6 +368,9 @@ class ZarrPlaneWriter:
                 name=name,
             )
             self._group.attrs["microvae"] = {"complete": False, "planes": self.n_planes}
+        # every block as a chunk, even one of only the fill value (zarr 3 skips those by
+        # default): a reader tells a missing chunk from a written one by the store's listing
+        self._array = self._array.with_config({"write_empty_chunks": True})
         self._done_dir = self.path / _DONE
         self._done_dir.mkdir(exist_ok=True)
         self.planes_done = set(done)
