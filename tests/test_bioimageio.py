@@ -3,6 +3,7 @@ loaded back by microvae as the model they came from."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import zipfile
@@ -122,6 +123,70 @@ def test_foreign_and_damaged_packages_are_refused(tmp_path, package):
             dst.writestr(name, b"garbage" if name == "weights.pt" else src.read(name))
     with pytest.raises(ModelFileError, match="weights.pt"):
         microvae.load_model(damaged)
+
+
+def _rewrite(package, out, change) -> None:
+    """A copy of ``package`` with ``change(name, data) -> data`` applied to every file."""
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, change(name, src.read(name)))
+
+
+def test_a_file_altered_after_export_is_named_by_its_sha256(tmp_path, package):
+    import torch
+
+    # weights that still load (weights_only), one value changed: caught by the sha256 alone
+    def alter(name, data):
+        if name != "weights.pt":
+            return data
+        state = torch.load(io.BytesIO(data), weights_only=True)
+        key = next(k for k, v in state.items() if v.is_floating_point())
+        state[key] = state[key] + 1.0
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
+
+    _rewrite(package, tmp_path / "altered.zip", alter)
+    with pytest.raises(ModelFileError) as info:
+        microvae.load_model(tmp_path / "altered.zip")
+    assert str(info.value).startswith("altered.zip: weights.pt does not match its sha256")
+    # any file the rdf lists is checked, not only the weights
+    _rewrite(package, tmp_path / "cover.zip", lambda n, d: d + b"x" if n == "cover.png" else d)
+    with pytest.raises(ModelFileError, match="cover.png does not match its sha256"):
+        microvae.load_model(tmp_path / "cover.zip")
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "link", "url"])
+def test_an_unzipped_package_may_not_point_outside_itself(tmp_path, package, where):
+    folder = tmp_path / "pkg"
+    with zipfile.ZipFile(package) as z:
+        z.extractall(folder)
+    outside = tmp_path / "elsewhere.pt"
+    outside.write_bytes((folder / "weights.pt").read_bytes())
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    source = {
+        "absolute": str(outside),
+        "parent": "../elsewhere.pt",
+        "link": "linked.pt",
+        "url": "https://example.org/weights.pt",
+    }[where]
+    if where == "link":
+        (folder / "linked.pt").symlink_to(outside)
+    rdf["weights"]["pytorch_state_dict"]["source"] = source
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    with pytest.raises(ModelFileError) as info:
+        microvae.load_model(folder)
+    assert str(info.value) == (
+        f"pkg: rdf.yaml names {source!r}, outside the package; refused (a package's files lie "
+        "inside it; export the model again)"
+    )
+    # the folder as exported loads
+    (folder / "rdf.yaml").write_text(
+        yaml.safe_dump(
+            {**rdf, "weights": yaml.safe_load(zipfile.ZipFile(package).read("rdf.yaml"))["weights"]}
+        )
+    )
+    assert microvae.load_model(folder).config == microvae.load_model(package).config
 
 
 def test_export_refuses_an_image_smaller_than_a_tile(tmp_path, tiny_model_path):

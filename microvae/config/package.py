@@ -4,15 +4,18 @@ A package (a zip with ``rdf.yaml``, a folder with one, or the ``rdf.yaml``) carr
 ``config: microvae:``, the run config, normalisation, summary and versions; its
 ``pytorch_state_dict`` weights are the VAE's (keys prefixed ``vae.``, the
 :class:`microvae.model.exported.Reconstructor`'s). Only YAML and ``weights_only`` torch files
-are read: nothing in a package runs.
+are read: nothing in a package runs. Every file the rdf names must lie inside the package (no
+absolute path, no ``..``, no URL, no link out of a folder), and every file it gives a sha256
+for must match it, before anything is loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
 import yaml
@@ -53,6 +56,7 @@ def read_package(path: str | os.PathLike) -> dict:
         rdf = yaml.safe_load(files.read(files.rdf_name))
     except yaml.YAMLError as exc:
         raise ModelFileError(f"{path.name}: rdf.yaml is not valid YAML ({exc})") from None
+    files.verify(rdf)
     ours = ((rdf or {}).get("config") or {}).get("microvae")
     if not isinstance(ours, dict):
         raise ModelFileError(
@@ -79,6 +83,20 @@ def read_package(path: str | os.PathLike) -> dict:
     return payload
 
 
+def _sources(node) -> list[dict]:
+    """Every ``{source: ..., sha256: ...}`` entry of an rdf (files it names), depth first."""
+    found = []
+    if isinstance(node, dict):
+        if isinstance(node.get("source"), str):
+            found.append(node)
+        for v in node.values():
+            found += _sources(v)
+    elif isinstance(node, list):
+        for v in node:
+            found += _sources(v)
+    return found
+
+
 class _PackageFiles:
     """The files of a package: a zip, a folder, or an rdf.yaml beside its files."""
 
@@ -93,14 +111,50 @@ class _PackageFiles:
             self.zip = None
             self.root = path if path.is_dir() else path.parent
             self.rdf_name = "rdf.yaml" if path.is_dir() else path.name
+        self._verified: dict[str, bytes] = {}
+
+    def _inside(self, name: str) -> str:
+        """``name`` as a path inside the package, or an error: a file the rdf names must not
+        leave it (an absolute path, ``..``, a URL, or a link out of a folder)."""
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        leaves = "://" in name or not parts or parts[0] == "/" or ".." in parts
+        if not leaves and self.root is not None:
+            root = self.root.resolve()
+            leaves = not (root / name).resolve().is_relative_to(root)
+        if leaves or (len(parts[0]) == 2 and parts[0].endswith(":")):  # C: on Windows
+            raise ModelFileError(
+                f"{self.path.name}: rdf.yaml names {name!r}, outside the package; refused "
+                "(a package's files lie inside it; export the model again)"
+            )
+        return name
 
     def read(self, name: str) -> bytes:
+        name = self._inside(name)
+        if name in self._verified:
+            return self._verified[name]
         try:
             if self.zip is not None:
                 return self.zip.read(name)
             return (self.root / name).read_bytes()
-        except (KeyError, FileNotFoundError):
+        except (KeyError, FileNotFoundError, IsADirectoryError):
             raise ModelFileError(f"{self.path.name}: the package has no {name}") from None
+
+    def verify(self, rdf) -> None:
+        """Every file the rdf names lies inside the package, and matches its sha256 where the
+        rdf gives one (the files are kept, read once)."""
+        for entry in _sources(rdf):
+            name, expected = str(entry["source"]), entry.get("sha256")
+            data = self.read(name)
+            if expected is None:
+                continue
+            got = hashlib.sha256(data).hexdigest()
+            if got != str(expected).lower():
+                raise ModelFileError(
+                    f"{self.path.name}: {name} does not match its sha256 in rdf.yaml (expected "
+                    f"{str(expected)[:12]}..., got {got[:12]}...): the file was altered or "
+                    "damaged after export; refused. Export the model again"
+                )
+            self._verified[name] = data
 
     def torch(self, name: str) -> dict:
         try:
