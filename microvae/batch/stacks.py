@@ -109,7 +109,8 @@ class BatchSummary:
         if self.own_outputs:
             parts.append(f"{self.own_outputs} outputs of earlier runs left out of the inputs")
         if self.stale_removed:
-            parts.append(f"{self.stale_removed} temporaries of a stopped run removed")
+            n = self.stale_removed
+            parts.append(f"{n} temporar{'y' if n == 1 else 'ies'} of a stopped run removed")
         lost = self.workers_lost
         if lost:
             files = sum(r.reruns > 0 for r in self.results)
@@ -470,5 +471,5 @@ def _remove_stale(out_dir: Path, outputs: list[Path]) -> int:
             tmp.unlink(missing_ok=True)
             n += 1
     if n:
-        _log.info("%s: removed %d temporaries that a stopped run left", out_dir, n)
+        _log.info("%s: removed %d temporary file(s) that a stopped run left", out_dir, n)
     return n

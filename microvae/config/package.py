@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from .modelfile import FORMAT_VERSION, ModelFileError
+from .run import yaml_problem
 
 __all__ = ["TOP_PRIOR", "WEIGHTS", "is_bioimageio_package", "read_package"]
 
@@ -55,7 +56,9 @@ def read_package(path: str | os.PathLike) -> dict:
     try:
         rdf = yaml.safe_load(files.read(files.rdf_name))
     except yaml.YAMLError as exc:
-        raise ModelFileError(f"{path.name}: rdf.yaml is not valid YAML ({exc})") from None
+        raise ModelFileError(
+            f"{path.name}: rdf.yaml is not valid YAML ({yaml_problem(exc)})"
+        ) from None
     files.verify(rdf)
     ours = ((rdf or {}).get("config") or {}).get("microvae")
     if not isinstance(ours, dict):

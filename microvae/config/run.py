@@ -121,6 +121,14 @@ class RunConfig(BaseModel):
         return d
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: where (line and column, 1-based) and what."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{what}"
+
+
 def _fields_at(loc: tuple) -> list[str]:
     """The valid keys of the config section at ``loc`` (("data",) -> DataConfig's fields; ()
     -> the sections); empty where ``loc`` is not a section."""
@@ -192,7 +200,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+            raise ConfigError(
+                f"--set {item!r}: value is not valid YAML ({yaml_problem(exc)})"
+            ) from None
         node = data
         for p in parts[:-1]:
             if not isinstance(node.get(p, {}), dict):
@@ -220,7 +230,7 @@ def load_config(
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{name}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{name}: not valid YAML ({yaml_problem(exc)})") from None
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{name}: expected sections (data, model, ...), got {type(data).__name__}"
