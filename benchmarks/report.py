@@ -497,6 +497,23 @@ def content_section(r: dict) -> str:
     return text + "\n\n" + _table(header, table)
 
 
+def verdict_rerun_section(r: dict) -> str:
+    """The same training run again after the verdict stopped calling an unused optional
+    full-resolution level partial collapse."""
+    rows = "; ".join(
+        f"{x['set']} {x['model']}: **{x['verdict']}**, {x['active_units']} active latent "
+        f"channels, HF ratio {x['metrics']['hf_ratio']:.3g}, best bits/dim "
+        f"{x['best_val']:.4f}"
+        for x in r["rows"]
+    )
+    return (
+        "The verdict of the run above that was called partly collapsed, trained again with "
+        "the current rule (an unused full-resolution level of `model.full_resolution_latent` "
+        "is a note, not collapse; `benchmarks/real_data.py --sets MitoGraphTest001 --models "
+        f"ladder+dmol --no-peer --name real_data_verdict`): {rows}. {_machine(r)}"
+    )
+
+
 def real_data_section(r: dict, samples_run: dict | None = None) -> str:
     """Models trained and scored on the real images of ../shared/data/real; the samples'
     realism (and the content metrics) from ``samples_run`` where given, a later run of the
@@ -757,6 +774,9 @@ def render() -> str:
     real = _load("real_data")
     if real:
         parts.append(real_data_section(real, _load("real_data_samples")))
+    verdict = _load("real_data_verdict")
+    if verdict:
+        parts.append(verdict_rerun_section(verdict))
     variants = _load("real_data_variants")
     if variants:
         parts.append(real_variants_section(variants))
