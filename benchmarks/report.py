@@ -732,8 +732,7 @@ def gui_stall_section(r: dict) -> str:
             f"{r['config']} on a layer of {r['image']} ({r['image_shape'][0]}x"
             f"{r['image_shape'][1]}) for {r['steps_done']} steps, {r['validations']} "
             f"validations, {r['training_seconds']} s; a {r['tick_ms']:g} ms timer on the GUI "
-            "thread measures how long the event loop was busy elsewhere (a stall). "
-            + _machine(r),
+            "thread measures how long the event loop was busy elsewhere (a stall). " + _machine(r),
             _table(
                 ["", "seconds", "longest stall ms", "p99 ms", "median ms", "stalls > 100 ms"],
                 rows,
