@@ -8,9 +8,9 @@ DEMO   := demo_out
 
 .PHONY: demo test install system-deps clean
 
-$(STAMP): pyproject.toml napari_plugin/pyproject.toml
+$(STAMP): pyproject.toml napari_plugin/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -e napari_plugin
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]" -e napari_plugin
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -137,3 +137,52 @@ def test_inspect_real_files(real_data, capsys):
     assert hela["axes"] == "YXS" and hela["n_channels"] == 3 and hela["channel_axis"] == "S"
     assert by_name["MitoGraphTest001.tif"]["n_planes"] == 41
     assert by_name["123002002001.tif"]["bit_depth"] == 8
+
+
+def test_the_core_runs_without_the_optional_extras(tmp_path, tiny_model_path):
+    """Without zarr/ome-zarr, dask.distributed and bioimageio: microvae imports, info and
+    predict on TIFFs run, and what needs an extra names it."""
+    from microvae.io import write_image
+    from microvae.synthetic import generate
+
+    write_image(tmp_path / "s.tif", generate(shape=(2, 40, 40), seed=0).image, axes="ZYX")
+    code = f"""
+import sys
+for name in ("zarr", "ome_zarr", "distributed", "bioimageio", "napari"):
+    sys.modules[name] = None  # not installed: importing it raises ImportError
+import microvae
+from microvae.cli.main import main
+model, data, out = {str(tiny_model_path)!r}, {str(tmp_path / "s.tif")!r}, {str(tmp_path)!r}
+assert main(["info", model]) == 0
+assert main(["predict", model, data, "--out", out + "/a", "--no-progress"]) == 0
+for extra, args in (
+    ("zarr", ["predict", model, data, "--out", out + "/b", "--format", "ome-zarr"]),
+    ("dask", ["predict", model, data, "--out", out + "/c", "--dask", "local:1"]),
+    ("bioimageio", ["export", model, "--bioimageio", out + "/m.zip"]),
+):
+    assert main(args) == 2, extra
+print("core ok")
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "core ok" in p.stdout
+    for extra in ("zarr", "dask", "bioimageio"):
+        assert f"pip install 'microvae[{extra}]'" in p.stderr, extra
+    assert (tmp_path / "a" / "s_recon.tif").is_file()
+
+
+def test_configs_are_presets_by_name(tmp_path, capsys):
+    from microvae.config import PRESETS, load_config
+
+    assert main(["configs"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("cpu", "demo", "mito2d", "em2d", "baseline-gaussian", "unet-deterministic"):
+        assert f"\n{name} " in f"\n{listed}", name
+        assert load_config(name) == load_config(PRESETS / f"{name}.yaml")
+    assert main(["configs", "--copy", "cpu", "--to", str(tmp_path / "mine.yaml")]) == 0
+    assert (tmp_path / "mine.yaml").read_text() == (PRESETS / "cpu.yaml").read_text()
+    assert main(["configs", "--copy", "cpu", "--to", str(tmp_path / "mine.yaml")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["train", "cpu2", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "cpu2: no config of that name (presets: baseline-gaussian, cpu," in err

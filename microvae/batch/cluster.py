@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from ..errors import MicrovaeError
+from ..extras import require
 
 __all__ = ["connect", "run_on_cluster"]
 
@@ -38,12 +39,8 @@ def connect(spec: str, *, timeout: str = "10s"):
     Raises:
         MicrovaeError: a malformed spec, or a scheduler that cannot be reached (naming it).
     """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise MicrovaeError(
-            "--dask needs dask.distributed: pip install distributed (or dask[distributed])"
-        ) from None
+    distributed = require("distributed", "dask", "--dask")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if spec.startswith("local:"):
         try:
             n = int(spec.split(":", 1)[1])

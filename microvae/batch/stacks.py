@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from ..data.sources import find_images
 from ..errors import MicrovaeError
+from ..extras import require
 from ..inference import MetricsFn, PlaneSink, TileOptions, TrainedModel, run_image
 from ..io import (
     file_stem,
@@ -314,6 +315,11 @@ def process_stacks(
         raise MicrovaeError(
             f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}"
         )
+    if format == "ome-zarr":  # before any work: the extra it needs
+        require("ome_zarr.format", "zarr", "--format ome-zarr")
+        require("zarr", "zarr", "--format ome-zarr")
+    if dask is not None:
+        require("distributed", "dask", "--dask")
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     options = TileOptions(**tile_options)

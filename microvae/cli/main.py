@@ -13,6 +13,7 @@ import sys
 from .. import __version__
 from ..errors import MicrovaeError
 from . import (
+    configs_cmd,
     demo_cmd,
     diagnose_cmd,
     evaluate_cmd,
@@ -29,6 +30,7 @@ __all__ = ["main", "build_parser"]
 SUBCOMMANDS = (
     synth_cmd,
     inspect_cmd,
+    configs_cmd,
     train_cmd,
     info_cmd,
     predict_cmd,

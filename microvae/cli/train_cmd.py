@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
         type=Path,
         nargs="?",
         metavar="CONFIG",
-        help="YAML config (optional with --resume: the run's own config is used)",
+        help="YAML config, or a preset's name (cpu, mito2d, ...: microvae configs lists them); "
+        "optional with --resume (the run's own config is used)",
     )
     p.add_argument(
         "--data",
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.fit import fit
 
     if args.config is None and not args.resume:
-        raise MicrovaeError("train: CONFIG is required (e.g. configs/mito2d.yaml) unless --resume")
+        raise MicrovaeError("train: CONFIG is required (e.g. cpu, or my.yaml) unless --resume")
     if args.resume and args.overwrite:
         raise MicrovaeError("train: --resume and --overwrite exclude each other")
     run_dir, summary = fit(

@@ -11,6 +11,7 @@ from .modelfile import (
     save_model_file,
 )
 from .run import (
+    PRESETS,
     ConfigError,
     RunConfig,
     TrainConfig,
@@ -29,6 +30,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
+    "PRESETS",
     "find_config",
     "load_config",
     "read_model_file",

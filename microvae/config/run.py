@@ -27,6 +27,7 @@ __all__ = [
     "load_config",
     "save_config",
     "apply_overrides",
+    "PRESETS",
     "find_config",
     "shipped_configs",
 ]
@@ -215,7 +216,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def load_config(
     source: str | os.PathLike | dict | RunConfig | None = None, overrides: list[str] = ()
 ) -> RunConfig:
-    """A RunConfig from a YAML file, a dict or a RunConfig, with ``--set`` overrides applied."""
+    """A RunConfig from a YAML file, a preset's name (``"cpu"``, see :func:`shipped_configs`),
+    a dict or a RunConfig, with ``--set`` overrides applied."""
     if isinstance(source, RunConfig):
         data, name = source.to_dict(), "config"
     elif isinstance(source, dict):
@@ -224,9 +226,14 @@ def load_config(
         data, name = {}, "defaults"
     else:
         path = Path(source)
+        if not path.is_file() and _is_name(source):
+            path = find_config(str(source))  # a preset: "cpu", "mito2d", ...
         name = path.name
         if not path.is_file():
-            raise ConfigError(f"{path}: config file not found; see configs/ for examples")
+            raise ConfigError(
+                f"{path}: config file not found; give a YAML file or a preset's name "
+                f"({', '.join(shipped_configs())})"
+            )
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -244,16 +251,18 @@ def load_config(
     return _validate(data, name, overridden)
 
 
+PRESETS = Path(__file__).resolve().parents[1] / "configs"  # shipped inside the package
+
+
 def _config_folders() -> list[Path]:
-    """Where shipped configs are looked for: ``configs/`` of the source tree microvae runs
-    from, then of the current folder."""
-    package = Path(__file__).resolve().parents[2]
-    return [package / "configs", Path.cwd() / "configs"]
+    """Where named configs are looked for: the presets shipped inside the package, then
+    ``configs/`` of the current folder (a user's own)."""
+    return [PRESETS, Path.cwd() / "configs"]
 
 
 def shipped_configs() -> dict[str, Path]:
-    """The YAML configs of ``configs/`` by name (``"demo"``, ``"cpu"``, ...): the source tree's
-    first, then the current folder's; empty where neither has one."""
+    """The named YAML configs (``"demo"``, ``"cpu"``, ...): the package's presets first, then
+    those of ``configs/`` in the current folder."""
     found: dict[str, Path] = {}
     for folder in _config_folders():
         if folder.is_dir():
@@ -263,15 +272,21 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def find_config(name: str) -> Path:
-    """``configs/NAME.yaml`` (see :func:`shipped_configs`), or an error saying where it was
-    looked for."""
+    """The config named ``name`` (see :func:`shipped_configs`), or an error listing the
+    names there are."""
     path = shipped_configs().get(name)
     if path is None:
         raise ConfigError(
-            f"configs/{name}.yaml not found next to microvae or in the current "
-            "folder; pass --config PATH"
+            f"{name}: no config of that name (presets: {', '.join(shipped_configs())}; "
+            "microvae configs lists them); pass a YAML file's path"
         )
     return path
+
+
+def _is_name(source: str | os.PathLike) -> bool:
+    """Whether ``source`` names a preset rather than a file: no folder, no suffix."""
+    text = str(source)
+    return "/" not in text and "\\" not in text and not Path(text).suffix
 
 
 def save_config(config: RunConfig, path: str | os.PathLike) -> Path:

@@ -24,6 +24,7 @@ from .. import __version__
 from ..config import FORMAT_VERSION
 from ..config.package import TOP_PRIOR, WEIGHTS
 from ..errors import MicrovaeError
+from ..extras import require
 from ..inference import TrainedModel
 from ..io import ImageRecord
 from ..latent import tiles_from_planes
@@ -130,7 +131,7 @@ def export_bioimageio(
     Returns:
         The package path, written atomically after the description validated.
     """
-    import bioimageio.spec as spec  # only for writing packages
+    spec = require("bioimageio.spec", "bioimageio", "bioimage.io export")
 
     out = Path(out)
     if out.suffix != ".zip":

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AxesError, ImageReadError, ImageWriteError
+from ..extras import require
 from .axes import validate_axes
 from .metadata import normalise_unit
 from .record import check_dtype
@@ -56,8 +57,14 @@ def is_zarr(path: str | os.PathLike) -> bool:
     )
 
 
+def _zarr():
+    """zarr and ome-zarr-py (the ``zarr`` extra), or an error naming the extra."""
+    require("ome_zarr.format", "zarr", "OME-Zarr images")
+    return require("zarr", "zarr", "OME-Zarr images")
+
+
 def _open_group(path: Path, mode: str = "r"):
-    import zarr
+    zarr = _zarr()
 
     try:
         return zarr.open_group(str(path), mode=mode)
@@ -72,6 +79,7 @@ def _multiscales(path: Path) -> tuple[dict, str]:
     """The first multiscales entry of an OME-Zarr image and its NGFF version; the metadata is
     read and its axes validated by ome-zarr-py, without opening any scale level (a missing
     level other than 0 does not stop level 0 from being read)."""
+    _zarr()
     from ome_zarr.axes import Axes
     from ome_zarr.format import FormatV04, FormatV05, format_from_version
     from ome_zarr.io import parse_url
@@ -291,7 +299,7 @@ class ZarrPlaneWriter:
         overwrite: bool = False,
         block_axes: str = "YX",
     ):
-        import zarr
+        zarr = _zarr()
         from ome_zarr.format import FormatV05
         from ome_zarr.writer import write_multiscales_metadata
 
