@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -150,11 +151,21 @@ def test_evaluate_writes_metrics_diagnostics_and_a_report_with_every_figure(
             "--max-tiles",
             "48",
             "--split-noise",
+            "--iwae",
+            "8",
             "--no-progress",
         ]
     )
     assert status == 0
     printed = capsys.readouterr().out
+    # the importance-weighted bound beside the ELBO: tighter (>=), in bits/dim of the tiles
+    b = json.loads((out / "diagnostics.json").read_text())["bounds"]
+    assert b["k"] == 8 and b["is_bound"] and b["iwae_nats"] >= b["elbo_nats"]
+    side = int(round((b["elbo_nats"] / (-b["elbo_bits_per_dim"] * math.log(2))) ** 0.5))
+    # nats per tile over the tile's pixels and ln 2: the training tile
+    assert side == load_model(ladder).default_tile()
+    assert f"IWAE_8 {b['iwae_bits_per_dim']:.4f} bits/dim" in printed
+    assert "## Likelihood bounds" in (out / "report.md").read_text()
     assert "noise-split estimate of the error to the signal" in printed
     assert "reconstruction vs ground truth" in printed and "report:" in printed
     rows = list(csv.DictReader(open(out / "metrics.csv")))

@@ -58,6 +58,14 @@ def add_parser(sub) -> None:
         "plane's photo-electrons into two halves by binomial thinning, reconstruct one, score "
         "it against the other (gain and offset from the image's mean-variance)",
     )
+    p.add_argument(
+        "--iwae",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also the importance-weighted bound with K posterior samples per tile beside the "
+        "ELBO, on the latent figures' tiles (bits/dim; K = 16 is common; 0: not computed)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -84,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         posterior_levels=args.posterior_levels,
         split_noise=args.split_noise,
+        iwae=args.iwae,
     )
     for row in (r for r in result.rows if r["file"] == "all"):
         print(
@@ -102,6 +111,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"samples ({t}): morphology distance to the data {score} (two halves of the "
             f"data: {r['reference_score']:.2f}; {r['samples_kept']:.0%} of samples with signal)"
+        )
+    b = result.diagnostics.get("bounds")
+    if b:
+        print(
+            f"bounds on {b['n_tiles']} tiles: ELBO {b['elbo_bits_per_dim']:.4f} bits/dim, "
+            f"IWAE_{b['k']} {b['iwae_bits_per_dim']:.4f} bits/dim"
         )
     print(f"latent space: {result.diagnostics.get('verdict')}")
     print(f"report: {result.report}")

@@ -21,12 +21,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from ..data.sources import find_images
-from ..diagnostics import diagnose
+from ..diagnostics import diagnose, likelihood_bounds
 from ..errors import MicrovaeError
 from ..inference import ImageInfo, PlaneOutput, PlaneSink, TileOptions, TrainedModel, run_image
 from ..io import atomic_path, file_stem, is_zarr, open_image, read_image, write_csv
@@ -394,7 +395,8 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     split_noise: bool = False,
-    **tile_options,
+    iwae: int = 0,
+    **tile_options: Any,
 ) -> Evaluation:
     """Evaluate ``model`` on ``inputs`` (files, folders, globs) into ``out_dir``.
 
@@ -407,6 +409,9 @@ def evaluate(
         split_noise: also estimate, on the input-vs-reconstruction rows, the squared error to
             the noise-free signal by binomial thinning (``split_*`` columns; see
             :func:`microvae.metrics.split_noise_error`): for real data without ground truth.
+        iwae: K > 0: also the importance-weighted bound IWAE_K beside the ELBO on the tiles
+            (:func:`microvae.diagnostics.likelihood_bounds`), in ``diagnostics.json``
+            (``bounds``) and the report.
         **tile_options: fields of :class:`~microvae.inference.TileOptions`.
 
     Writes ``metrics.csv`` (a row per plane and comparison, then the means),
@@ -447,6 +452,8 @@ def evaluate(
             raise MicrovaeError(f"{unlabelled[0]}: no label given for this file")
         tiles.labels = [labels[s] for s in tiles.sources]
     diag = diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
+    if iwae:
+        diag["bounds"] = likelihood_bounds(model, tiles.tiles, iwae, seed=seed)
     with atomic_path(out / "diagnostics.json") as tmp:
         tmp.write_text(json.dumps(diag, indent=2) + "\n")
 
