@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := demo_out
 
-.PHONY: demo test install system-deps clean
+.PHONY: demo test docs install system-deps clean
 
 $(STAMP): pyproject.toml napari_plugin/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,14 @@ demo: $(STAMP)
 system-deps:
 	@bash .ci/system-deps
 
+# the docs site (mkdocs-material, mkdocstrings) into site/; strict: a broken link or reference
+# fails (tests/test_docs.py builds it the same way, so make test does too)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 test: $(STAMP) system-deps
 	$(BIN)/npe2 validate --imports napari-microvae
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(DEMO) .pytest_cache site

@@ -1,11 +1,12 @@
 """Probe microvae as a careless user and as an attacker would: bad input, misleading situations,
 interrupted and tampered runs. Each case runs the command line (a fresh process, as a user
 would) and prints one line: whether microvae did the right thing, its exit status and what it
-said. Results: results/probe.json; ``--readme`` rewrites the README's reliability table from
-them (between its ``probe:start`` and ``probe:end`` markers).
+said. Results: results/probe.json; ``--docs`` rewrites the reliability table of the docs
+(docs/reliability.md, which the README links) from them, between its ``probe:start`` and
+``probe:end`` markers.
 
     python benchmarks/probe.py             # ~3 min on 2 CPU cores (two tiny models trained)
-    python benchmarks/probe.py --readme
+    python benchmarks/probe.py --docs
 
 The right thing is, per case: ``refused`` (a non-zero exit with one line that names the file
 and the fix), ``runs`` (exit 0, the result correct, anything odd said), or ``said`` (exit 0 and
@@ -34,7 +35,7 @@ import yaml
 from _results import RESULTS, machine, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "reliability.md"
 START, END = "<!-- probe:start -->", "<!-- probe:end -->"
 _NOISE = re.compile(r"trained on uint16|the training data's reached|^\s*$|it/s\]|\d+%\|")
 
@@ -474,7 +475,7 @@ def right(case: Case, out: Outcome) -> bool:
     return status_ok and case.check(out)
 
 
-def readme_table(rows: list[dict]) -> str:
+def table(rows: list[dict]) -> str:
     lines = ["| case | microvae | exit | what it says |", "| --- | --- | --- | --- |"]
     for r in rows:
         text = r["message"].replace("|", "\\|")
@@ -485,7 +486,9 @@ def readme_table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--readme", action="store_true", help="rewrite README.md's table")
+    ap.add_argument(
+        "--docs", action="store_true", help="rewrite the table of docs/reliability.md"
+    )
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="microvae-probe-") as tmp:
@@ -511,12 +514,12 @@ def main() -> None:
     n = sum(r["right"] for r in rows)
     print(f"{n} of {len(rows)} cases handled right")
     write_result("probe", {"machine": machine(), "cases": rows, "right": n, "total": len(rows)})
-    if args.readme:
-        text = README.read_text()
+    if args.docs:
+        text = PAGE.read_text()
         head, rest = text.split(START, 1)
         _, tail = rest.split(END, 1)
-        README.write_text(f"{head}{START}\n{readme_table(rows)}\n{END}{tail}")
-        print(f"README.md: reliability table rewritten ({RESULTS / 'probe.json'})")
+        PAGE.write_text(f"{head}{START}\n{table(rows)}\n{END}{tail}")
+        print(f"{PAGE}: reliability table rewritten ({RESULTS / 'probe.json'})")
 
 
 if __name__ == "__main__":

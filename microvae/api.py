@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .batch import BatchSummary
 from .batch import process_stacks as _process_stacks
@@ -35,8 +35,8 @@ def train(
     """Train a VAE on TIFFs and return ``(trained model, run folder)``.
 
     Args:
-        config: a YAML path (e.g. ``configs/mito2d.yaml``), a dict, a RunConfig, or None for
-            the defaults.
+        config: a preset's name (``"cpu"``, ``"mito2d"``: ``microvae configs`` lists them),
+            a YAML path, a dict, a RunConfig, or None for the defaults.
         data: TIFF files, folders or glob patterns.
         out: the run folder (must not exist, unless ``resume`` or ``overwrite``).
         overrides: ``key.sub=value`` strings, as ``--set`` on the command line.
@@ -80,7 +80,7 @@ def process_stacks(
     out_dir: str | os.PathLike,
     *,
     metrics: str | MetricsFn | None = "basic",
-    **kwargs,
+    **kwargs: Any,
 ) -> BatchSummary:
     """Apply ``model`` to every TIFF in ``inputs`` (files, folders, globs) into ``out_dir``:
     :func:`microvae.batch.process_stacks`, with the per-plane ``metrics`` by name

@@ -35,6 +35,7 @@ import tempfile
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -271,7 +272,7 @@ def process_stacks(
     dask_block: int = 64,
     overwrite: bool = False,
     missing_chunks: str = "error",
-    **tile_options,
+    **tile_options: Any,
 ) -> BatchSummary:
     """Apply ``model`` to every image in ``inputs`` (TIFF files, OME-Zarr images, folders,
     globs); see the module docstring for what is written to ``out_dir``.
