@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from _results import write_result
 
-from microvae.diagnostics import diagnose
+from microvae.latent.diagnostics import diagnose
 from microvae.inference import load_model
 from microvae.latent import TileSet, embed, linear_probe, split_by_group, tiles_from_planes
 from microvae.synthetic import SynthParams, generate, write_synthetic_set

@@ -26,7 +26,7 @@ import yaml
 from _results import write_result
 
 from microvae.devices import pick_device
-from microvae.diagnostics import diagnose
+from microvae.latent.diagnostics import diagnose
 from microvae.inference import TileOptions, TrainedModel, load_model
 from microvae.io import read_image
 from microvae.latent import tiles_from_planes

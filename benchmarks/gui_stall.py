@@ -93,7 +93,7 @@ def main() -> int:
     if image_path is not None:
         image, source = microvae.read_image(image_path).data, image_path.name
     else:
-        image, source = microvae.synthetic.generate(shape=(512, 512), seed=0).image, "synthetic"
+        image, source = microvae.synthetic.simulate(shape=(512, 512), seed=0).image, "synthetic"
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1400, 900)
     layer = viewer.add_image(image, name="image")

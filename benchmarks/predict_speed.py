@@ -34,7 +34,7 @@ from microvae.config import load_config
 from microvae.data import Normalisation
 from microvae.devices import pick_device
 from microvae.inference import TrainedModel
-from microvae.inference.tiling import TileGrid
+from microvae.inference.grid import TileGrid
 from microvae.io import ZarrPlaneWriter, write_image
 from microvae.model import build_vae
 

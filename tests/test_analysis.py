@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from microvae.cli.main import main
-from microvae.diagnostics import diagnose
 from microvae.inference import load_model
 from microvae.latent import TileSet, embed, linear_probe, tiles_from_planes
+from microvae.latent.diagnostics import diagnose
 from microvae.report import evaluate
 from microvae.synthetic import SynthParams, generate, write_synthetic_set
 

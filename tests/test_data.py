@@ -8,7 +8,7 @@ import tifffile
 
 from microvae.data import DataConfig, DataError, Normalisation, find_images, prepare_data
 from microvae.data.augment import Augmenter
-from microvae.data.tiles import TileSampler
+from microvae.data.tile_sampler import TileSampler
 from microvae.errors import ChannelError
 from microvae.io import write_image
 

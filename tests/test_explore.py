@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from microvae.diagnostics import diagnose
 from microvae.errors import ShapeError
 from microvae.inference import load_model
 from microvae.latent import (
@@ -26,6 +25,7 @@ from microvae.latent import (
     traverse,
 )
 from microvae.latent import projection as projection_module
+from microvae.latent.diagnostics import diagnose
 from microvae.synthetic import generate
 
 

@@ -18,8 +18,8 @@ from microvae.inference import (
     load_model,
     run_image,
 )
+from microvae.inference.grid import TileGrid, blend_window
 from microvae.inference.tiled import iter_tiles
-from microvae.inference.tiling import TileGrid, blend_window
 from microvae.synthetic import generate
 
 

@@ -11,7 +11,7 @@ import torch
 
 from microvae.errors import NotGenerativeError
 from microvae.inference import load_model
-from microvae.inference.embedding import pool_latents
+from microvae.inference.pooling import pool_latents
 from microvae.latent import (
     KNNDensity,
     collect_tiles,
@@ -29,7 +29,7 @@ from microvae.latent import (
     traverse,
 )
 from microvae.synthetic import generate
-from microvae.training.aggregate import TOP_PRIOR_TILES
+from microvae.training.prior_fit import TOP_PRIOR_TILES
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ ALLOWED = {
     "batch": {"io", "data", "model", "objective", "config", "inference"},
 }
 BELOW_ANALYSIS = {"io", "data", "model", "objective", "config", "training", "inference", "batch"}
-ANALYSIS = {"metrics", "diagnostics", "latent", "report"}  # one layer: they may use each other
+ANALYSIS = {"metrics", "latent", "report"}  # one layer: they may use each other
 ALLOWED.update({name: BELOW_ANALYSIS | ANALYSIS for name in ANALYSIS})
 # models out (bioimage.io packages): above inference and the analysis layer
 ALLOWED["export"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic"}
@@ -33,10 +33,19 @@ ALLOWED["export"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic"}
 ALLOWED["cli"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic", "api", "export"}
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, typing: bool = True) -> set[str]:
+    """The modules ``path`` imports; ``typing=False`` leaves out those under ``if
+    TYPE_CHECKING:`` (annotations only, never imported when the code runs)."""
     tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    if not typing:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                skip |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
     found = set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level == 0 and node.module:
                 found.add(node.module)
@@ -71,3 +80,62 @@ def test_every_subpackage_has_a_layer():
     found = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     found |= {p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_")}
     assert found - set(ALLOWED) <= {"errors", "devices", "extras", "api"}, found - set(ALLOWED)
+
+
+def test_no_two_modules_share_a_name():
+    """A name says which file: only each layer's config.py (and __init__.py) repeat."""
+    seen: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        seen.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    repeated = {
+        n: p for n, p in seen.items() if len(p) > 1 and n not in ("config.py", "__init__.py")
+    }
+    assert not repeated, repeated
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the modules it imports (at the top or inside functions), within microvae;
+    importing a package counts as importing the modules its __init__ imports."""
+    files = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts): p
+        for p in PACKAGE.rglob("*.py")
+    }
+    raw = {name: _imports(path, typing=False) for name, path in files.items()}
+
+    def expand(mod: str, seen: frozenset = frozenset()) -> set[str]:
+        if mod in files and not mod.endswith("__init__"):
+            return {mod}
+        init = f"{mod}.__init__"
+        if init not in files or init in seen:
+            return set()
+        out: set[str] = set()
+        for m in raw[init]:
+            out |= expand(m, seen | {init})
+        return out
+
+    return {
+        name: {t for m in mods for t in expand(m)} - {name}
+        for name, mods in raw.items()
+        if not name.endswith("__init__")
+    }
+
+
+def test_no_import_cycles_between_modules():
+    """Not even through an import inside a function: a cycle means two modules that cannot
+    be understood apart."""
+    graph = _module_graph()
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)

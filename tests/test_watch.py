@@ -8,7 +8,7 @@ import math
 import pytest
 
 from microvae.config import TrainConfig
-from microvae.training.schedule import lr_factor
+from microvae.training.lr_schedule import lr_factor
 from microvae.training.watch import GradientWatch, ValidationWatch
 
 

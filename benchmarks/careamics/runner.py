@@ -14,7 +14,7 @@ and standard deviation, as careamics does.
              random flips and rotations (careamics' XY flip and rotate-90 augmentations);
              validation loss every ``--val-every`` steps, the best weights kept and saved.
     predict: planes of any size by overlapping tiles, with microvae's own tile grid and blend
-             window (microvae/inference/tiling.py, loaded by path: pure numpy), the posterior
+             window (microvae/inference/grid.py, loaded by path: pure numpy), the posterior
              mean at every level (careamics' ``mode_pred``), the likelihood's mean.
     check:   builds the model and runs two steps and a prediction on random data.
 
@@ -41,7 +41,7 @@ from careamics.losses import lvae_loss_factory
 from careamics.models.lvae.likelihoods import likelihood_factory
 from careamics.models.model_factory import model_factory
 
-TILING = Path(__file__).resolve().parents[2] / "microvae" / "inference" / "tiling.py"
+TILING = Path(__file__).resolve().parents[2] / "microvae" / "inference" / "grid.py"
 
 
 def _tiling():

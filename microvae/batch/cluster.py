@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import MicrovaeError
 from ..extras import require
+from .results import FileResult
 
 __all__ = ["connect", "run_on_cluster"]
 
@@ -114,6 +115,7 @@ def _attempt(out_dir: Path, task: str) -> int:
 
 
 def _run_file(
+    work: Callable,
     model_path: str,
     device: str,
     path: Path,
@@ -122,18 +124,17 @@ def _run_file(
     after: list = (),
     task: str = "",
 ):
-    """One unit of work on a worker: a file, or a block of one (``kwargs`` say which).
-    ``after``: the results of the blocks this one closes (the first that failed is the
-    file's failure). ``task``: the task's key, for counting its starts (``.reruns``)."""
-    from .stacks import FileResult, process_file
-
+    """One unit of work on a worker: ``work(model, path, out_dir, **kwargs)`` on a file, or a
+    block of one (``kwargs`` say which). ``after``: the results of the blocks this one closes
+    (the first that failed is the file's failure). ``task``: the task's key, for counting
+    its starts (``.reruns``)."""
     reruns = _attempt(out_dir, task) if task else 0
     for earlier in after:
         if earlier.status == "failed":
             return earlier
     model = _worker_model(model_path, device)
     try:
-        result = process_file(model, path, out_dir, **kwargs)
+        result = work(model, path, out_dir, **kwargs)
     except MicrovaeError as exc:  # the file fails alone, as in a serial run
         result = FileResult(path, "failed", str(exc))
     result.reruns = reruns
@@ -161,17 +162,18 @@ def run_on_cluster(
     block: int = 0,
     on_done: Callable | None = None,
     fresh: Collection[Path] = (),
+    work: Callable,
 ) -> list:
     """Process ``paths`` on the cluster of ``spec``, one task per file, or per ``block``
     planes of a stack with more (the first block alone first, as it makes the outputs; then
     the others in parallel; then one task that closes the outputs); FileResults in the order
     of ``paths``, each with ``reruns``: how often a worker was lost while it held the file
     (the scheduler gave the work to another). ``on_done(result)`` is called as each file
-    finishes. ``fresh``: files whose earlier outputs are replaced, not resumed."""
+    finishes. ``fresh``: files whose earlier outputs are replaced, not resumed. ``work``: the
+    unit of work, :func:`microvae.batch.stacks.process_file` (a module-level function, which
+    Dask sends to the workers by name)."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
-
-    from .stacks import FileResult
 
     client = connect(spec)
 
@@ -180,6 +182,7 @@ def run_on_cluster(
         first = {"resume": False} if path in fresh and "tag" not in extra else {}
         return client.submit(
             _run_file,
+            work,
             str(model_path),
             device,
             path,

@@ -5,7 +5,7 @@ For every input file NAME (outputs written atomically, so a file that exists is 
 - ``NAME_recon.tif``: the reconstruction, with the input's axes, pixel size and dtype;
 - ``NAME_embedding.npz``: ``embedding`` (planes, 2 * sum C_l) float32, per plane and per
   latent level and channel the spatial mean and standard deviation of the posterior mean
-  (:func:`~microvae.inference.embedding.pool_latents`), ``plane_index`` (planes,
+  (:func:`~microvae.inference.pooling.pool_latents`), ``plane_index`` (planes,
   len(plane_axes)) and ``plane_axes`` (e.g. "Z");
 - ``NAME_latents_level{l}.npy`` (``latents``): the posterior-mean maps of latent level l (0 =
   top), (planes, C_l, H_l, W_l) float32, memory-mapped while written;
@@ -33,7 +33,6 @@ import math
 import os
 import tempfile
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ from ..io import (
 )
 from .cluster import run_on_cluster
 from .provenance import RECORD_NAME, RunRecord, model_digest
+from .results import BatchSummary, FileResult
 from .writers import EmbeddingFile, ImageFile, LatentFiles, LatentZarr, RowsFile
 
 __all__ = [
@@ -71,57 +71,6 @@ _log = logging.getLogger("microvae.batch")
 
 OUTPUTS = ("reconstruction", "embedding", "latents", "error")
 FORMATS = ("tiff", "ome-zarr")  # of the image outputs: reconstruction, error, latents
-
-
-@dataclass
-class FileResult:
-    path: Path
-    status: str  # done | skipped | failed
-    message: str = ""
-    rows: list[dict] = field(default_factory=list)
-    reruns: int = 0  # times a Dask worker was lost while it held this file
-
-
-@dataclass
-class BatchSummary:
-    """What a batch run did: a result per input file, the metrics table, and what it did
-    besides (outputs of earlier runs left out of the inputs, a killed run's temporaries
-    removed)."""
-
-    results: list[FileResult]
-    metrics_csv: Path | None
-    own_outputs: int = 0
-    stale_removed: int = 0
-
-    @property
-    def failed(self) -> list[FileResult]:
-        return [r for r in self.results if r.status == "failed"]
-
-    @property
-    def workers_lost(self) -> int:
-        """Dask workers lost while they held a file (each file rerun on another)."""
-        return sum(r.reruns for r in self.results)
-
-    def line(self) -> str:
-        n = {s: sum(r.status == s for r in self.results) for s in ("done", "skipped", "failed")}
-        parts = [
-            f"{n['done']} processed, {n['skipped']} already complete (skipped), "
-            f"{n['failed']} failed"
-        ]
-        if self.own_outputs:
-            parts.append(f"{self.own_outputs} outputs of earlier runs left out of the inputs")
-        if self.stale_removed:
-            n = self.stale_removed
-            parts.append(f"{n} temporar{'y' if n == 1 else 'ies'} of a stopped run removed")
-        lost = self.workers_lost
-        if lost:
-            files = sum(r.reruns > 0 for r in self.results)
-            parts.append(
-                f"{lost} worker{'s' * (lost != 1)} lost, "
-                + ("its file" if files == 1 else f"their {files} files")
-                + " rerun"
-            )
-        return "; ".join(parts)
 
 
 def output_paths(
@@ -392,6 +341,7 @@ def process_stacks(
                 block=dask_block if format == "ome-zarr" else 0,
                 on_done=lambda _: bar.update(1),
                 fresh=fresh,
+                work=process_file,
             )
             done.update(zip(todo, results))
     results = [done[p] for p in paths]

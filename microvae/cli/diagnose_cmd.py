@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagnostics import diagnose, format_diagnostics
     from ..inference import load_model
+    from ..latent.diagnostics import diagnose, format_diagnostics
 
     model = load_model(args.model, device=args.device)
     d = diagnose(

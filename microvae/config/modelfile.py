@@ -18,23 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import MicrovaeError
 from ..io.atomic import atomic_path
 from ..io.files import file_kind
+from .format import FORMAT, FORMAT_VERSION, REQUIRED, ModelFileError
+from .package import is_bioimageio_package, read_package
 
 __all__ = ["ModelFileError", "FORMAT", "FORMAT_VERSION", "save_model_file", "read_model_file"]
-
-FORMAT = "microvae-model"
-# 2: the likelihood reads decoder outputs in the data's normalised coordinates
-# (likelihood.data_scale/data_shift in the weights); format 1 files load with the identity
-# 3: the ladder's posterior blocks follow model.norm and model.activation (before: always
-# GroupNorm and SiLU; format 2 files load as they were built)
-FORMAT_VERSION = 3
-REQUIRED = ("format", "format_version", "state_dict", "config", "normalisation", "versions")
-
-
-class ModelFileError(MicrovaeError, ValueError):
-    """A model file is missing, damaged, foreign or unsafe."""
 
 
 def plain(obj: Any, where: str = "value") -> Any:
@@ -111,8 +100,6 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     name = path.name
-    from .package import is_bioimageio_package, read_package  # package reads this module
-
     if is_bioimageio_package(path):
         return read_package(path)
     if path.is_dir() and (path / "model.pt").is_file():

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import torch
 import yaml
 
-from .modelfile import FORMAT_VERSION, ModelFileError
+from .format import FORMAT_VERSION, ModelFileError
 from .run import yaml_problem
 
 __all__ = ["TOP_PRIOR", "WEIGHTS", "is_bioimageio_package", "read_package"]

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from .augment import Augmenter
 from .normalise import Normalisation
-from .tiles import TileSampler
+from .tile_sampler import TileSampler
 
 __all__ = ["RandomTiles", "FixedTiles"]
 

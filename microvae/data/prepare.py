@@ -19,7 +19,7 @@ from .datasets import FixedTiles, RandomTiles
 from .normalise import Normalisation
 from .planes import Plane, load_planes, split_planes
 from .sources import DataError, find_images
-from .tiles import TileSampler, grid_tiles
+from .tile_sampler import TileSampler, grid_tiles
 
 __all__ = ["PreparedData", "prepare_data"]
 

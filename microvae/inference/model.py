@@ -22,9 +22,9 @@ from ..devices import pick_device
 from ..errors import ShapeError
 from ..io import ImageRecord
 from ..model import VAE, TopPrior, build_vae
+from .grid import TileGrid
 from .pipeline import ArraySink, EmbeddingSink, LatentSink, as_image, run_image
 from .tiled import TileOptions, iter_tiles
-from .tiling import TileGrid
 
 __all__ = ["PlaneResult", "TrainedModel", "load_model"]
 
@@ -55,7 +55,7 @@ class TrainedModel:
         top_prior: TopPrior | None = None,
     ):
         self.vae = vae.eval()
-        # the top level's fitted aggregate posterior (microvae.model.aggregate), for samples
+        # the top level's fitted aggregate posterior (microvae.model.top_prior), for samples
         self.top_prior = top_prior
         self.config, self.normalisation = config, normalisation
         self.summary, self.versions, self.path = summary or {}, versions or {}, path
@@ -293,7 +293,7 @@ class TrainedModel:
         **options,
     ) -> dict[str, np.ndarray | list]:
         """Embeddings of every plane: ``embedding`` (*plane dims, 2 * sum C_l), the pooled
-        posterior means of :func:`~microvae.inference.embedding.pool_latents`, and
+        posterior means of :func:`~microvae.inference.pooling.pool_latents`, and
         ``latents``: per plane (C order), the posterior-mean maps of every level (top first,
         as :meth:`plane_steps` returns them). Arguments as :meth:`reconstruct`."""
         rec = as_image(image, axes, channel=channel)

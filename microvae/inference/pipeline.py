@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..errors import AxesError, ShapeError
 from ..io import ImageRecord
-from .embedding import pool_latents
+from .pooling import pool_latents
 from .tiled import TileOptions
 
 if TYPE_CHECKING:  # the model module imports this one
@@ -190,7 +190,7 @@ class LatentSink(PlaneSink):
 
 
 class EmbeddingSink(PlaneSink):
-    """Per plane, the pooled embedding (:func:`~microvae.inference.embedding.pool_latents`):
+    """Per plane, the pooled embedding (:func:`~microvae.inference.pooling.pool_latents`):
     ``.vectors`` (planes, 2 * sum C_l) float32 and ``.positions`` (planes, len(plane_axes))
     int64 once closed."""
 

@@ -15,7 +15,7 @@ import torch
 
 from ..data.normalise import Normalisation
 from ..model import VAE
-from .tiling import TileGrid, blend_profile, blend_window
+from .grid import TileGrid, blend_profile, blend_window
 
 __all__ = ["TileOptions", "iter_tiles"]
 

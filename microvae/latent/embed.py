@@ -2,7 +2,7 @@
 
 An embedding is what the encoder says about a tile: the mean of q(z | x). ``pooled`` gives one
 vector per tile, per latent level and channel the spatial mean and standard deviation
-(:func:`~microvae.inference.embedding.pool_latents`, the definition ``microvae predict`` uses
+(:func:`~microvae.inference.pooling.pool_latents`, the definition ``microvae predict`` uses
 per plane): comparable between tiles whatever their content's position. ``flat`` keeps the
 whole top-level map (C * h * w values), which decodes back into an image: the density and the
 holes are computed on it.
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..inference import TrainedModel
-from ..inference.embedding import pool_latents
+from ..inference.pooling import pool_latents
 from .tiles import TileSet
 
 __all__ = ["latent_maps", "embed"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..inference import TrainedModel
+from .diagnostics import diagnose
 from .embed import embed
 from .generate import decode_top
 from .holes import MIN_TILES, Hole, KNNDensity, clusters, find_holes, hole_groups
@@ -112,8 +113,6 @@ def map_latents(
             "no traversals (train a 'ladder' model for them)"
         )
         return out
-    # imported here: microvae.diagnostics imports this package's tiles
-    from ..diagnostics import diagnose
 
     diag = diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
     out.channel_kl = np.asarray(diag["kl_per_channel_nats_per_element"][0], float)

@@ -58,7 +58,7 @@ def samples(
     it: below 1 gives more typical images), (n, H, W).
 
     ``prior``: ``aggregate`` draws the top level from the Gaussian fitted to its aggregate
-    posterior at the end of training (``model.top_prior``, :mod:`microvae.model.aggregate`:
+    posterior at the end of training (``model.top_prior``, :mod:`microvae.model.top_prior`:
     samples with the data's layout), the levels below from the model's priors; ``learned``
     draws every level from the model's priors; ``auto`` (default) is ``aggregate`` where the
     model file has a fitted top prior and ``size`` is the training tile size (the top

@@ -18,7 +18,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from ..data.sources import find_images
-from ..data.tiles import signal_share
+from ..data.tile_sampler import signal_share
 from ..errors import ShapeError
 from ..inference import TrainedModel
 from ..io import open_image

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .aggregate import TopPrior, fit_top_prior
 from .base import VAE, LevelLatents, VAEOutput
 from .config import LikelihoodConfig, ModelConfig
 from .distributions import DiagonalGaussian
 from .ladder import LadderVAE
 from .likelihoods import LIKELIHOODS, Likelihood, make_likelihood
 from .plain import PlainVAE
+from .top_prior import TopPrior, fit_top_prior
 from .unet import DeterministicUNetVAE
 
 __all__ = [

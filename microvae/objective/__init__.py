@@ -3,7 +3,7 @@
 from .config import ObjectiveConfig
 from .elbo import LossTerms, compute_loss
 from .iwae import iwae_bound, log_importance_weights
-from .schedules import in_warmup, kl_weight
+from .kl_schedules import in_warmup, kl_weight
 from .stability import NonFiniteGuard, check_finite, nonfinite_gradients
 
 __all__ = [

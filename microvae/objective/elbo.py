@@ -16,7 +16,7 @@ from torch import Tensor
 from ..model.base import VAEOutput
 from ..model.discretize import LN2
 from .config import ObjectiveConfig
-from .schedules import in_warmup, kl_weight
+from .kl_schedules import in_warmup, kl_weight
 
 __all__ = ["LossTerms", "compute_loss"]
 

@@ -27,7 +27,6 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.sources import find_images
-from ..diagnostics import diagnose, likelihood_bounds
 from ..errors import MicrovaeError
 from ..inference import ImageInfo, PlaneOutput, PlaneSink, TileOptions, TrainedModel, run_image
 from ..io import atomic_path, file_stem, is_zarr, open_image, read_image, write_csv
@@ -46,6 +45,7 @@ from ..latent import (
     split_by_group,
     traverse,
 )
+from ..latent.diagnostics import diagnose, likelihood_bounds
 from ..metrics import (
     FRC_THRESHOLD,
     fine_structure_metrics,
@@ -410,7 +410,7 @@ def evaluate(
             the noise-free signal by binomial thinning (``split_*`` columns; see
             :func:`microvae.metrics.split_noise_error`): for real data without ground truth.
         iwae: K > 0: also the importance-weighted bound IWAE_K beside the ELBO on the tiles
-            (:func:`microvae.diagnostics.likelihood_bounds`), in ``diagnostics.json``
+            (:func:`microvae.latent.diagnostics.likelihood_bounds`), in ``diagnostics.json``
             (``bounds``) and the report.
         **tile_options: fields of :class:`~microvae.inference.TileOptions`.
 

@@ -5,9 +5,9 @@ truth, object density, labels, centre lines and network statistics.
 """
 
 from .camera import Camera, psf_sigmas_um
-from .files import MANIFEST, write_synthetic_set
-from .generate import SyntheticImage, generate, image_seed
 from .params import PHENOTYPES, SynthParams
+from .sets import MANIFEST, write_synthetic_set
+from .simulate import SyntheticImage, generate, image_seed
 
 __all__ = [
     "MANIFEST",

@@ -30,10 +30,10 @@ from ..config import RunConfig, load_config, save_config, save_model_file
 from ..data import Normalisation, prepare_data
 from ..errors import MicrovaeError
 from ..io.atomic import atomic_path
-from .aggregate import aggregate_top_prior
 from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
 from .module import VAEModule
 from .monitor import TrainingMonitor
+from .prior_fit import aggregate_top_prior
 from .progress import progress_bar
 
 __all__ = ["RunDirError", "fit"]

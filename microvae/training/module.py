@@ -21,8 +21,8 @@ from ..io.atomic import atomic_path
 from ..model import VAE, build_vae
 from ..model.collapse import collapse_report
 from ..objective import NonFiniteGuard, compute_loss
+from .lr_schedule import lr_factor
 from .preview import save_png, side_by_side
-from .schedule import lr_factor
 from .watch import GradientWatch, ValidationWatch
 
 __all__ = ["VAEModule"]

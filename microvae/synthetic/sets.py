@@ -7,8 +7,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..io import write_csv, write_image
-from .generate import generate, image_seed
 from .params import SynthParams
+from .simulate import generate, image_seed
 
 __all__ = ["MANIFEST", "write_synthetic_set"]
 

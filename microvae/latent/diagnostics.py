@@ -18,10 +18,10 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .inference import TrainedModel
-from .latent.tiles import TileSet, collect_tiles
-from .model.collapse import collapse_report, z_weight_norms
-from .objective.iwae import iwae_bound
+from ..inference import TrainedModel
+from ..model.collapse import collapse_report, z_weight_norms
+from ..objective.iwae import iwae_bound
+from .tiles import TileSet, collect_tiles
 
 __all__ = ["diagnose", "format_diagnostics", "likelihood_bounds"]
 

@@ -10,7 +10,7 @@ import torch
 
 from ..data.datasets import RandomTiles
 from ..model import VAE, TopPrior, fit_top_prior
-from ..model.aggregate import MAX_TOP_PRIOR_DIM
+from ..model.top_prior import MAX_TOP_PRIOR_DIM
 
 __all__ = ["aggregate_top_prior", "TOP_PRIOR_TILES"]
 
