@@ -53,9 +53,10 @@ from ..io import (
     zarr_progress,
 )
 from .cluster import run_on_cluster
+from .formats import FORMATS, get_format
 from .provenance import RECORD_NAME, RunRecord, model_digest
 from .results import BatchSummary, FileResult
-from .writers import EmbeddingFile, ImageFile, LatentFiles, LatentZarr, RowsFile
+from .writers import EmbeddingFile, ImageFile, RowsFile
 
 __all__ = [
     "FORMATS",
@@ -70,7 +71,6 @@ __all__ = [
 _log = logging.getLogger("microvae.batch")
 
 OUTPUTS = ("reconstruction", "embedding", "latents", "error")
-FORMATS = ("tiff", "ome-zarr")  # of the image outputs: reconstruction, error, latents
 
 
 def output_paths(
@@ -78,7 +78,8 @@ def output_paths(
 ) -> dict:
     """The files (and OME-Zarr folders) that processing ``path`` writes, by output name."""
     stem, outputs = file_stem(path), set(outputs)
-    image, maps = (".tif", ".npy") if fmt == "tiff" else (".ome.zarr", ".ome.zarr")
+    f = get_format(fmt)
+    image, maps = f.image_suffix, f.latent_suffix
     paths = {"metrics": out_dir / f"{stem}_metrics.csv"}
     if "reconstruction" in outputs:
         paths["reconstruction"] = out_dir / f"{stem}_recon{image}"
@@ -135,18 +136,17 @@ def process_file(
     status ``block``); one last call with ``planes=()``, ``resume=True`` and ``finish=True``
     closes them and writes the metric rows."""
     paths = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt)
-    # OME-Zarr outputs continue a stopped run plane by plane; TIFF outputs start again
-    zarr = fmt == "ome-zarr"
-    resume = resume and zarr
+    # a resumable format continues a stopped run plane by plane; the others start again
+    f = get_format(fmt)
+    zarr = f.resumable
+    resume = resume and f.resumable
     sinks: list[PlaneSink] = []
     for what in ("reconstruction", "error"):
         if what in outputs:
-            sinks.append(ImageFile(paths[what], what, fmt=fmt, resume=resume))
+            sinks.append(ImageFile(paths[what], what, open_writer=f.open_image, resume=resume))
     if "latents" in outputs:
         levels = [paths[f"latents_{lv}"] for lv in range(model.vae.n_latent_levels)]
-        sinks.append(
-            LatentZarr(levels, resume=resume) if fmt == "ome-zarr" else LatentFiles(levels)
-        )
+        sinks.append(f.latent_sink(levels, resume))
     if "embedding" in outputs:
         sinks.append(EmbeddingFile(paths["embedding"], resume=resume, journal=zarr, tag=tag))
     rows = RowsFile(paths["metrics"], metrics, resume=resume, journal=zarr, tag=tag)
@@ -258,16 +258,13 @@ def process_stacks(
         A BatchSummary; files that failed are in ``summary.failed`` with their message.
     """
     outputs = set(outputs)
-    if format not in FORMATS:
-        raise MicrovaeError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    fmt = get_format(format)
     unknown = outputs - set(OUTPUTS)
     if unknown:
         raise MicrovaeError(
             f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}"
         )
-    if format == "ome-zarr":  # before any work: the extra it needs
-        require("ome_zarr.format", "zarr", "--format ome-zarr")
-        require("zarr", "zarr", "--format ome-zarr")
+    fmt.require()  # before any work: the extra it needs
     if dask is not None:
         require("distributed", "dask", "--dask")
     out_dir = Path(out_dir)
@@ -338,7 +335,7 @@ def process_stacks(
                 todo,
                 out_dir,
                 {**kwargs, "progress": False},
-                block=dask_block if format == "ome-zarr" else 0,
+                block=dask_block if fmt.shares_blocks else 0,
                 on_done=lambda _: bar.update(1),
                 fresh=fresh,
                 work=process_file,
@@ -415,7 +412,7 @@ def _any_output(paths: Iterable[Path]) -> bool:
 def _written(path: Path, out_dir: Path) -> list[Path]:
     """Every file a run on ``path`` may write into ``out_dir``, whatever its outputs and
     format (for the temporaries a killed run left)."""
-    every = [output_paths(path, out_dir, OUTPUTS, 8, fmt).values() for fmt in FORMATS]
+    every = [output_paths(path, out_dir, OUTPUTS, 8, name).values() for name in FORMATS]
     return [p for group in every for p in group]
 
 

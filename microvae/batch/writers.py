@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,29 +35,33 @@ __all__ = [
 
 class ImageFile(PlaneSink):
     """``what`` (``reconstruction``: the input's dtype; ``error``: float32) as an image with
-    the input's axes and pixel size, written plane by plane: a TIFF (``fmt="tiff"``; not
-    resumable, written anew), or an OME-Zarr image (``fmt="ome-zarr"``; with ``resume`` an
-    unfinished one is continued)."""
+    the input's axes and pixel size, written plane by plane by ``open_writer(path, resume=,
+    shape=, dtype=, axes=, pixel_size=, unit=)`` (an output format's, see :mod:`.formats`;
+    default a TIFF, written anew)."""
 
     def __init__(
-        self, path: Path, what: str = "reconstruction", *, fmt: str = "tiff", resume: bool = False
+        self,
+        path: Path,
+        what: str = "reconstruction",
+        *,
+        open_writer: Callable[..., TiffPlaneWriter | ZarrPlaneWriter] | None = None,
+        resume: bool = False,
     ):
-        self.path, self.what, self.fmt, self.resume = Path(path), what, fmt, resume
+        self.path, self.what, self.resume = Path(path), what, resume
+        self.open_writer = open_writer or (lambda path, resume, **kw: TiffPlaneWriter(path, **kw))
         self._writer: TiffPlaneWriter | ZarrPlaneWriter | None = None
 
     def start(self, info: ImageInfo) -> None:
         super().start(info)
-        kw = {
-            "shape": info.shape,
-            "dtype": info.dtype if self.what == "reconstruction" else np.float32,
-            "axes": info.axes,
-            "pixel_size": info.pixel_size,
-            "unit": info.unit or "um",
-        }
-        if self.fmt == "ome-zarr":
-            self._writer = ZarrPlaneWriter(self.path, overwrite=not self.resume, **kw)
-        else:
-            self._writer = TiffPlaneWriter(self.path, **kw)
+        self._writer = self.open_writer(
+            self.path,
+            resume=self.resume,
+            shape=info.shape,
+            dtype=info.dtype if self.what == "reconstruction" else np.float32,
+            axes=info.axes,
+            pixel_size=info.pixel_size,
+            unit=info.unit or "um",
+        )
 
     def done_planes(self) -> set[int]:
         return set(getattr(self._writer, "planes_done", ()))

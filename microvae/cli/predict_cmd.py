@@ -52,7 +52,6 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--format",
-        choices=("tiff", "ome-zarr"),
         default="tiff",
         help="of the reconstruction, error and latent maps: tiff (latent maps as .npy; the "
         "default) or ome-zarr (NGFF 0.5, chunked by plane; --resume continues a stopped file "
