@@ -33,6 +33,7 @@ import math
 import os
 import tempfile
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -257,49 +258,15 @@ def process_stacks(
     Returns:
         A BatchSummary; files that failed are in ``summary.failed`` with their message.
     """
-    outputs = set(outputs)
-    fmt = get_format(format)
-    unknown = outputs - set(OUTPUTS)
-    if unknown:
-        raise MicrovaeError(
-            f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}"
-        )
-    fmt.require()  # before any work: the extra it needs
-    if dask is not None:
-        require("distributed", "dask", "--dask")
+    outputs, fmt = _check_options(model, outputs, format, dask)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     options = TileOptions(**tile_options)
     record = RunRecord.load(out_dir, fresh=overwrite and not resume)
     paths, own = _inputs(inputs, record)
     settings = _settings(outputs, format, channel, axes, metrics, options)
-    digest = model_digest(model)
-    done: dict[Path, FileResult] = {}
-    todo: list[Path] = []
-    fresh: set[Path] = set()  # files whose earlier outputs are replaced, not resumed
-    mismatched: list[str] = []
-    n_levels = model.vae.n_latent_levels
-    for path in paths:
-        expected = output_paths(path, out_dir, outputs, n_levels, format)
-        entry = record.entry(path, digest, settings, list(expected.values()))
-        if resume and _any_output(expected.values()):
-            differs = record.differences(path, entry)
-            if differs and not overwrite:
-                mismatched.append(f"{path.name} ({', '.join(differs)})")
-                continue
-            if differs:
-                fresh.add(path)
-            elif all(_complete(p) for p in expected.values()):
-                done[path] = FileResult(path, "skipped", rows=read_csv(expected["metrics"]))
-                continue
-        record.entries[file_stem(path)] = entry
-        todo.append(path)
-    if mismatched:
-        raise MicrovaeError(
-            f"{out_dir}: --resume would keep outputs that another run made: "
-            f"{'; '.join(mismatched)}; pass --overwrite to replace them, or choose another --out"
-        )
-    removed = _remove_stale(out_dir, [p for path in todo for p in _written(path, out_dir)])
+    plan = _plan(model, paths, out_dir, record, settings, resume=resume, overwrite=overwrite)
+    removed = _remove_stale(out_dir, [p for path in plan.todo for p in _written(path, out_dir)])
     record.save()  # before any output: every output in the folder is in the record
     kwargs = {
         "outputs": outputs,
@@ -312,42 +279,112 @@ def process_stacks(
         "missing_chunks": missing_chunks,
     }
     with tqdm(total=len(paths), desc="files", unit="file", disable=not progress) as bar:
-        bar.update(len(done))
+        bar.update(len(plan.done))
         if dask is None:
-            for path in todo:
-                try:
-                    one = {**kwargs, "resume": resume and path not in fresh}
-                    done[path] = process_file(model, path, out_dir, progress=progress, **one)
-                except MicrovaeError as exc:
-                    _log.error("microvae: error: %s", exc)
-                    done[path] = FileResult(path, "failed", str(exc))
+            for path in plan.todo:
+                one = {**kwargs, "resume": resume and path not in plan.fresh}
+                plan.done[path] = _one_file(model, path, out_dir, progress=progress, **one)
                 bar.update(1)
-        elif todo:
-            if model.path is None:
-                raise MicrovaeError(
-                    "--dask sends the model file to the workers: load the model with "
-                    "microvae.load_model(path)"
-                )
+        elif plan.todo:
             results = run_on_cluster(
                 dask,
                 model.path,
                 dask_device or model.device.type,
-                todo,
+                plan.todo,
                 out_dir,
                 {**kwargs, "progress": False},
                 block=dask_block if fmt.shares_blocks else 0,
                 on_done=lambda _: bar.update(1),
-                fresh=fresh,
+                fresh=plan.fresh,
                 work=process_file,
             )
-            done.update(zip(todo, results))
-    results = [done[p] for p in paths]
+            plan.done.update(zip(plan.todo, results))
+    results = [plan.done[p] for p in paths]
     rows = [row for r in results for row in r.rows]
-    metrics_csv = None
+    metrics_csv = out_dir / "metrics.csv" if rows else None
     if rows:
-        metrics_csv = out_dir / "metrics.csv"
         write_csv(metrics_csv, rows)
     return BatchSummary(results, metrics_csv, own_outputs=own, stale_removed=removed)
+
+
+def _check_options(model: TrainedModel, outputs, format: str, dask: str | None):
+    """The outputs as a set and the format, checked before any work (with the extras they
+    need)."""
+    outputs = set(outputs)
+    fmt = get_format(format)
+    unknown = outputs - set(OUTPUTS)
+    if unknown:
+        raise MicrovaeError(
+            f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}"
+        )
+    fmt.require()
+    if dask is not None:
+        require("distributed", "dask", "--dask")
+        if model.path is None:
+            raise MicrovaeError(
+                "--dask sends the model file to the workers: load the model with "
+                "microvae.load_model(path)"
+            )
+    return outputs, fmt
+
+
+@dataclass
+class _Plan:
+    """What a run does with each input: ``done`` (already complete: skipped), ``todo`` (in
+    order), and of those the ``fresh`` ones, whose earlier outputs are replaced."""
+
+    done: dict[Path, FileResult] = field(default_factory=dict)
+    todo: list[Path] = field(default_factory=list)
+    fresh: set[Path] = field(default_factory=set)
+
+
+def _plan(
+    model: TrainedModel,
+    paths: list[Path],
+    out_dir: Path,
+    record: RunRecord,
+    settings: dict,
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> _Plan:
+    """Which inputs to skip, do or redo, by what the record says made the outputs there
+    (entries of the inputs to do are updated in ``record``); outputs of another model,
+    settings or input under ``resume`` without ``overwrite`` are an error saying what
+    differs."""
+    plan, mismatched = _Plan(), []
+    digest = model_digest(model)
+    outputs, fmt = settings["outputs"], settings["format"]
+    for path in paths:
+        expected = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt)
+        entry = record.entry(path, digest, settings, list(expected.values()))
+        if resume and _any_output(expected.values()):
+            differs = record.differences(path, entry)
+            if differs and not overwrite:
+                mismatched.append(f"{path.name} ({', '.join(differs)})")
+                continue
+            if differs:
+                plan.fresh.add(path)
+            elif all(_complete(p) for p in expected.values()):
+                plan.done[path] = FileResult(path, "skipped", rows=read_csv(expected["metrics"]))
+                continue
+        record.entries[file_stem(path)] = entry
+        plan.todo.append(path)
+    if mismatched:
+        raise MicrovaeError(
+            f"{out_dir}: --resume would keep outputs that another run made: "
+            f"{'; '.join(mismatched)}; pass --overwrite to replace them, or choose another --out"
+        )
+    return plan
+
+
+def _one_file(model: TrainedModel, path: Path, out_dir: Path, **kwargs) -> FileResult:
+    """:func:`process_file` in this process: a file that fails is a result, not an error."""
+    try:
+        return process_file(model, path, out_dir, **kwargs)
+    except MicrovaeError as exc:
+        _log.error("microvae: error: %s", exc)
+        return FileResult(path, "failed", str(exc))
 
 
 def _inputs(inputs, record: RunRecord) -> tuple[list[Path], int]:

@@ -220,20 +220,36 @@ def fit(
     if not child:
         _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     cfg = _resume_config(run_dir, config, overrides) if resume else load_config(config, overrides)
-    stored, done = None, 0
-    t = cfg.train
-    if resume:
-        stored = Normalisation.from_dict(
-            json.loads((run_dir / "run.json").read_text())["normalisation"]
+    stored, done = _resume_state(run_dir, cfg) if resume else (None, 0)
+    prepared = _prepare(data, cfg, run_dir, stored, done, write=not child)
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    module = VAEModule(cfg.to_dict(), prepared.normalisation.to_dict(), run_dir=str(run_dir))
+    if resume and (run_dir / "checkpoints" / "best.ckpt").is_file():
+        module.best_state = _eval_weights(run_dir / "checkpoints" / "best.ckpt", ema=cfg.train.ema)
+    trainer, interrupt = _trainer(
+        cfg, run_dir, done, progress, [*filter(None, [monitor]), *callbacks]
+    )
+    return _train(trainer, module, interrupt, monitor, cfg, prepared, run_dir, resume)
+
+
+def _resume_state(run_dir: Path, cfg: RunConfig) -> tuple[Normalisation, int]:
+    """A run to continue: its normalisation, and the step its last checkpoint reached."""
+    stored = Normalisation.from_dict(
+        json.loads((run_dir / "run.json").read_text())["normalisation"]
+    )
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    done = int(ckpt["global_step"])
+    if done >= cfg.train.max_steps:
+        raise RunDirError(
+            f"{run_dir}: the run already reached step {done} of train.max_steps = "
+            f"{cfg.train.max_steps}; raise it with --set train.max_steps=N to train longer"
         )
-        last_ckpt = run_dir / "checkpoints" / "last.ckpt"
-        ckpt = torch.load(last_ckpt, map_location="cpu", weights_only=True)
-        done = int(ckpt["global_step"])
-        if done >= t.max_steps:
-            raise RunDirError(
-                f"{run_dir}: the run already reached step {done} of train.max_steps = "
-                f"{t.max_steps}; raise it with --set train.max_steps=N to train longer"
-            )
+    return stored, done
+
+
+def _prepare(data, cfg: RunConfig, run_dir: Path, stored, done: int, *, write: bool):
+    """The datasets for the steps still to run; with ``write``, config.yaml and run.json."""
+    t = cfg.train
     prepared = prepare_data(
         data,
         cfg.data,
@@ -242,7 +258,7 @@ def fit(
         normalisation=stored,
         first_tile=done * t.batch_size,
     )
-    if not child:
+    if write:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         run_info = {"normalisation": prepared.normalisation.to_dict(), "data": prepared.summary}
@@ -255,24 +271,17 @@ def fit(
         prepared.summary["split"],
         prepared.normalisation.bit_depth,
     )
+    return prepared
 
-    pl.seed_everything(t.seed, workers=True, verbose=False)
-    module = VAEModule(cfg.to_dict(), prepared.normalisation.to_dict(), run_dir=str(run_dir))
-    if resume and (run_dir / "checkpoints" / "best.ckpt").is_file():
-        module.best_state = _eval_weights(run_dir / "checkpoints" / "best.ckpt", ema=t.ema)
-    workers = cfg.data.num_workers
-    train_loader = DataLoader(
-        prepared.train,
-        batch_size=t.batch_size,
-        shuffle=False,
-        drop_last=True,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-    )
-    val_loader = DataLoader(prepared.val, batch_size=t.batch_size, shuffle=False, num_workers=0)
+
+def _trainer(
+    cfg: RunConfig, run_dir: Path, done: int, progress: bool, callbacks: list
+) -> tuple[pl.Trainer, SaveOnInterrupt]:
+    """The Lightning Trainer: checkpoints (last and best), CSV and TensorBoard logs, a save
+    on interruption, the progress bar and ``callbacks``."""
+    t = cfg.train
     ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    interrupt = SaveOnInterrupt(last)
+    interrupt = SaveOnInterrupt(ckpt_dir / "last.ckpt")
     with _quiet_lightning():
         trainer = pl.Trainer(
             max_steps=t.max_steps,
@@ -312,7 +321,6 @@ def fit(
                 ),
                 interrupt,
                 *([progress_bar()] if progress else []),
-                *([monitor] if monitor is not None else []),
                 *callbacks,
             ],
         )
@@ -325,6 +333,24 @@ def fit(
             cfg.data.tile_size,
             cfg.data.tile_size,
         )
+    return trainer, interrupt
+
+
+def _train(trainer, module, interrupt, monitor, cfg, prepared, run_dir, resume):
+    """Fit (from the last checkpoint when resuming), then finish: Ctrl-C or SIGTERM saves
+    last.ckpt and says how to continue."""
+    t = cfg.train
+    workers = cfg.data.num_workers
+    train_loader = DataLoader(
+        prepared.train,
+        batch_size=t.batch_size,
+        shuffle=False,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    val_loader = DataLoader(prepared.val, batch_size=t.batch_size, shuffle=False, num_workers=0)
+    last = run_dir / "checkpoints" / "last.ckpt"
     started = time.time()
     if monitor is not None:
         monitor.attach()
