@@ -140,9 +140,22 @@ def export_bioimageio(
         raise BioimageioError(f"{out}: folder {out.parent} does not exist")
     if isinstance(image, ImageRecord):
         image = next(iter(image.iter_planes()))[1]
-    cfg, norm = model.config, model.normalisation
-    name = name or f"microvae {cfg.model.skip_mode} {cfg.likelihood.name}"
     tile = _test_tile(model, image)
+    raw_out = _reconstruct_raw(model, tile)
+    name = name or f"microvae {model.config.model.skip_mode} {model.config.likelihood.name}"
+    with tempfile.TemporaryDirectory(prefix="microvae-bioimageio-") as tmp:
+        folder = Path(tmp)
+        attachments = _write_files(folder, model, tile, raw_out, name)
+        rdf = _description(spec, model, name, authors, license, description, attachments)
+        (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
+        _package(spec, folder / "rdf.yaml", out)
+    return out
+
+
+def _reconstruct_raw(model: TrainedModel, tile: np.ndarray) -> np.ndarray:
+    """The test output: ``tile``'s reconstruction by the exported network on the CPU,
+    through the package's own pre- and postprocessing, (1, 1, T, T) float32 raw values."""
+    norm = model.normalisation
     device = model.device
     model.to("cpu")
     try:
@@ -151,110 +164,125 @@ def export_bioimageio(
             y = model.vae.reconstruct(torch.from_numpy(x)).numpy()
     finally:
         model.to(device)
-    pre, post = _processing(norm)
+    _, post = _processing(norm)
     raw_out = (y * post[0]["kwargs"]["gain"] + post[0]["kwargs"]["offset"]).astype(np.float32)
     if len(post) > 1:
         raw_out = np.clip(raw_out, post[1]["kwargs"]["min"], post[1]["kwargs"]["max"])
+    return raw_out
+
+
+def _write_files(folder: Path, model, tile, raw_out, name: str) -> list[dict]:
+    """The package's files in ``folder``: weights, test tensors, cover, README and the top
+    prior; the attachments' entries."""
+    state = {f"vae.{k}": v.detach().cpu() for k, v in model.vae.state_dict().items()}
+    torch.save(state, folder / WEIGHTS)
+    np.save(folder / "test_input.npy", tile.astype(np.float32)[None, None])
+    np.save(folder / "test_output.npy", raw_out)
+    save_png(folder / "cover.png", side_by_side(tile, raw_out[0, 0], zoom=4))
+    (folder / "README.md").write_text(_readme(model, name))
+    attachments = []
+    if model.top_prior is not None:
+        torch.save(
+            {
+                k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                for k, v in model.top_prior.to_dict().items()
+            },
+            folder / TOP_PRIOR,
+        )
+        attachments.append({"source": TOP_PRIOR})
+    return attachments
+
+
+def _package(spec, rdf_path: Path, out: Path) -> None:
+    """Validate the description and write the zip, complete or not at all."""
+    descr = spec.load_description(rdf_path, perform_io_checks=True)
+    if not isinstance(descr, spec.ModelDescr):
+        summary = descr.validation_summary.format()
+        raise BioimageioError(f"{out.name}: the description does not validate:\n{summary}")
+    # complete or absent: written beside under a hidden name, then renamed
+    partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.zip")
+    try:
+        spec.save_bioimageio_package(descr, output_path=partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _description(spec, model, name, authors, license, description, attachments) -> dict:
+    """The rdf (bioimage.io spec 0.5): inputs and outputs with their processing and test
+    tensors, the weights and their architecture, and microvae's own config to load it back."""
+    cfg, norm = model.config, model.normalisation
+    pre, post = _processing(norm)
     step = 2**cfg.model.levels
-    with tempfile.TemporaryDirectory(prefix="microvae-bioimageio-") as tmp:
-        folder = Path(tmp)
-        state = {f"vae.{k}": v.detach().cpu() for k, v in model.vae.state_dict().items()}
-        torch.save(state, folder / WEIGHTS)
-        np.save(folder / "test_input.npy", tile.astype(np.float32)[None, None])
-        np.save(folder / "test_output.npy", raw_out)
-        save_png(folder / "cover.png", side_by_side(tile, raw_out[0, 0], zoom=4))
-        (folder / "README.md").write_text(_readme(model, name))
-        attachments = []
-        if model.top_prior is not None:
-            torch.save(
-                {
-                    k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
-                    for k, v in model.top_prior.to_dict().items()
-                },
-                folder / TOP_PRIOR,
-            )
-            attachments.append({"source": TOP_PRIOR})
-        space = {"min": int(cfg.data.tile_size), "step": step}
-        axes_in = [
-            {"type": "batch"},
-            {"type": "channel", "channel_names": ["intensity"]},
-            {"type": "space", "id": "y", "size": space},
-            {"type": "space", "id": "x", "size": space},
-        ]
-        same = [
-            {"type": "batch"},
-            {"type": "channel", "channel_names": ["reconstruction"]},
-            {"type": "space", "id": "y", "size": {"tensor_id": "raw", "axis_id": "y"}},
-            {"type": "space", "id": "x", "size": {"tensor_id": "raw", "axis_id": "x"}},
-        ]
-        rdf = {
-            "format_version": spec.ModelDescr.implemented_format_version,
-            "type": "model",
-            "name": name,
-            "description": description
-            or "Variational autoencoder reconstruction of fluorescence microscopy images that "
-            "keeps fine mitochondrial structure (microvae).",
-            "authors": [{"name": a} for a in (list(authors) or ["microvae user"])],
-            "license": license,
-            "tags": ["microvae", "vae", "fluorescence", "mitochondria", "2d", "pytorch"],
-            "documentation": {"source": "README.md"},
-            "covers": [{"source": "cover.png"}],
-            "inputs": [
-                {
-                    "id": "raw",
-                    "axes": axes_in,
-                    "test_tensor": {"source": "test_input.npy"},
-                    "data": {"type": "float32"},
-                    "preprocessing": pre,
-                }
-            ],
-            "outputs": [
-                {
-                    "id": "reconstruction",
-                    "axes": same,
-                    "test_tensor": {"source": "test_output.npy"},
-                    "data": {"type": "float32"},
-                    "postprocessing": post,
-                }
-            ],
-            "weights": {
-                "pytorch_state_dict": {
-                    "source": WEIGHTS,
-                    "architecture": {
-                        **ARCHITECTURE,
-                        "kwargs": {
-                            "model": cfg.model.model_dump(mode="json"),
-                            "likelihood": cfg.likelihood.model_dump(mode="json"),
-                            "bit_depth": norm.bit_depth,
-                        },
+    space = {"min": int(cfg.data.tile_size), "step": step}
+    axes_in = [
+        {"type": "batch"},
+        {"type": "channel", "channel_names": ["intensity"]},
+        {"type": "space", "id": "y", "size": space},
+        {"type": "space", "id": "x", "size": space},
+    ]
+    same = [
+        {"type": "batch"},
+        {"type": "channel", "channel_names": ["reconstruction"]},
+        {"type": "space", "id": "y", "size": {"tensor_id": "raw", "axis_id": "y"}},
+        {"type": "space", "id": "x", "size": {"tensor_id": "raw", "axis_id": "x"}},
+    ]
+    rdf = {
+        "format_version": spec.ModelDescr.implemented_format_version,
+        "type": "model",
+        "name": name,
+        "description": description
+        or "Variational autoencoder reconstruction of fluorescence microscopy images that "
+        "keeps fine mitochondrial structure (microvae).",
+        "authors": [{"name": a} for a in (list(authors) or ["microvae user"])],
+        "license": license,
+        "tags": ["microvae", "vae", "fluorescence", "mitochondria", "2d", "pytorch"],
+        "documentation": {"source": "README.md"},
+        "covers": [{"source": "cover.png"}],
+        "inputs": [
+            {
+                "id": "raw",
+                "axes": axes_in,
+                "test_tensor": {"source": "test_input.npy"},
+                "data": {"type": "float32"},
+                "preprocessing": pre,
+            }
+        ],
+        "outputs": [
+            {
+                "id": "reconstruction",
+                "axes": same,
+                "test_tensor": {"source": "test_output.npy"},
+                "data": {"type": "float32"},
+                "postprocessing": post,
+            }
+        ],
+        "weights": {
+            "pytorch_state_dict": {
+                "source": WEIGHTS,
+                "architecture": {
+                    **ARCHITECTURE,
+                    "kwargs": {
+                        "model": cfg.model.model_dump(mode="json"),
+                        "likelihood": cfg.likelihood.model_dump(mode="json"),
+                        "bit_depth": norm.bit_depth,
                     },
-                    "pytorch_version": torch.__version__.split("+")[0],
-                }
-            },
-            "attachments": attachments,
-            "config": {
-                "microvae": {
-                    "format_version": FORMAT_VERSION,
-                    "config": cfg.to_dict(),
-                    "normalisation": norm.to_dict(),
-                    "summary": model.summary,
-                    "versions": model.versions,
-                    "top_prior": TOP_PRIOR if attachments else None,
-                }
-            },
-        }
-        if not rdf["attachments"]:
-            del rdf["attachments"]
-        (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
-        descr = spec.load_description(folder / "rdf.yaml", perform_io_checks=True)
-        if not isinstance(descr, spec.ModelDescr):
-            summary = descr.validation_summary.format()
-            raise BioimageioError(f"{out.name}: the description does not validate:\n{summary}")
-        # complete or absent: written beside under a hidden name, then renamed
-        partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.zip")
-        try:
-            spec.save_bioimageio_package(descr, output_path=partial)
-            os.replace(partial, out)
-        finally:
-            partial.unlink(missing_ok=True)
-    return out
+                },
+                "pytorch_version": torch.__version__.split("+")[0],
+            }
+        },
+        "attachments": attachments,
+        "config": {
+            "microvae": {
+                "format_version": FORMAT_VERSION,
+                "config": cfg.to_dict(),
+                "normalisation": norm.to_dict(),
+                "summary": model.summary,
+                "versions": model.versions,
+                "top_prior": TOP_PRIOR if attachments else None,
+            }
+        },
+    }
+    if not rdf["attachments"]:
+        del rdf["attachments"]
+    return rdf
