@@ -28,7 +28,8 @@ BELOW_ANALYSIS = {"io", "data", "model", "objective", "config", "training", "inf
 ANALYSIS = {"metrics", "latent", "report"}  # one layer: they may use each other
 ALLOWED.update({name: BELOW_ANALYSIS | ANALYSIS for name in ANALYSIS})
 # models out (bioimage.io packages): above inference and the analysis layer
-ALLOWED["export"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic"}
+# (not training: a package is made from a trained model, never from the training code)
+ALLOWED["export"] = (BELOW_ANALYSIS - {"training"}) | ANALYSIS | {"synthetic"}
 # the top layer: the Python API, the CLI (which takes the API's by-name choices)
 ALLOWED["cli"] = BELOW_ANALYSIS | ANALYSIS | {"synthetic", "api", "export"}
 

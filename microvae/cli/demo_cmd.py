@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from ..config import find_config
     from ..inference import load_model
     from ..io import atomic_path, write_image
+    from ..io.preview import save_png, side_by_side
     from ..synthetic import SynthParams, generate, image_seed, write_synthetic_set
     from ..training.fit import fit
-    from ..training.preview import save_png, side_by_side
 
     out: Path = args.out
     config = args.config or find_config("demo")

@@ -27,8 +27,8 @@ from ..errors import MicrovaeError
 from ..extras import require
 from ..inference import TrainedModel
 from ..io import ImageRecord
+from ..io.preview import save_png, side_by_side
 from ..latent import tiles_from_planes
-from ..training.preview import save_png, side_by_side
 
 __all__ = ["BioimageioError", "export_bioimageio"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..io.atomic import atomic_path
+from .atomic import atomic_path
 
 __all__ = ["side_by_side", "save_png"]
 
