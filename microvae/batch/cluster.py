@@ -173,99 +173,117 @@ def run_on_cluster(
     unit of work, :func:`microvae.batch.stacks.process_file` (a module-level function, which
     Dask sends to the workers by name)."""
     from distributed import as_completed
-    from distributed.scheduler import KilledWorker
 
     client = connect(spec)
-
-    def submit(path: Path, extra: dict, after: list = ()):
-        key = f"microvae-{path.name}-{uuid.uuid4().hex[:8]}"
-        first = {"resume": False} if path in fresh and "tag" not in extra else {}
-        return client.submit(
-            _run_file,
-            work,
-            str(model_path),
-            device,
-            path,
-            out_dir,
-            {**kwargs, **first, **extra},
-            list(after),
-            key,
-            key=key,
-            pure=False,
-        )
-
     try:
-        results: list = [None] * len(paths)
-        # future -> (file index, stage): "file" (a whole file), "first" (the first block),
-        # "block" (another), "close" (the task that closes a file's outputs)
-        stage: dict = {}
-        pending: dict[int, set] = {}  # file index -> its blocks still running
-        blocks: dict[int, list] = {}  # file index -> the block results so far
-        lost: dict[int, int] = {}  # file index -> workers lost while they held its tasks
-        queue = as_completed(loop=client.loop)
+        run = _ClusterRun(client, work, model_path, device, paths, out_dir, kwargs, block, fresh)
+        run.queue = as_completed(loop=client.loop)
         for i, path in enumerate(paths):
-            n = _n_planes(path, kwargs) if block else 1
-            if not block or n <= block:
-                f = submit(path, {})
-                stage[f] = (i, "file")
-            else:
-                f = submit(path, {"planes": range(0, block), "finish": False})
-                stage[f] = (i, "first", n)
-            queue.add(f)
-        for future in queue:
-            i, kind, *rest = stage.pop(future)
-            path = paths[i]
-            try:
-                result = future.result()
-            except KilledWorker as exc:  # the scheduler gave up on it: workers kept dying
-                result = FileResult(
-                    path,
-                    "failed",
-                    f"{path.name}: every Dask worker that took it was lost ({exc}); look at "
-                    "the workers' logs (memory?), then run again with --resume",
-                )
-            if result.reruns:
-                _log.warning(
-                    "%s: a Dask worker was lost while it held this file; the scheduler gave "
-                    "the work to another",
-                    path.name,
-                )
-                lost[i] = lost.get(i, 0) + result.reruns
-            if kind in ("first", "block"):
-                blocks.setdefault(i, []).append(result)
-                if kind == "first" and result.status != "failed":
-                    # the outputs exist now: the other blocks, on any worker (not passed the
-                    # first's result, which would keep them where it lies)
-                    n = rest[0]
-                    pending[i] = set()
-                    for a in range(block, n, block):
-                        extra = {
-                            "planes": range(a, min(a + block, n)),
-                            "finish": False,
-                            "tag": str(a),
-                            "resume": True,  # the outputs the first block made
-                        }
-                        f = submit(path, extra)
-                        stage[f] = (i, "block")
-                        pending[i].add(f)
-                        queue.add(f)
-                pending.get(i, set()).discard(future)
-                if not pending.get(i):  # every block is in: close the outputs
-                    closing = {"planes": (), "finish": True, "resume": True}
-                    f = submit(path, closing, blocks.pop(i))
-                    stage[f] = (i, "close")
-                    queue.add(f)
-                continue
-            result.reruns = lost.pop(i, 0)  # the file's blocks' and its own
-            results[i] = result
-            if result.status == "failed":
-                _log.error("microvae: error: %s", result.message)
-            if on_done is not None:
+            run.start(i, path)
+        for future in run.queue:
+            result = run.finished(future)
+            if result is not None and on_done is not None:
                 on_done(result)
-        return results
+        return run.results
     finally:
         shutil.rmtree(out_dir / _TASKS, ignore_errors=True)
         cluster = getattr(client, "cluster", None)
         client.close()
         if cluster is not None and spec.startswith("local:"):
             cluster.close()
+
+
+class _ClusterRun:
+    """The tasks of one run and what became of them. A file is one task ("file"), or blocks
+    of planes: the first ("first", which makes the outputs), the others ("block", in
+    parallel), then one that closes the outputs ("close")."""
+
+    def __init__(self, client, work, model_path, device, paths, out_dir, kwargs, block, fresh):
+        self.client, self.work, self.model_path, self.device = client, work, model_path, device
+        self.paths, self.out_dir, self.kwargs, self.block = paths, out_dir, kwargs, block
+        self.fresh = set(fresh)
+        self.results: list = [None] * len(paths)
+        self.stage: dict = {}  # future -> (file index, kind[, planes])
+        self.pending: dict[int, set] = {}  # file index -> its blocks still running
+        self.blocks: dict[int, list] = {}  # file index -> the block results so far
+        self.lost: dict[int, int] = {}  # file index -> workers lost while they held it
+        self.queue = None
+
+    def submit(self, i: int, kind: str, extra: dict, after: list = (), n: int = 0):
+        """Submit a task of file ``i`` (``n``: its planes, for a first block); its future."""
+        path = self.paths[i]
+        key = f"microvae-{path.name}-{uuid.uuid4().hex[:8]}"
+        first = {"resume": False} if path in self.fresh and kind in ("file", "first") else {}
+        future = self.client.submit(
+            _run_file,
+            self.work,
+            str(self.model_path),
+            self.device,
+            path,
+            self.out_dir,
+            {**self.kwargs, **first, **extra},
+            list(after),
+            key,
+            key=key,
+            pure=False,
+        )
+        self.stage[future] = (i, kind, n)
+        self.queue.add(future)
+        return future
+
+    def start(self, i: int, path: Path) -> None:
+        n = _n_planes(path, self.kwargs) if self.block else 1
+        if not self.block or n <= self.block:
+            self.submit(i, "file", {})
+        else:
+            self.submit(i, "first", {"planes": range(0, self.block), "finish": False}, n=n)
+
+    def finished(self, future) -> FileResult | None:
+        """Take a finished task: a file's result once it is done (None for a block)."""
+        from distributed.scheduler import KilledWorker
+
+        i, kind, n = self.stage.pop(future)
+        path = self.paths[i]
+        try:
+            result = future.result()
+        except KilledWorker as exc:  # the scheduler gave up on it: workers kept dying
+            result = FileResult(
+                path,
+                "failed",
+                f"{path.name}: every Dask worker that took it was lost ({exc}); look at "
+                "the workers' logs (memory?), then run again with --resume",
+            )
+        if result.reruns:
+            _log.warning(
+                "%s: a Dask worker was lost while it held this file; the scheduler gave the "
+                "work to another",
+                path.name,
+            )
+            self.lost[i] = self.lost.get(i, 0) + result.reruns
+        if kind in ("first", "block"):
+            self._block_done(i, kind, n, future, result)
+            return None
+        result.reruns = self.lost.pop(i, 0)  # the file's blocks' and its own
+        self.results[i] = result
+        if result.status == "failed":
+            _log.error("microvae: error: %s", result.message)
+        return result
+
+    def _block_done(self, i: int, kind: str, n: int, future, result: FileResult) -> None:
+        self.blocks.setdefault(i, []).append(result)
+        if kind == "first" and result.status != "failed":
+            # the outputs exist now: the other blocks, on any worker (not passed the first's
+            # result, which would keep them where it lies)
+            self.pending[i] = set()
+            for a in range(self.block, n, self.block):
+                extra = {
+                    "planes": range(a, min(a + self.block, n)),
+                    "finish": False,
+                    "tag": str(a),
+                    "resume": True,  # the outputs the first block made
+                }
+                self.pending[i].add(self.submit(i, "block", extra))
+        self.pending.get(i, set()).discard(future)
+        if not self.pending.get(i):  # every block is in: close the outputs
+            closing = {"planes": (), "finish": True, "resume": True}
+            self.submit(i, "close", closing, self.blocks.pop(i))
