@@ -18,10 +18,8 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    FileEdit,
     Label,
     PushButton,
-    SpinBox,
     Table,
 )
 from napari.experimental import link_layers
@@ -30,7 +28,13 @@ from microvae.devices import release_memory
 from microvae.inference import TileOptions, TrainedModel
 from microvae.metrics import fine_structure_metrics
 
-from ._widget_base import DEVICES, WorkerWidget, image_layers
+from ._widget_base import (
+    WorkerWidget,
+    batch_field,
+    device_field,
+    image_layers,
+    model_field,
+)
 from ._work import (
     SHOWN,
     SPLIT,
@@ -123,9 +127,9 @@ class CompareWidget(WorkerWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self.viewer = napari_viewer
         self.layer = ComboBox(label="image", choices=lambda _: image_layers(self.viewer))
-        self.model_files = FileEdit(label="models", mode="rm", filter="*.pt *.zip")
-        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
-        self.batch_size = SpinBox(label="tiles per batch", value=8, min=1, max=512)
+        self.model_files = model_field("models", several=True)
+        self.device = device_field()
+        self.batch_size = batch_field()
         self.split_noise = CheckBox(
             text="noise-split estimate (no ground truth needed)", value=True
         )

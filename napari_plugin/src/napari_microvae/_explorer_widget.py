@@ -17,7 +17,6 @@ import numpy as np
 from magicgui.widgets import (
     ComboBox,
     Container,
-    FileEdit,
     FloatSlider,
     Label,
     PushButton,
@@ -30,7 +29,13 @@ from matplotlib.figure import Figure
 from microvae import latent
 from microvae.latent import LatentMap, TileSet
 
-from ._widget_base import DEVICES, WorkerWidget, image_layers, optional_layers
+from ._widget_base import (
+    WorkerWidget,
+    device_field,
+    image_layers,
+    model_field,
+    optional_layers,
+)
 from ._work import PluginError, chosen_path
 
 __all__ = ["ExplorerWidget", "LatentScatter", "explorer_tiles"]
@@ -148,8 +153,8 @@ class ExplorerWidget(WorkerWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self.viewer = napari_viewer
-        self.model_file = FileEdit(label="model", mode="r", filter="*.pt *.zip")
-        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.model_file = model_field()
+        self.device = device_field()
         self.layers = Select(label="image layers", choices=lambda _: self._image_layers())
         self.labels_layer = ComboBox(
             label="labels layer (optional)",

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, FloatSpinBox, Label, PushButton, SpinBox
 
 from microvae import latent
 
-from ._widget_base import DEVICES, WorkerWidget, image_layers, optional_layers
+from ._widget_base import (
+    WorkerWidget,
+    device_field,
+    image_layers,
+    model_field,
+    optional_layers,
+)
 from ._work import PluginError, check_layer, chosen_path, interpolation, latent_tile
 
 __all__ = ["LatentWidget"]
@@ -19,8 +25,8 @@ class LatentWidget(WorkerWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self.viewer = napari_viewer
-        self.model_file = FileEdit(label="model", mode="r", filter="*.pt")
-        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.model_file = model_field()
+        self.device = device_field()
         self.prototype_button = PushButton(text="Prototype (z = 0)")
         self.n_samples = SpinBox(label="samples", value=8, min=1, max=256)
         self.temperature = FloatSpinBox(label="temperature", value=0.8, min=0.0, max=3.0, step=0.1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Label, PushButton, SpinBox
 from napari.experimental import link_layers
 from napari.utils.notifications import show_error
 
@@ -12,7 +12,13 @@ from microvae.devices import release_memory
 from microvae.inference import TileOptions
 from microvae.metrics import fine_structure_metrics
 
-from ._widget_base import DEVICES, WorkerWidget, image_layers
+from ._widget_base import (
+    WorkerWidget,
+    batch_field,
+    device_field,
+    image_layers,
+    model_field,
+)
 from ._work import (
     chosen_path,
     format_metrics,
@@ -31,11 +37,11 @@ class ReconstructWidget(WorkerWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self.viewer = napari_viewer
         self.layer = ComboBox(label="image", choices=lambda _: image_layers(self.viewer))
-        self.model_file = FileEdit(label="model", mode="r", filter="*.pt")
+        self.model_file = model_field()
         self.tile_size = SpinBox(label="tile size (0: model's)", value=0, min=0, max=4096, step=8)
         self.overlap = SpinBox(label="overlap (-1: tile/4)", value=-1, min=-1, max=2048)
-        self.batch_size = SpinBox(label="tiles per batch", value=8, min=1, max=512)
-        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.batch_size = batch_field()
+        self.device = device_field()
         self.error = CheckBox(text="add |error| layer", value=False)
         self.with_metrics = CheckBox(text="metrics (PSNR, SSIM, FRC, ...)", value=True)
         self.run_button = PushButton(text="Run")

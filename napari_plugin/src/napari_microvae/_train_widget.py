@@ -36,7 +36,7 @@ from ._training import (
     key_values,
     write_layers,
 )
-from ._widget_base import DEVICES, WorkerWidget, image_layers
+from ._widget_base import WorkerWidget, device_field, image_layers
 from ._work import PluginError, export_package
 
 __all__ = ["TrainWidget"]
@@ -123,7 +123,7 @@ class TrainWidget(WorkerWidget):
         self.val_every = SpinBox(label="validate every", value=200, min=1, max=10_000_000)
         self.batch_size = SpinBox(label="tiles per step", value=8, min=1, max=4096)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.device = device_field()
         self.out = FileEdit(label="output folder", mode="d")
         self.model_file = FileEdit(label="model file (default: output/model.pt)", mode="w")
         self.overwrite = CheckBox(text="start again if the output folder holds a run")

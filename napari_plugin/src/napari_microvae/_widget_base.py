@@ -8,7 +8,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, Label
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, SpinBox
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
@@ -16,9 +16,36 @@ from microvae.errors import MicrovaeError
 
 from ._work import PluginError, check_layer, load
 
-__all__ = ["DEVICES", "ModelCache", "WorkerWidget", "image_layers", "optional_layers"]
+__all__ = [
+    "DEVICES",
+    "MODEL_FILES",
+    "ModelCache",
+    "WorkerWidget",
+    "batch_field",
+    "device_field",
+    "image_layers",
+    "model_field",
+    "optional_layers",
+]
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
+MODEL_FILES = "*.pt *.zip"  # model.pt, or a bioimage.io package microvae exported
+
+
+# the form pieces every widget shares, written once (napari-n2v's widgets/ in spirit)
+def model_field(label: str = "model", *, several: bool = False) -> FileEdit:
+    """The model file(s): ``model.pt`` or an exported bioimage.io ``.zip``."""
+    return FileEdit(label=label, mode="rm" if several else "r", filter=MODEL_FILES)
+
+
+def device_field() -> ComboBox:
+    """Where the model runs: auto (CUDA, MPS, CPU) or one of them."""
+    return ComboBox(label="device", choices=DEVICES, value="auto")
+
+
+def batch_field() -> SpinBox:
+    """Tiles per batch through the network."""
+    return SpinBox(label="tiles per batch", value=8, min=1, max=512)
 
 
 def image_layers(viewer: napari.viewer.Viewer) -> list:
