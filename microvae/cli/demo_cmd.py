@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_path, write_image
+from ..io.preview import save_png, side_by_side
+
 __all__ = ["add_parser", "run"]
 
 N_TRAIN = 8
@@ -42,48 +45,66 @@ def _busiest_crop(image: np.ndarray, size: int) -> tuple[slice, slice]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    from ..config import find_config
-    from ..inference import load_model
-    from ..io import atomic_path, write_image
-    from ..io.preview import save_png, side_by_side
-    from ..synthetic import SynthParams, generate, image_seed, write_synthetic_set
-    from ..training.fit import fit
-
     out: Path = args.out
-    config = args.config or find_config("demo")
-    data_dir = out / "data"
+    held, meta = _data(out, args.seed)
+    run_dir, summary, model = _train(out, args)
+    print("3/5 reconstructing the held-out image")
+    recon = model.reconstruct(held.image)
+    write_image(out / "heldout_recon.tif", recon, **meta)
+    metrics = _scores(out, held, recon, summary)
+    _pictures(out, held, recon)
+    print("5/5 evaluating: fine-structure metrics, latent diagnostics and figures")
+    from ..report import evaluate
+
+    evaluation = evaluate(
+        model, [out / "heldout.tif"], out / "evaluation", gt="{stem}_gt.tif", progress=False
+    )
+    _say(out, run_dir, metrics, summary, evaluation.report)
+    return 0
+
+
+def _data(out: Path, seed: int):
+    """Synthetic training images, and a held-out image with its ground truth."""
+    from ..synthetic import SynthParams, generate, image_seed, write_synthetic_set
+
     params = SynthParams(shape=(256, 256), phenotype="tubular")
-    print(f"1/5 writing {N_TRAIN} synthetic training images to {data_dir}/")
-    write_synthetic_set(data_dir, params, n=N_TRAIN, seed=args.seed, progress=False)
-    held = generate(params, seed=image_seed(args.seed + 1, 0))
+    print(f"1/5 writing {N_TRAIN} synthetic training images to {out / 'data'}/")
+    write_synthetic_set(out / "data", params, n=N_TRAIN, seed=seed, progress=False)
+    held = generate(params, seed=image_seed(seed + 1, 0))
     meta = {"axes": held.axes, "pixel_size": held.pixel_size, "unit": held.unit}
     write_image(out / "heldout.tif", held.image, **meta)
     write_image(out / "heldout_gt.tif", held.ground_truth, **meta)
+    return held, meta
 
+
+def _train(out: Path, args: argparse.Namespace):
+    """The demo config (or --config) trained on the synthetic images; the model."""
+    from ..config import find_config
+    from ..inference import load_model
+    from ..training.fit import fit
+
+    config = args.config or find_config("demo")
     print(f"2/5 training {config} (see {out / 'run'}/ for logs and previews)")
     run_dir, summary = fit(
         config,
-        [str(data_dir / "synth_???.tif")],
+        [str(out / "data" / "synth_???.tif")],
         out / "run",
         overrides=args.overrides,
         overwrite=True,
     )
-    model = load_model(run_dir / "model.pt")
+    return run_dir, summary, load_model(run_dir / "model.pt")
 
-    print("3/5 reconstructing the held-out image")
-    recon = model.reconstruct(held.image)
-    write_image(out / "heldout_recon.tif", recon, **meta)
+
+def _scores(out: Path, held, recon: np.ndarray, summary: dict) -> dict:
+    """PSNR and SSIM against the ground truth (over its range) and the input; metrics.json."""
+    from ..metrics import fidelity
+
     gt = held.ground_truth.astype(np.float64)
     rng = float(gt.max() - gt.min())
 
     def scores(ref, test):
-        ref, test = ref.astype(np.float64), test.astype(np.float64)
-        return {
-            "psnr_db": round(float(peak_signal_noise_ratio(ref, test, data_range=rng)), 2),
-            "ssim": round(float(structural_similarity(ref, test, data_range=rng)), 4),
-        }
+        f = fidelity(ref.astype(np.float64), test.astype(np.float64), data_range=rng)
+        return {"psnr_db": round(f["psnr_db"], 2), "ssim": round(f["ssim"], 4)}
 
     metrics = {
         "reconstruction_vs_ground_truth": scores(gt, recon),
@@ -97,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
     }
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
+
+def _pictures(out: Path, held, recon: np.ndarray) -> None:
     print("4/5 writing the side-by-side PNG")
     save_png(out / "side_by_side.png", side_by_side(held.image, recon))
     ys, xs = _busiest_crop(held.density, 64)
@@ -105,12 +129,9 @@ def run(args: argparse.Namespace) -> int:
         out / "side_by_side_zoom.png",
         side_by_side(held.image[ys, xs], recon[ys, xs], zoom=4, gap=8),
     )
-    print("5/5 evaluating: fine-structure metrics, latent diagnostics and figures")
-    from ..report import evaluate
 
-    evaluation = evaluate(
-        model, [out / "heldout.tif"], out / "evaluation", gt="{stem}_gt.tif", progress=False
-    )
+
+def _say(out: Path, run_dir: Path, metrics: dict, summary: dict, report: Path) -> None:
     r, n = metrics["reconstruction_vs_ground_truth"], metrics["noisy_input_vs_ground_truth"]
     print(
         f"\nagainst the noise-free ground truth: reconstruction {r['psnr_db']} dB "
@@ -124,10 +145,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nside by side (original | reconstruction | difference): {out / 'side_by_side.png'}")
     print(f"zoomed on tubules: {out / 'side_by_side_zoom.png'}")
     print(f"model: {run_dir / 'model.pt'}; metrics: {out / 'metrics.json'}")
-    print(f"evaluation report (metrics, FRC, KL, embeddings, samples): {evaluation.report}")
+    print(f"evaluation report (metrics, FRC, KL, embeddings, samples): {report}")
     print(
         f"open in napari: napari {out / 'heldout.tif'} {out / 'heldout_recon.tif'} "
         "(then View > Grid mode to see them side by side), or open heldout.tif and use "
         f"Plugins > microvae > Reconstruct with the model {run_dir / 'model.pt'}"
     )
-    return 0

@@ -299,14 +299,35 @@ class ZarrPlaneWriter:
         overwrite: bool = False,
         block_axes: str = "YX",
     ):
-        zarr = _zarr()
-        from ome_zarr.format import FormatV05
-        from ome_zarr.writer import write_multiscales_metadata
-
         self.path = Path(path)
+        shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        axes = self._check(shape, axes, block_axes)
+        self.shape, self.dtype, self.axes = shape, dtype, axes
+        self._block = [a in block_axes for a in axes]
+        self._outer = tuple(n for n, b in zip(shape, self._block) if not b)
+        self.block_shape = tuple(n for n, b in zip(shape, self._block) if b)
+        self.n_planes = math.prod(self._outer)
+        if self.path.exists() and overwrite:
+            if not is_zarr(self.path):
+                raise ImageWriteError(
+                    f"{self.path}: exists and is no Zarr store; it is not replaced: remove it"
+                )
+            shutil.rmtree(self.path)  # the old chunks and markers with it
+        if self.path.exists():
+            done = self._continue()
+        else:
+            self._create(pixel_size, unit)
+            done = set()
+        # every block as a chunk, even one of only the fill value (zarr 3 skips those by
+        # default): a reader tells a missing chunk from a written one by the store's listing
+        self._array = self._array.with_config({"write_empty_chunks": True})
+        self._done_dir = self.path / _DONE
+        self._done_dir.mkdir(exist_ok=True)
+        self.planes_done = set(done)
+
+    def _check(self, shape: tuple[int, ...], axes: str, block_axes: str) -> str:
+        """The axes, checked: NGFF's TCZYX order, the block inside them, the folder there."""
         name = self.path.name
-        shape = tuple(int(n) for n in shape)
-        dtype = np.dtype(dtype)
         axes = validate_axes(axes, shape, source=name)
         if set(axes) - set(_TO_NGFF) or list(axes) != sorted(axes, key="TCZYX".index):
             hint = " (Q: the file does not name its stack axis)" if "Q" in axes else ""
@@ -318,70 +339,64 @@ class ZarrPlaneWriter:
             raise ValueError(f"block_axes {block_axes!r} must hold Y and X and lie in {axes}")
         if not self.path.parent.is_dir():
             raise ImageWriteError(f"{self.path}: folder {self.path.parent} does not exist")
-        self.shape, self.dtype, self.axes = shape, dtype, axes
-        self._block = [a in block_axes for a in axes]
-        self._outer = tuple(n for n, b in zip(shape, self._block) if not b)
-        self.block_shape = tuple(n for n, b in zip(shape, self._block) if b)
-        self.n_planes = math.prod(self._outer)
-        done: set[int] = set()
-        if self.path.exists() and overwrite:
-            if not is_zarr(self.path):
-                raise ImageWriteError(
-                    f"{self.path}: exists and is no Zarr store; it is not replaced: remove it"
-                )
-            shutil.rmtree(self.path)  # the old chunks and markers with it
-        if self.path.exists():
-            complete, done = zarr_progress(self.path)
-            try:
-                old = _open_group(self.path)["0"]
-                same = tuple(old.shape) == shape and np.dtype(old.dtype) == dtype
-            except (ImageReadError, KeyError):
-                same = False
-            if not same or complete:
-                raise ImageWriteError(
-                    f"{self.path}: already exists"
-                    + (" and is complete" if same and complete else " and holds another image")
-                    + "; remove it, or pass overwrite (CLI: without --resume it is replaced)"
-                )
-            self._group = zarr.open_group(str(self.path), mode="r+")
-            self._array = self._group["0"]
-        else:
-            try:
-                self._group = zarr.open_group(str(self.path), mode="w", zarr_format=3)
-            except PermissionError as exc:
-                raise ImageWriteError(
-                    f"{self.path}: cannot write ({exc.strerror}); choose a writable folder"
-                ) from exc
-            self._array = self._group.create_array(
-                "0",
-                shape=shape,
-                dtype=dtype,
-                chunks=tuple(n if b else 1 for n, b in zip(shape, self._block)),
-                fill_value=0,
+        return axes
+
+    def _continue(self) -> set[int]:
+        """Open the unfinished image of the same shape and dtype at ``path``; its done
+        blocks. Anything else there is an error."""
+        complete, done = zarr_progress(self.path)
+        try:
+            old = _open_group(self.path)["0"]
+            same = tuple(old.shape) == self.shape and np.dtype(old.dtype) == self.dtype
+        except (ImageReadError, KeyError):
+            same = False
+        if not same or complete:
+            raise ImageWriteError(
+                f"{self.path}: already exists"
+                + (" and is complete" if same and complete else " and holds another image")
+                + "; remove it, or pass overwrite (CLI: without --resume it is replaced)"
             )
-            pixel_size = {a: float(v) for a, v in (pixel_size or {}).items() if a in axes}
-            unit = normalise_unit(unit) if pixel_size else None
-            ngff_axes = []
-            for a in axes:
-                entry = {"name": _TO_NGFF[a], "type": _NGFF_TYPES[a]}
-                if a in pixel_size and unit in _NGFF_UNITS:
-                    entry["unit"] = _NGFF_UNITS[unit]
-                ngff_axes.append(entry)
-            scale = [pixel_size.get(a, 1.0) if unit in _NGFF_UNITS else 1.0 for a in axes]
-            write_multiscales_metadata(
-                self._group,
-                [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-                fmt=FormatV05(),
-                axes=ngff_axes,
-                name=name,
-            )
-            self._group.attrs["microvae"] = {"complete": False, "planes": self.n_planes}
-        # every block as a chunk, even one of only the fill value (zarr 3 skips those by
-        # default): a reader tells a missing chunk from a written one by the store's listing
-        self._array = self._array.with_config({"write_empty_chunks": True})
-        self._done_dir = self.path / _DONE
-        self._done_dir.mkdir(exist_ok=True)
-        self.planes_done = set(done)
+        self._group = _zarr().open_group(str(self.path), mode="r+")
+        self._array = self._group["0"]
+        return done
+
+    def _create(self, pixel_size: dict[str, float] | None, unit: str | None) -> None:
+        """A new image: the array, chunked by block, and its NGFF 0.5 metadata."""
+        zarr = _zarr()
+        from ome_zarr.format import FormatV05
+        from ome_zarr.writer import write_multiscales_metadata
+
+        shape, axes = self.shape, self.axes
+        try:
+            self._group = zarr.open_group(str(self.path), mode="w", zarr_format=3)
+        except PermissionError as exc:
+            raise ImageWriteError(
+                f"{self.path}: cannot write ({exc.strerror}); choose a writable folder"
+            ) from exc
+        self._array = self._group.create_array(
+            "0",
+            shape=shape,
+            dtype=self.dtype,
+            chunks=tuple(n if b else 1 for n, b in zip(shape, self._block)),
+            fill_value=0,
+        )
+        pixel_size = {a: float(v) for a, v in (pixel_size or {}).items() if a in axes}
+        unit = normalise_unit(unit) if pixel_size else None
+        ngff_axes = []
+        for a in axes:
+            entry = {"name": _TO_NGFF[a], "type": _NGFF_TYPES[a]}
+            if a in pixel_size and unit in _NGFF_UNITS:
+                entry["unit"] = _NGFF_UNITS[unit]
+            ngff_axes.append(entry)
+        scale = [pixel_size.get(a, 1.0) if unit in _NGFF_UNITS else 1.0 for a in axes]
+        write_multiscales_metadata(
+            self._group,
+            [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+            fmt=FormatV05(),
+            axes=ngff_axes,
+            name=self.path.name,
+        )
+        self._group.attrs["microvae"] = {"complete": False, "planes": self.n_planes}
 
     @classmethod
     def reopen(cls, path: str | os.PathLike) -> ZarrPlaneWriter:
