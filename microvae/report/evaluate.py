@@ -421,7 +421,47 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs = _inputs(inputs, gt)
-    options = TileOptions(**tile_options)
+    rows, kept = _score_files(
+        model, pairs, TileOptions(**tile_options), channel, axes, progress, split_noise, seed
+    )
+    write_csv(out / "metrics.csv", rows)
+    files = [p for p, _ in pairs]
+    tiles = collect_tiles(model, files, max_tiles=max_tiles, channel=channel, axes=axes)
+    if labels:
+        unlabelled = sorted({s for s in tiles.sources if s not in labels})
+        if unlabelled:
+            raise MicrovaeError(f"{unlabelled[0]}: no label given for this file")
+        tiles.labels = [labels[s] for s in tiles.sources]
+    diag = diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
+    if iwae:
+        diag["bounds"] = likelihood_bounds(model, tiles.tiles, iwae, seed=seed)
+    with atomic_path(out / "diagnostics.json") as tmp:
+        tmp.write_text(json.dumps(diag, indent=2) + "\n")
+    result = Evaluation(out, rows, diag, files=[p.name for p in files])
+    _fidelity_figures(result, kept)
+    pooled = _embedding_part(result, model, tiles, bool(labels))
+    if model.vae.can_generate:
+        figs, info = _latent_figures(
+            model, tiles, pooled, out, seed, diag["kl_per_channel_nats_per_element"][0]
+        )
+        result.figures.update(figs)
+        result.latent.update(info)
+    else:
+        _log.warning(
+            "%s: skip_mode %s does not generate; no prototype, samples, interpolation, "
+            "traversal or hole figures",
+            model.path,
+            model.config.model.skip_mode,
+        )
+    with atomic_path(out / "latent.json") as tmp:
+        tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
+    result.report = write_report(result, model)
+    return result
+
+
+def _score_files(model, pairs, options, channel, axes, progress, split_noise, seed):
+    """Every file's metric rows, then the means (``file`` "all"); and the first planes kept
+    for the crops and FRC figures, (name, planes) per file."""
     rows, kept = [], []
     for n, (path, gt_path) in enumerate(
         tqdm(pairs, desc="evaluate", unit="file", disable=not progress)
@@ -441,24 +481,13 @@ def evaluate(
         rows += file_rows
         if first is not None:
             kept.append((path.name, first))
-    all_rows = rows + _summary_rows(rows)
-    write_csv(out / "metrics.csv", all_rows)
+    return rows + _summary_rows(rows), kept
 
-    files = [p for p, _ in pairs]
-    tiles = collect_tiles(model, files, max_tiles=max_tiles, channel=channel, axes=axes)
-    if labels:
-        unlabelled = sorted({s for s in tiles.sources if s not in labels})
-        if unlabelled:
-            raise MicrovaeError(f"{unlabelled[0]}: no label given for this file")
-        tiles.labels = [labels[s] for s in tiles.sources]
-    diag = diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
-    if iwae:
-        diag["bounds"] = likelihood_bounds(model, tiles.tiles, iwae, seed=seed)
-    with atomic_path(out / "diagnostics.json") as tmp:
-        tmp.write_text(json.dumps(diag, indent=2) + "\n")
 
-    result = Evaluation(out, all_rows, diag, files=[p.name for p in files])
-    fig_dir = out / "figures"
+def _fidelity_figures(result: Evaluation, kept: list) -> None:
+    """The crops (input, reconstruction, ground truth) and the FRC curves of the first
+    files, into ``result.figures``."""
+    fig_dir = result.out_dir / "figures"
     crop_rows = []
     for name, k in kept:
         panels = {"input": k["input"], "reconstruction": k["reconstruction"]}
@@ -482,19 +511,25 @@ def evaluate(
         pixel_size=px if same_px else None,
         unit=unit,
     )
-    if "kl_per_level_nats" in diag:
+    d = result.diagnostics
+    if "kl_per_level_nats" in d:
         result.figures["kl"] = figures.save_kl(
             fig_dir / "kl.png",
-            diag["kl_per_level_nats"],
-            diag["kl_per_channel_nats_per_element"],
-            threshold=diag["threshold_nats"],
+            d["kl_per_level_nats"],
+            d["kl_per_channel_nats_per_element"],
+            threshold=d["threshold_nats"],
         )
+
+
+def _embedding_part(result: Evaluation, model, tiles, labelled: bool) -> np.ndarray:
+    """The pooled embeddings of the tiles: their PCA map, and with labels a linear probe
+    scored on other files; the pooled embeddings."""
     pooled = embed(model, tiles)
     coords, explained = pca(pooled)
     result.figures["embedding"] = figures.save_embedding_map(
-        fig_dir / "embedding_pca.png", coords, tiles.labels, explained=explained
+        result.out_dir / "figures" / "embedding_pca.png", coords, tiles.labels, explained=explained
     )
-    split = split_by_group(tiles.sources, tiles.labels) if labels else None
+    split = split_by_group(tiles.sources, tiles.labels) if labelled else None
     probe = None
     if split is not None:  # labels with at least two files each: score on the other files
         train, test = split
@@ -511,20 +546,4 @@ def evaluate(
         "dimension": int(pooled.shape[1]),
         "pca_explained": explained.tolist(),
     }
-    if model.vae.can_generate:
-        figs, info = _latent_figures(
-            model, tiles, pooled, out, seed, diag["kl_per_channel_nats_per_element"][0]
-        )
-        result.figures.update(figs)
-        result.latent.update(info)
-    else:
-        _log.warning(
-            "%s: skip_mode %s does not generate; no prototype, samples, interpolation, "
-            "traversal or hole figures",
-            model.path,
-            model.config.model.skip_mode,
-        )
-    with atomic_path(out / "latent.json") as tmp:
-        tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
-    result.report = write_report(result, model)
-    return result
+    return pooled

@@ -100,17 +100,39 @@ def _realism_section(realism: dict) -> str:
 
 
 def write_report(result, model: TrainedModel) -> Path:
-    """Write ``report.md`` beside the figures; returns its path."""
-    out, d = result.out_dir, result.diagnostics
+    """Write ``report.md`` beside the figures, section by section; returns its path."""
     info = model.describe()
-    means = [r for r in result.rows if r["file"] == "all"]
     parts = [
+        *_header(result, info),
+        *_fidelity_section(result),
+        *_collapse_section(result),
+        *_bounds_section(result.diagnostics.get("bounds")),
+        *_embedding_section(result),
+        *(_generation_section(result) if model.vae.can_generate else _no_generation(info)),
+    ]
+    path = result.out_dir / "report.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(p for p in parts if p))
+    return path
+
+
+def _header(result, info: dict) -> list[str]:
+    return [
         "# microvae evaluation\n",
         f"Model `{info['file']}`: {info['skip_mode']} skips, {info['likelihood']} likelihood, "
         f"{info['levels']} levels, {info['parameters']:,} parameters, trained on "
         f"{info['tile_size']}x{info['tile_size']} tiles of {info['bit_depth']}-bit data. "
         f"Inputs: {len(result.files)} file(s): {', '.join(result.files[:8])}"
         f"{' ...' if len(result.files) > 8 else ''}.\n",
+    ]
+
+
+def _fidelity_section(result) -> list[str]:
+    """The means over planes, the noise-split estimate, the gain over the input, the crops
+    and the FRC curves."""
+    out = result.out_dir
+    means = [r for r in result.rows if r["file"] == "all"]
+    parts = [
         "## Fidelity and fine structure\n",
         "Means over all planes (per plane in `metrics.csv`). PSNR and SSIM use the reference's "
         "max - min as data range; FRC resolution is where the Fourier ring correlation falls "
@@ -159,17 +181,23 @@ def write_report(result, model: TrainedModel) -> Path:
         )
     )
     parts.append(_figure(out, result.figures.get("frc"), "Fourier ring correlation curves."))
-    parts.append("## Latent space use (posterior collapse)\n")
+    return parts
+
+
+def _collapse_section(result) -> list[str]:
+    """The verdict and the numbers behind it, per level; the KL figure."""
+    d = result.diagnostics
     reasons = "; ".join(d.get("reasons") or [])
     notes = "".join(f" Note: {n}." for n in d.get("notes") or [])
-    parts.append(
+    parts = [
+        "## Latent space use (posterior collapse)\n",
         f"Verdict: **{d.get('verdict')}**{f' ({reasons})' if reasons else ''}.{notes} Measured on "
         f"{d.get('n_tiles')} tiles. Active latent channels (KL where used, the mean over "
         f"their top decile of elements, > {d.get('threshold_nats')} nats): "
         f"{d.get('active_units')} of {d.get('total_units')}. Sensitivity of the reconstruction "
         f"to replacing z by prior noise: {_fmt('{:.3g}', d.get('sensitivity'))} (mean |change| "
-        "in the data's normalised units, where the training data's percentiles lie 2 apart).\n"
-    )
+        "in the data's normalised units, where the training data's percentiles lie 2 apart).\n",
+    ]
     if d.get("kl_per_level_nats"):
         sens = d.get("sensitivity_per_level") or []
         per_ch = (
@@ -192,28 +220,38 @@ def write_report(result, model: TrainedModel) -> Path:
             )
             + "\n"
         )
-    parts.append(_figure(out, result.figures.get("kl"), "KL per level and per latent channel."))
-    b = d.get("bounds")
-    if b:
-        caveat = (
-            ""
-            if b["is_bound"]
-            else " Deterministic skips carry x past the latents: neither number is a bound."
-        )
-        parts.append("## Likelihood bounds\n")
-        parts.append(
-            f"On {b['n_tiles']} tiles: ELBO {b['elbo_bits_per_dim']:.4f} bits/dim, "
-            f"importance-weighted bound IWAE_{b['k']} {b['iwae_bits_per_dim']:.4f} bits/dim "
-            f"(tighter by {b['gap_nats']:.3g} nats per tile; IWAE_K >= ELBO, and it approaches "
-            f"log p(x) as K grows).{caveat}\n"
-        )
-    parts.append("## Embeddings\n")
-    emb = result.latent.get("embedding", {})
     parts.append(
+        _figure(result.out_dir, result.figures.get("kl"), "KL per level and per latent channel.")
+    )
+    return parts
+
+
+def _bounds_section(b: dict | None) -> list[str]:
+    """ELBO and IWAE_K (``evaluate --iwae K``), where computed."""
+    if not b:
+        return []
+    caveat = (
+        ""
+        if b["is_bound"]
+        else " Deterministic skips carry x past the latents: neither number is a bound."
+    )
+    return [
+        "## Likelihood bounds\n",
+        f"On {b['n_tiles']} tiles: ELBO {b['elbo_bits_per_dim']:.4f} bits/dim, "
+        f"importance-weighted bound IWAE_{b['k']} {b['iwae_bits_per_dim']:.4f} bits/dim "
+        f"(tighter by {b['gap_nats']:.3g} nats per tile; IWAE_K >= ELBO, and it approaches "
+        f"log p(x) as K grows).{caveat}\n",
+    ]
+
+
+def _embedding_section(result) -> list[str]:
+    emb = result.latent.get("embedding", {})
+    parts = [
+        "## Embeddings\n",
         f"{emb.get('n_tiles')} tiles, pooled embeddings of {emb.get('dimension')} values "
         "(per latent level and channel: the spatial mean and standard deviation of the "
-        "posterior mean), first two principal components.\n"
-    )
+        "posterior mean), first two principal components.\n",
+    ]
     if emb.get("probe_accuracy") is not None:
         n_train, n_test = emb["probe_tiles"]
         parts.append(
@@ -221,48 +259,54 @@ def write_report(result, model: TrainedModel) -> Path:
             f"tells the labels of {n_test} tiles from other files with accuracy "
             f"**{emb['probe_accuracy']:.2f}**.\n"
         )
-    parts.append(_figure(out, result.figures.get("embedding"), "PCA map of the embeddings."))
-    if model.vae.can_generate:
-        parts.append("## Generation\n")
-        for key, caption in (
-            ("prototype", "Prototype: every latent at its prior mean."),
-            ("samples", "Samples from the prior at temperatures 1, 0.7, 0.4."),
-            ("interpolation", "Interpolation between the two most different tiles."),
-            (
-                "traversal",
-                "Traversals of the top-level channels with most KL (-2 to +2 "
-                "prior sd), from the posterior of one tile.",
-            ),
-        ):
-            parts.append(_figure(out, result.figures.get(key), caption))
-        parts.append(_realism_section(result.latent.get("realism", {})))
-        dens = result.latent.get("density", {})
-        holes = result.latent.get("holes", [])
-        parts.append("## Holes of the aggregate posterior\n")
-        if not holes:
-            parts.append("Too few tiles, or a single group of embeddings: no hole was sought.\n")
-        else:
-            parts.append(
-                f"k-NN density (k = {dens.get('k')}) of the flat top-level embeddings "
-                f"({dens.get('embedding_dimension')} values, intrinsic dimension "
-                f"{_fmt('{:.1f}', dens.get('intrinsic_dimension'))}) between "
-                f"{result.latent.get('hole_groups')}; the lowest point of each path between two "
-                "groups' medoids, in log density relative to a typical tile:\n"
-            )
-            rows = [
-                [h["groups"][0], h["groups"][1], f"{h['t']:.2f}", f"{h['log_density']:.2f}"]
-                for h in holes
-            ]
-            parts.append(_table(["from", "to", "position", "log density"], rows) + "\n")
-        parts.append(_figure(out, result.figures.get("holes"), "Decoded paths and holes."))
-        parts.append(_figure(out, result.figures.get("density"), "Density along the paths."))
+    parts.append(
+        _figure(result.out_dir, result.figures.get("embedding"), "PCA map of the embeddings.")
+    )
+    return parts
+
+
+def _generation_section(result) -> list[str]:
+    """Prototype, samples, interpolation, traversals, the samples' realism and the holes."""
+    out = result.out_dir
+    parts = ["## Generation\n"]
+    for key, caption in (
+        ("prototype", "Prototype: every latent at its prior mean."),
+        ("samples", "Samples from the prior at temperatures 1, 0.7, 0.4."),
+        ("interpolation", "Interpolation between the two most different tiles."),
+        (
+            "traversal",
+            "Traversals of the top-level channels with most KL (-2 to +2 "
+            "prior sd), from the posterior of one tile.",
+        ),
+    ):
+        parts.append(_figure(out, result.figures.get(key), caption))
+    parts.append(_realism_section(result.latent.get("realism", {})))
+    dens = result.latent.get("density", {})
+    holes = result.latent.get("holes", [])
+    parts.append("## Holes of the aggregate posterior\n")
+    if not holes:
+        parts.append("Too few tiles, or a single group of embeddings: no hole was sought.\n")
     else:
         parts.append(
-            "## Generation\n\nThis model's skips hand encoder features to the decoder "
-            f"(skip_mode {info['skip_mode']}): it cannot generate, so there is no prototype, "
-            "sample, interpolation, traversal or hole.\n"
+            f"k-NN density (k = {dens.get('k')}) of the flat top-level embeddings "
+            f"({dens.get('embedding_dimension')} values, intrinsic dimension "
+            f"{_fmt('{:.1f}', dens.get('intrinsic_dimension'))}) between "
+            f"{result.latent.get('hole_groups')}; the lowest point of each path between two "
+            "groups' medoids, in log density relative to a typical tile:\n"
         )
-    path = out / "report.md"
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(p for p in parts if p))
-    return path
+        rows = [
+            [h["groups"][0], h["groups"][1], f"{h['t']:.2f}", f"{h['log_density']:.2f}"]
+            for h in holes
+        ]
+        parts.append(_table(["from", "to", "position", "log density"], rows) + "\n")
+    parts.append(_figure(out, result.figures.get("holes"), "Decoded paths and holes."))
+    parts.append(_figure(out, result.figures.get("density"), "Density along the paths."))
+    return parts
+
+
+def _no_generation(info: dict) -> list[str]:
+    return [
+        "## Generation\n\nThis model's skips hand encoder features to the decoder "
+        f"(skip_mode {info['skip_mode']}): it cannot generate, so there is no prototype, "
+        "sample, interpolation, traversal or hole.\n"
+    ]
