@@ -85,13 +85,16 @@ def map_latents(
     method: str = "pca",
     k: int = 10,
     seed: int = 0,
+    diagnostics: dict | None = None,
 ) -> LatentMap:
     """Map ``tiles`` (of the model's training size) in the model's latent space.
 
     ``colour_by``: ``source`` (the file or layer), ``label`` (``tiles.labels``) or ``cluster``
     (``n_clusters`` k-means clusters of the flat latents). The holes are sought between the
     colour groups where there are 2 to :data:`~.holes.MAX_GROUPS` of them, else between
-    ``n_clusters`` k-means clusters. ``method``: ``pca``, or ``umap`` where installed."""
+    ``n_clusters`` k-means clusters. ``method``: ``pca``, or ``umap`` where installed.
+    ``diagnostics``: :func:`~.diagnostics.diagnose` of these tiles where the caller has it
+    already (else computed here)."""
     if colour_by not in COLOUR_BY:
         raise ValueError(f"colour_by must be one of {', '.join(COLOUR_BY)}, got {colour_by!r}")
     if n_clusters < 2:
@@ -114,7 +117,7 @@ def map_latents(
         )
         return out
 
-    diag = diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
+    diag = diagnostics or diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
     out.channel_kl = np.asarray(diag["kl_per_channel_nats_per_element"][0], float)
     out.verdict = diag["verdict"]
     if len(flat) < MIN_TILES:

@@ -35,10 +35,9 @@ from ..latent import (
     collect_tiles,
     decode_top,
     embed,
-    find_holes,
-    hole_groups,
     interpolate,
     linear_probe,
+    map_latents,
     pca,
     prototype,
     samples,
@@ -292,9 +291,10 @@ def sample_realism(
     }
 
 
-def _latent_figures(
-    model, tiles, pooled, out: Path, seed: int, diag_kl_top: list[float]
-) -> tuple[dict, dict]:
+def _latent_figures(model, tiles, pooled, out: Path, seed: int, diag: dict) -> tuple[dict, dict]:
+    """The generation figures (prototype, samples, interpolation, traversals), the samples'
+    realism, and the holes between groups of tiles (from :func:`microvae.latent.map_latents`,
+    the explorer's map)."""
     figs, info = {}, {}
     fig_dir = out / "figures"
     figs["prototype"] = figures.save_image_grid(
@@ -330,7 +330,7 @@ def _latent_figures(
         "to": [tiles.sources[j], tiles.positions[j].tolist()],
     }
     # the most informative top-level channels, from the tile with most signal
-    kl_top = np.asarray(diag_kl_top, float)
+    kl_top = np.asarray(diag["kl_per_channel_nats_per_element"][0], float)
     channels = [int(c) for c in np.argsort(-kl_top)[:6]]
     trav = traverse(model, channels=channels, base=tiles.tiles[0])
     figs["traversal"] = figures.save_image_grid(
@@ -341,20 +341,18 @@ def _latent_figures(
         title=f"traversals of the top-level channels with most KL, from a tile of "
         f"{tiles.sources[0]}",
     )
-    flat = embed(model, tiles, how="flat")
-    if len(flat) < MIN_TILES:
-        _log.warning("only %d tiles: too few for the density and its holes", len(flat))
+    # the holes: the latent map the napari explorer draws, grouped by label (or file)
+    m = map_latents(model, tiles, colour_by="label", n_clusters=3, seed=seed, diagnostics=diag)
+    if len(m.flat) < MIN_TILES:
+        _log.warning("only %d tiles: too few for the density and its holes", len(m.flat))
         info["holes"] = []
         return figs, info
-    # between labels (or files) when there are a few; else between k-means clusters
-    groups = hole_groups(tiles.labels)
-    holes, density = find_holes(flat, groups, n_clusters=3, k=min(10, len(flat) - 2), seed=seed)
-    info["hole_groups"] = "labels" if groups is not None else "k-means clusters (3)"
-    holes = holes[:6]  # the first pairs: a figure stays readable
+    holes, density = m.holes[:6], m.density  # the first pairs: a figure stays readable
+    info["hole_groups"] = m.grouping
     info["density"] = {
         "k": density.k,
         "intrinsic_dimension": density.dimension,
-        "embedding_dimension": int(flat.shape[1]),
+        "embedding_dimension": int(m.flat.shape[1]),
     }
     info["holes"] = [h.to_dict() for h in holes]
     if not holes:  # k-means put every tile in one cluster
@@ -441,9 +439,7 @@ def evaluate(
     _fidelity_figures(result, kept)
     pooled = _embedding_part(result, model, tiles, bool(labels))
     if model.vae.can_generate:
-        figs, info = _latent_figures(
-            model, tiles, pooled, out, seed, diag["kl_per_channel_nats_per_element"][0]
-        )
+        figs, info = _latent_figures(model, tiles, pooled, out, seed, diag)
         result.figures.update(figs)
         result.latent.update(info)
     else:
