@@ -406,7 +406,8 @@ def _inputs(inputs, record: RunRecord) -> tuple[list[Path], int]:
         if other.entries:
             ours |= other.own_outputs()
             records.append(other.path)
-    kept = [p for p in paths if p.resolve() not in ours - named]
+    ours -= named
+    kept = [p for p in paths if p.resolve() not in ours]
     if len(kept) < len(paths):
         _log.info(
             "left out %d of microvae's own outputs among the inputs (listed in %s)",
@@ -456,11 +457,11 @@ def _written(path: Path, out_dir: Path) -> list[Path]:
 def _remove_stale(out_dir: Path, outputs: list[Path]) -> int:
     """Remove the temporaries a killed writer left of these outputs (and of metrics.csv);
     how many."""
-    n = 0
-    for out in {*outputs, out_dir / "metrics.csv", out_dir / RECORD_NAME}:
-        for tmp in stale_temporaries(out):
-            tmp.unlink(missing_ok=True)
-            n += 1
+    names = {p.name for p in outputs} | {"metrics.csv", RECORD_NAME}
+    stale = stale_temporaries(out_dir, names)  # the folder listed once
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    n = len(stale)
     if n:
         _log.info("%s: removed %d temporary file(s) that a stopped run left", out_dir, n)
     return n

@@ -14,7 +14,7 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = ["atomic_path", "stale_temporaries", "temp_path"]
@@ -50,14 +50,18 @@ def _alive(pid: int) -> bool:
 
 
 def stale_temporaries(
-    path: str | os.PathLike, *, max_age_s: float = STALE_AGE_S, now: float | None = None
+    folder: str | os.PathLike,
+    names: Iterable[str],
+    *,
+    max_age_s: float = STALE_AGE_S,
+    now: float | None = None,
 ) -> list[Path]:
-    """The temporaries of ``path`` (from :func:`temp_path` or :func:`atomic_path`) that no
-    live writer holds: a writer on this machine whose process is gone, or, where the writer
-    cannot be asked (another machine, or an older name without a writer), one untouched for
-    ``max_age_s`` seconds. Never a live writer's on this machine."""
-    path = Path(path)
-    folder, head = path.parent, f".{path.name}."
+    """The temporaries in ``folder`` of the files called ``names`` (from :func:`temp_path`
+    or :func:`atomic_path`) that no live writer holds: a writer on this machine whose
+    process is gone, or, where the writer cannot be asked (another machine, or an older name
+    without a writer), one untouched for ``max_age_s`` seconds. Never a live writer's on this
+    machine. The folder is listed once, whatever the number of names."""
+    folder, names = Path(folder), set(names)
     if not folder.is_dir():
         return []
     now = time.time() if now is None else now
@@ -65,10 +69,17 @@ def stale_temporaries(
     host, stale = _host(), []
     for tmp in folder.iterdir():
         name = tmp.name
-        if not (name.startswith(head) and name.endswith(".part")) or not tmp.is_file():
+        if not (name.startswith(".") and name.endswith(".part")):
             continue
-        m = owner.fullmatch(name[len(head) :])
-        if m is None and not re.fullmatch(r"[^.]+\.part", name[len(head) :]):
+        # .NAME.REST: NAME holds dots too, so try each split against the names asked for
+        rest = next(
+            (name[i + 1 :] for i, c in enumerate(name) if c == "." and name[1:i] in names),
+            None,
+        )
+        if rest is None or not tmp.is_file():
+            continue
+        m = owner.fullmatch(rest)
+        if m is None and not re.fullmatch(r"[^.]+\.part", rest):
             continue  # another file's (NAME.x's temporaries share the head)
         if m is not None and m.group(2) == host:
             if not _alive(int(m.group(1))) and int(m.group(1)) != os.getpid():
