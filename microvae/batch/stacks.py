@@ -139,29 +139,12 @@ def process_file(
     paths = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt)
     # a resumable format continues a stopped run plane by plane; the others start again
     f = get_format(fmt)
-    zarr = f.resumable
     resume = resume and f.resumable
-    sinks: list[PlaneSink] = []
-    for what in ("reconstruction", "error"):
-        if what in outputs:
-            sinks.append(ImageFile(paths[what], what, open_writer=f.open_image, resume=resume))
-    if "latents" in outputs:
-        levels = [paths[f"latents_{lv}"] for lv in range(model.vae.n_latent_levels)]
-        sinks.append(f.latent_sink(levels, resume))
-    if "embedding" in outputs:
-        sinks.append(EmbeddingFile(paths["embedding"], resume=resume, journal=zarr, tag=tag))
-    rows = RowsFile(paths["metrics"], metrics, resume=resume, journal=zarr, tag=tag)
+    sinks = _sinks(model, f, paths, outputs, resume, tag)
+    rows = RowsFile(paths["metrics"], metrics, resume=resume, journal=f.resumable, tag=tag)
     sinks.append(rows)
     with open_image(path, channel=channel, axes=axes, missing_chunks=missing_chunks) as rec:
-        rec.require_single_channel()
-        if "Q" in rec.axes:
-            _log.warning(
-                "%s: the file does not name its stack axis (axes %s); its planes are "
-                "processed one by one, which is right for Z or T; if they are "
-                "channels, pass --axes (e.g. CYX) and --channel",
-                path.name,
-                rec.axes,
-            )
+        _check_planes(rec, path)
         run_image(
             model,
             rec,
@@ -180,6 +163,34 @@ def process_file(
     write_csv(paths["metrics"], rows)  # last: its presence marks the file complete
     journal.remove_journal()
     return FileResult(path, "done", rows=rows)
+
+
+def _sinks(model, f, paths: dict, outputs: set[str], resume: bool, tag: str) -> list[PlaneSink]:
+    """The sinks of the image outputs in format ``f`` (the metric rows' sink aside)."""
+    sinks: list[PlaneSink] = []
+    for what in ("reconstruction", "error"):
+        if what in outputs:
+            sinks.append(ImageFile(paths[what], what, open_writer=f.open_image, resume=resume))
+    if "latents" in outputs:
+        levels = [paths[f"latents_{lv}"] for lv in range(model.vae.n_latent_levels)]
+        sinks.append(f.latent_sink(levels, resume))
+    if "embedding" in outputs:
+        journal = f.resumable
+        sinks.append(EmbeddingFile(paths["embedding"], resume=resume, journal=journal, tag=tag))
+    return sinks
+
+
+def _check_planes(rec, path: Path) -> None:
+    """One channel; a warning where the file does not say what its stack axis is."""
+    rec.require_single_channel()
+    if "Q" in rec.axes:
+        _log.warning(
+            "%s: the file does not name its stack axis (axes %s); its planes are "
+            "processed one by one, which is right for Z or T; if they are "
+            "channels, pass --axes (e.g. CYX) and --channel",
+            path.name,
+            rec.axes,
+        )
 
 
 def _stack_row(name: str, rows: list[dict]) -> dict:
@@ -281,30 +292,42 @@ def process_stacks(
     with tqdm(total=len(paths), desc="files", unit="file", disable=not progress) as bar:
         bar.update(len(plan.done))
         if dask is None:
-            for path in plan.todo:
-                one = {**kwargs, "resume": resume and path not in plan.fresh}
-                plan.done[path] = _one_file(model, path, out_dir, progress=progress, **one)
-                bar.update(1)
+            _run_here(model, plan, out_dir, kwargs, progress, bar)
         elif plan.todo:
-            results = run_on_cluster(
-                dask,
-                model.path,
-                dask_device or model.device.type,
-                plan.todo,
-                out_dir,
-                {**kwargs, "progress": False},
-                block=dask_block if fmt.shares_blocks else 0,
-                on_done=lambda _: bar.update(1),
-                fresh=plan.fresh,
-                work=process_file,
-            )
-            plan.done.update(zip(plan.todo, results))
+            block = dask_block if fmt.shares_blocks else 0
+            _run_on_dask(model, plan, out_dir, kwargs, dask, dask_device, block, bar)
     results = [plan.done[p] for p in paths]
     rows = [row for r in results for row in r.rows]
     metrics_csv = out_dir / "metrics.csv" if rows else None
     if rows:
         write_csv(metrics_csv, rows)
     return BatchSummary(results, metrics_csv, own_outputs=own, stale_removed=removed)
+
+
+def _run_here(model, plan, out_dir: Path, kwargs: dict, progress: bool, bar) -> None:
+    """The plan's files one after another in this process."""
+    for path in plan.todo:
+        one = {**kwargs, "resume": kwargs["resume"] and path not in plan.fresh}
+        plan.done[path] = _one_file(model, path, out_dir, progress=progress, **one)
+        bar.update(1)
+
+
+def _run_on_dask(model, plan, out_dir, kwargs, dask: str, device, block: int, bar) -> None:
+    """The plan's files on the Dask cluster ``dask`` (whole files, or blocks of ``block``
+    planes of OME-Zarr outputs); each worker loads the model file once."""
+    results = run_on_cluster(
+        dask,
+        model.path,
+        device or model.device.type,
+        plan.todo,
+        out_dir,
+        {**kwargs, "progress": False},
+        block=block,
+        on_done=lambda _: bar.update(1),
+        fresh=plan.fresh,
+        work=process_file,
+    )
+    plan.done.update(zip(plan.todo, results))
 
 
 def _check_options(model: TrainedModel, outputs, format: str, dask: str | None):

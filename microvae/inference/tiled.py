@@ -72,78 +72,109 @@ def iter_tiles(
     stitched posterior-mean maps (C_l, H / 2**l, W / 2**l), or of the tiles' mean vectors
     (n_tiles, D) for a global latent.
     """
-    multiple = 2**vae.levels
-    grid = TileGrid.plan(plane.shape, tile=tile, overlap=overlap, multiple=multiple)
+    grid = TileGrid.plan(plane.shape, tile=tile, overlap=overlap, multiple=2**vae.levels)
     padded = grid.pad_plane(plane)
     if normalisation is not None:
         padded = normalisation.to_model(padded)
     device = next(vae.parameters()).device
-    window = blend_window(tile, overlap)
-    out: dict = {}
-    acc = np.zeros(padded.shape, np.float32) if reconstruct else None
-    level_acc: list[np.ndarray] | None = None
-    level_w: list[np.ndarray] = []
-    vectors: list[np.ndarray] = []
+    blend = _Blend(padded.shape, tile, overlap) if reconstruct else None
+    maps = _LatentMaps(padded.shape, tile, overlap) if latents else None
     gen = None
     if options.seed is not None:
         gen = torch.Generator(device=device).manual_seed(options.seed)
-    for start in range(0, len(grid.positions), options.batch_size):
+    n = len(grid.positions)
+    for start in range(0, n, options.batch_size):
         where = grid.positions[start : start + options.batch_size]
         batch = np.stack([padded[y : y + tile, xx : xx + tile] for y, xx in where])[:, None]
-        xb = torch.from_numpy(batch).to(device)
-        zs = None
-        if (
-            reconstruct
-            and latents
-            and options.posterior_levels is None
-            and not options.sample_latents
-        ):  # both from one pass through the network
-            rec, zs = vae.reconstruct_and_encode(xb, output=options.output, generator=gen)
-        elif reconstruct:
-            rec = vae.reconstruct(
-                xb,
-                posterior_levels=options.posterior_levels,
-                sample_latents=options.sample_latents,
-                output=options.output,
-                generator=gen,
-            )
-        if reconstruct:
-            rec = rec[:, 0].float().cpu().numpy()
-            for (y, xx), r in zip(where, rec):
-                acc[y : y + tile, xx : xx + tile] += r * window
-        if latents:
-            zs = [z.float().cpu().numpy() for z in (zs if zs is not None else vae.encode(xb))]
-            if zs[0].ndim == 2:  # a global latent vector per tile
-                vectors.extend(zs[0])
-            else:
-                if level_acc is None:
-                    level_acc, level_w = [], []
-                    for z in zs:
-                        s = tile // z.shape[-1]
-                        h, w = padded.shape[0] // s, padded.shape[1] // s
-                        level_acc.append(np.zeros((z.shape[1], h, w), np.float32))
-                        level_w.append(np.zeros((h, w), np.float32))
-                for lv, z in enumerate(zs):
-                    s = tile // z.shape[-1]
-                    win = blend_window(tile // s, max(overlap // s, 0))
-                    for (y, xx), zt in zip(where, z):
-                        _stitch(level_acc[lv], level_w[lv], zt, y // s, xx // s, win)
-        yield min(start + options.batch_size, len(grid.positions)), len(grid.positions)
-    if reconstruct:
+        rec, zs = _network_pass(vae, torch.from_numpy(batch).to(device), options, blend, maps, gen)
+        if blend is not None:
+            blend.add(where, rec[:, 0].float().cpu().numpy())
+        if maps is not None:
+            maps.add(where, [z.float().cpu().numpy() for z in zs])
+        yield min(start + options.batch_size, n), n
+    out: dict = {}
+    if blend is not None:
+        out["reconstruction"] = grid.crop(blend.result(grid))
+    if maps is not None:
+        out["latents"] = maps.result(grid)
+    return out
+
+
+def _network_pass(vae: VAE, xb: torch.Tensor, options: TileOptions, blend, maps, gen):
+    """The reconstruction (with ``blend``) and the posterior means (with ``maps``) of a batch
+    of tiles; both from one pass through the network where the options allow."""
+    if blend is None:
+        return None, vae.encode(xb)
+    one_pass = maps is not None and options.posterior_levels is None and not options.sample_latents
+    if one_pass:
+        return vae.reconstruct_and_encode(xb, output=options.output, generator=gen)
+    rec = vae.reconstruct(
+        xb,
+        posterior_levels=options.posterior_levels,
+        sample_latents=options.sample_latents,
+        output=options.output,
+        generator=gen,
+    )
+    return rec, (vae.encode(xb) if maps is not None else None)
+
+
+class _Blend:
+    """The blended reconstruction of a padded plane, tile by tile."""
+
+    def __init__(self, shape: tuple[int, int], tile: int, overlap: int):
+        self.acc = np.zeros(shape, np.float32)
+        self.tile, self.overlap = tile, overlap
+        self.window = blend_window(tile, overlap)
+
+    def add(self, where, tiles: np.ndarray) -> None:
+        t = self.tile
+        for (y, x), r in zip(where, tiles):
+            self.acc[y : y + t, x : x + t] += r * self.window
+
+    def result(self, grid: TileGrid) -> np.ndarray:
+        """The padded plane, divided by the summed weights."""
         # The grid is rows x columns of starts and the window an outer product, so the summed
         # weights are the outer product of two 1D sums: divided in place, band by band.
-        w1d = blend_profile(tile, overlap)
+        acc = self.acc
+        w1d = blend_profile(self.tile, self.overlap)
         rows = _axis_weights(acc.shape[0], sorted({y for y, _ in grid.positions}), w1d)
         cols = _axis_weights(acc.shape[1], sorted({x for _, x in grid.positions}), w1d)
         for a in range(0, acc.shape[0], 256):
             acc[a : a + 256] /= rows[a : a + 256, None] * cols[None, :]
-        out["reconstruction"] = grid.crop(acc)
-    if latents:
-        if vectors:
-            out["latents"] = [np.stack(vectors)]
-        else:
-            out["latents"] = [
-                grid.crop(a / w, scale=padded.shape[0] // a.shape[1])
-                for a, w in zip(level_acc, level_w)
-            ]
-    return out
+        return acc
+
+
+class _LatentMaps:
+    """The posterior means of a padded plane: per level, stitched at that level's resolution
+    with the same blending; or, for a global latent, one vector per tile."""
+
+    def __init__(self, shape: tuple[int, int], tile: int, overlap: int):
+        self.shape, self.tile, self.overlap = shape, tile, overlap
+        self.acc: list[np.ndarray] = []
+        self.weights: list[np.ndarray] = []
+        self.vectors: list[np.ndarray] = []
+
+    def add(self, where, zs: list[np.ndarray]) -> None:
+        if zs[0].ndim == 2:  # a global latent vector per tile
+            self.vectors.extend(zs[0])
+            return
+        if not self.acc:
+            for z in zs:
+                s = self.tile // z.shape[-1]
+                h, w = self.shape[0] // s, self.shape[1] // s
+                self.acc.append(np.zeros((z.shape[1], h, w), np.float32))
+                self.weights.append(np.zeros((h, w), np.float32))
+        for lv, z in enumerate(zs):
+            s = self.tile // z.shape[-1]
+            win = blend_window(self.tile // s, max(self.overlap // s, 0))
+            for (y, x), zt in zip(where, z):
+                _stitch(self.acc[lv], self.weights[lv], zt, y // s, x // s, win)
+
+    def result(self, grid: TileGrid) -> list[np.ndarray]:
+        """Top level first: (C_l, H / 2**l, W / 2**l) maps, or [(n_tiles, D)] vectors."""
+        if self.vectors:
+            return [np.stack(self.vectors)]
+        return [
+            grid.crop(a / w, scale=self.shape[0] // a.shape[1])
+            for a, w in zip(self.acc, self.weights)
+        ]

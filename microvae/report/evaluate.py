@@ -295,45 +295,65 @@ def _latent_figures(model, tiles, pooled, out: Path, seed: int, diag: dict) -> t
     """The generation figures (prototype, samples, interpolation, traversals), the samples'
     realism, and the holes between groups of tiles (from :func:`microvae.latent.map_latents`,
     the explorer's map)."""
-    figs, info = {}, {}
     fig_dir = out / "figures"
-    figs["prototype"] = figures.save_image_grid(
-        fig_dir / "prototype.png",
-        prototype(model)[None],
-        title="prototype: every latent at its prior mean (z = 0)",
-        zoom=3,
+    figs = _generation_figures(model, fig_dir, seed)
+    info = {"realism": sample_realism(model, tiles.tiles, seed=seed)}
+    figs["interpolation"], info["interpolation"] = _interpolation_figure(
+        model, tiles, pooled, fig_dir
     )
+    figs["traversal"] = _traversal_figure(model, tiles, diag, fig_dir)
+    hole_figs, hole_info = _hole_figures(model, tiles, diag, fig_dir, seed)
+    figs.update(hole_figs)
+    info.update(hole_info)
+    return figs, info
+
+
+def _generation_figures(model, fig_dir: Path, seed: int) -> dict:
+    """The prototype (every latent at its prior mean) and samples at three temperatures."""
     temps = (1.0, 0.7, 0.4)
     grid = np.stack([samples(model, 6, temperature=t, seed=seed) for t in temps])
-    figs["samples"] = figures.save_image_grid(
-        fig_dir / "samples.png",
-        grid,
-        row_titles=[f"T = {t}" for t in temps],
-        title="samples at temperatures T (top level from the fitted aggregate posterior)"
-        if model.top_prior is not None
-        else "samples from the prior at temperatures T",
-    )
-    info["realism"] = sample_realism(model, tiles.tiles, seed=seed)
-    # interpolation between the two tiles farthest apart in the pooled embedding
+    return {
+        "prototype": figures.save_image_grid(
+            fig_dir / "prototype.png",
+            prototype(model)[None],
+            title="prototype: every latent at its prior mean (z = 0)",
+            zoom=3,
+        ),
+        "samples": figures.save_image_grid(
+            fig_dir / "samples.png",
+            grid,
+            row_titles=[f"T = {t}" for t in temps],
+            title="samples at temperatures T (top level from the fitted aggregate posterior)"
+            if model.top_prior is not None
+            else "samples from the prior at temperatures T",
+        ),
+    }
+
+
+def _interpolation_figure(model, tiles, pooled, fig_dir: Path) -> tuple[str, dict]:
+    """The interpolation between the two tiles farthest apart in the pooled embedding."""
     d = ((pooled[:, None] - pooled[None]) ** 2).sum(-1)
     i, j = np.unravel_index(int(np.argmax(d)), d.shape)
     path = interpolate(model, tiles.tiles[i], tiles.tiles[j], steps=8)
     row = np.concatenate([tiles.tiles[i][None], path, tiles.tiles[j][None]]).astype(np.float32)
-    figs["interpolation"] = figures.save_image_grid(
+    fig = figures.save_image_grid(
         fig_dir / "interpolation.png",
         row,
         col_titles=[f"tile {i}"] + [f"t={t:.2f}" for t in np.linspace(0, 1, 8)] + [f"tile {j}"],
         title=f"interpolation: {tiles.sources[i]} -> {tiles.sources[j]} (every level)",
     )
-    info["interpolation"] = {
+    return fig, {
         "from": [tiles.sources[i], tiles.positions[i].tolist()],
         "to": [tiles.sources[j], tiles.positions[j].tolist()],
     }
-    # the most informative top-level channels, from the tile with most signal
+
+
+def _traversal_figure(model, tiles, diag: dict, fig_dir: Path) -> str:
+    """Traversals of the six top-level channels with most KL, from the first tile."""
     kl_top = np.asarray(diag["kl_per_channel_nats_per_element"][0], float)
     channels = [int(c) for c in np.argsort(-kl_top)[:6]]
     trav = traverse(model, channels=channels, base=tiles.tiles[0])
-    figs["traversal"] = figures.save_image_grid(
+    return figures.save_image_grid(
         fig_dir / "traversal.png",
         trav,
         row_titles=[f"channel {c}\n(KL {kl_top[c]:.2g})" for c in channels],
@@ -341,23 +361,28 @@ def _latent_figures(model, tiles, pooled, out: Path, seed: int, diag: dict) -> t
         title=f"traversals of the top-level channels with most KL, from a tile of "
         f"{tiles.sources[0]}",
     )
-    # the holes: the latent map the napari explorer draws, grouped by label (or file)
+
+
+def _hole_figures(model, tiles, diag: dict, fig_dir: Path, seed: int) -> tuple[dict, dict]:
+    """The holes: the latent map the napari explorer draws, grouped by label (or file); the
+    decoded paths between group medoids and their densities."""
     m = map_latents(model, tiles, colour_by="label", n_clusters=3, seed=seed, diagnostics=diag)
     if len(m.flat) < MIN_TILES:
         _log.warning("only %d tiles: too few for the density and its holes", len(m.flat))
-        info["holes"] = []
-        return figs, info
+        return {}, {"holes": []}
     holes, density = m.holes[:6], m.density  # the first pairs: a figure stays readable
-    info["hole_groups"] = m.grouping
-    info["density"] = {
-        "k": density.k,
-        "intrinsic_dimension": density.dimension,
-        "embedding_dimension": int(m.flat.shape[1]),
+    info = {
+        "hole_groups": m.grouping,
+        "density": {
+            "k": density.k,
+            "intrinsic_dimension": density.dimension,
+            "embedding_dimension": int(m.flat.shape[1]),
+        },
+        "holes": [h.to_dict() for h in holes],
     }
-    info["holes"] = [h.to_dict() for h in holes]
     if not holes:  # k-means put every tile in one cluster
         _log.warning("the embeddings form a single group: no path between groups, no hole")
-        return figs, info
+        return {}, info
     rows, titles, marks = [], [], []
     for r, h in enumerate(holes):
         picks = np.unique(np.r_[np.linspace(0, len(h.path) - 1, 7).round().astype(int), h.index])
@@ -366,17 +391,19 @@ def _latent_figures(model, tiles, pooled, out: Path, seed: int, diag: dict) -> t
         marks.append((r, int(np.searchsorted(picks, h.index))))
     width = max(len(r) for r in rows)
     grid = np.stack([np.pad(r, ((0, width - len(r)), (0, 0), (0, 0)), mode="edge") for r in rows])
-    figs["holes"] = figures.save_image_grid(
-        fig_dir / "holes.png",
-        grid,
-        row_titles=titles,
-        highlight=marks,
-        title="decoded paths between group medoids; the hole (lowest density) framed red",
-    )
-    figs["density"] = figures.save_density_paths(
-        fig_dir / "density_paths.png",
-        [(f"{h.groups[0]} -> {h.groups[1]}", h.path_log_density, h.index) for h in holes],
-    )
+    figs = {
+        "holes": figures.save_image_grid(
+            fig_dir / "holes.png",
+            grid,
+            row_titles=titles,
+            highlight=marks,
+            title="decoded paths between group medoids; the hole (lowest density) framed red",
+        ),
+        "density": figures.save_density_paths(
+            fig_dir / "density_paths.png",
+            [(f"{h.groups[0]} -> {h.groups[1]}", h.path_log_density, h.index) for h in holes],
+        ),
+    }
     return figs, info
 
 
@@ -424,35 +451,53 @@ def evaluate(
     )
     write_csv(out / "metrics.csv", rows)
     files = [p for p, _ in pairs]
+    tiles = _labelled_tiles(model, files, labels, max_tiles, channel, axes)
+    diag = _diagnostics_part(model, tiles, out, iwae, seed)
+    result = Evaluation(out, rows, diag, files=[p.name for p in files])
+    _fidelity_figures(result, kept)
+    pooled = _embedding_part(result, model, tiles, bool(labels))
+    _generation_part(result, model, tiles, pooled, seed)
+    with atomic_path(out / "latent.json") as tmp:
+        tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
+    result.report = write_report(result, model)
+    return result
+
+
+def _labelled_tiles(model, files, labels, max_tiles, channel, axes):
+    """Up to ``max_tiles`` training-size tiles of ``files``, labelled from ``labels`` (file
+    name -> label) where given."""
     tiles = collect_tiles(model, files, max_tiles=max_tiles, channel=channel, axes=axes)
     if labels:
         unlabelled = sorted({s for s in tiles.sources if s not in labels})
         if unlabelled:
             raise MicrovaeError(f"{unlabelled[0]}: no label given for this file")
         tiles.labels = [labels[s] for s in tiles.sources]
+    return tiles
+
+
+def _diagnostics_part(model, tiles, out: Path, iwae: int, seed: int) -> dict:
+    """The latent diagnostics (and the IWAE bound for ``iwae`` > 0) into ``diagnostics.json``."""
     diag = diagnose(model, tiles, max_tiles=len(tiles), seed=seed)
     if iwae:
         diag["bounds"] = likelihood_bounds(model, tiles.tiles, iwae, seed=seed)
     with atomic_path(out / "diagnostics.json") as tmp:
         tmp.write_text(json.dumps(diag, indent=2) + "\n")
-    result = Evaluation(out, rows, diag, files=[p.name for p in files])
-    _fidelity_figures(result, kept)
-    pooled = _embedding_part(result, model, tiles, bool(labels))
-    if model.vae.can_generate:
-        figs, info = _latent_figures(model, tiles, pooled, out, seed, diag)
-        result.figures.update(figs)
-        result.latent.update(info)
-    else:
+    return diag
+
+
+def _generation_part(result: Evaluation, model, tiles, pooled, seed: int) -> None:
+    """The generation figures and holes into ``result``, for models that generate."""
+    if not model.vae.can_generate:
         _log.warning(
             "%s: skip_mode %s does not generate; no prototype, samples, interpolation, "
             "traversal or hole figures",
             model.path,
             model.config.model.skip_mode,
         )
-    with atomic_path(out / "latent.json") as tmp:
-        tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
-    result.report = write_report(result, model)
-    return result
+        return
+    figs, info = _latent_figures(model, tiles, pooled, result.out_dir, seed, result.diagnostics)
+    result.figures.update(figs)
+    result.latent.update(info)
 
 
 def _score_files(model, pairs, options, channel, axes, progress, split_noise, seed):
