@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .arguments import add_image_args
+
 __all__ = ["add_parser", "run"]
 
 
@@ -23,9 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--threshold", type=float, default=0.01, help="active unit: KL > this (nats)")
     p.add_argument("--max-tiles", type=int, default=64)
-    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, ...")
-    p.add_argument("--channel", type=int, default=None, help="channel of C/S axes to use")
-    p.add_argument("--axes", default=None, help="override the files' axes, e.g. ZYX")
+    add_image_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 

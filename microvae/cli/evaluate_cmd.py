@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arguments import add_image_args, add_model_io_args, add_tile_args
+
 __all__ = ["add_parser", "run"]
 
 
@@ -19,9 +21,7 @@ def add_parser(sub) -> None:
         "for a generative model, prototype, samples, interpolation, traversals and holes. "
         "Writes OUT/metrics.csv, OUT/diagnostics.json, OUT/figures/*.png and OUT/report.md.",
     )
-    p.add_argument("model", type=Path, metavar="MODEL")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    add_model_io_args(p)
     p.add_argument(
         "--gt",
         default=None,
@@ -39,8 +39,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--label-column", default="label", help="column of --labels (default label)")
     p.add_argument("--max-tiles", type=int, default=256, help="tiles for the latent figures")
-    p.add_argument("--tile-size", type=int, default=None, help="default: the training tile")
-    p.add_argument("--overlap", type=int, default=None, help="default: a quarter of the tile")
+    add_tile_args(p)
     p.add_argument(
         "--posterior-levels",
         type=int,
@@ -48,9 +47,7 @@ def add_parser(sub) -> None:
         help="ladder: take only the top K levels from the image, the rest at prior means "
         "(coarse-to-fine reconstruction); default all",
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, ...")
-    p.add_argument("--channel", type=int, default=None, help="channel of C/S axes to use")
-    p.add_argument("--axes", default=None, help="override the files' axes, e.g. ZYX")
+    add_image_args(p)
     p.add_argument(
         "--split-noise",
         action="store_true",

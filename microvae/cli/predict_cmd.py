@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from .arguments import add_image_args, add_model_io_args, add_tile_args
 
 __all__ = ["add_parser", "run"]
 
@@ -23,15 +24,19 @@ def add_parser(sub) -> None:
         "inputs are never taken for inputs). A file that fails is reported and the others go "
         "on; the exit status is 1 if any failed.",
     )
-    p.add_argument("model", type=Path, metavar="MODEL")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
-    p.add_argument("--tile-size", type=int, default=None, help="default: the training tile")
-    p.add_argument("--overlap", type=int, default=None, help="default: a quarter of the tile")
+    add_model_io_args(p)
+    add_tile_args(p)
     p.add_argument("--batch-size", type=int, default=8, help="tiles per batch (default 8)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, ...")
-    p.add_argument("--channel", type=int, default=None, help="channel of C/S axes to use")
-    p.add_argument("--axes", default=None, help="override the files' axes, e.g. ZYX")
+    add_image_args(p)
+    _output_args(p)
+    _run_args(p)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    """What is written, and how: the outputs, the likelihood's mean or a draw, the metrics and
+    the format."""
     p.add_argument("--no-recon", action="store_true", help="do not write NAME_recon.tif")
     p.add_argument("--no-embedding", action="store_true", help="do not write NAME_embedding.npz")
     p.add_argument("--latents", action="store_true", help="write the full latent maps (.npy)")
@@ -57,6 +62,10 @@ def add_parser(sub) -> None:
         "default) or ome-zarr (NGFF 0.5, chunked by plane; --resume continues a stopped file "
         "from the planes it holds)",
     )
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """How the files are run: on Dask, resumed, overwritten, with missing chunks."""
     p.add_argument(
         "--dask",
         default=None,
@@ -95,8 +104,6 @@ def add_parser(sub) -> None:
         "(error, the default: a lost chunk would read as zeros), or reads as the fill value "
         "(fill: for writers that leave chunks of only the fill value unwritten)",
     )
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
