@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from skimage.filters import threshold_otsu
@@ -59,31 +60,11 @@ def prepare_data(
     ``first_tile`` continues the sequence of random tiles where the run stopped.
     """
     paths = find_images(inputs)
-    by_file = load_planes(
-        paths, channel=config.channel, axes=config.axes, max_gb=config.max_memory_gb
-    )
-    _check_sizes([p for file_planes in by_file.values() for p in file_planes], config.tile_size)
-    train, val, how = split_planes(
-        by_file,
-        val_fraction=config.val_fraction,
-        tile_size=config.tile_size,
-        seed=seed,
-        mode=config.split,
-    )
+    train, val, how = _split(paths, config, seed)
     train_arrays = [p.data for p in train]
-    if all(a.min() == a.max() for a in train_arrays):
-        raise DataError(
-            "every training image is constant (one value everywhere): there is nothing to "
-            "learn; check the files or data.channel"
-        )
     if normalisation is None:
-        depths = [p.bit_depth for p in train + val]
-        bit_depth = config.bit_depth or (None if None in depths else max(depths))
-        normalisation = Normalisation.fit(
-            train_arrays, bit_depth=bit_depth, percentiles=config.percentiles, seed=seed
-        )
-    sample = np.concatenate([a.ravel()[:: max(1, a.size // 200_000)] for a in train_arrays])
-    threshold = float(threshold_otsu(sample)) if sample.min() < sample.max() else float(sample[0])
+        normalisation = _fit_normalisation(train, val, config, seed)
+    threshold = _signal_threshold(train_arrays)
     sampler = TileSampler(
         train_arrays,
         config.tile_size,
@@ -122,3 +103,42 @@ def prepare_data(
         "foreground_tile_candidates": int(sum(len(c) for c in sampler.candidates)),
     }
     return PreparedData(train_set, val_set, normalisation, summary)
+
+
+def _split(paths: list[Path], config: DataConfig, seed: int):
+    """The planes of ``paths`` read and split into training and validation planes, and how
+    (see :func:`split_planes`); an error if every training plane is constant."""
+    by_file = load_planes(
+        paths, channel=config.channel, axes=config.axes, max_gb=config.max_memory_gb
+    )
+    _check_sizes([p for file_planes in by_file.values() for p in file_planes], config.tile_size)
+    train, val, how = split_planes(
+        by_file,
+        val_fraction=config.val_fraction,
+        tile_size=config.tile_size,
+        seed=seed,
+        mode=config.split,
+    )
+    if all(p.data.min() == p.data.max() for p in train):
+        raise DataError(
+            "every training image is constant (one value everywhere): there is nothing to "
+            "learn; check the files or data.channel"
+        )
+    return train, val, how
+
+
+def _fit_normalisation(train, val, config: DataConfig, seed: int) -> Normalisation:
+    """The normalisation fitted on the training planes, at the config's bit depth or the
+    files' own (None where a file does not say)."""
+    depths = [p.bit_depth for p in train + val]
+    bit_depth = config.bit_depth or (None if None in depths else max(depths))
+    return Normalisation.fit(
+        [p.data for p in train], bit_depth=bit_depth, percentiles=config.percentiles, seed=seed
+    )
+
+
+def _signal_threshold(arrays: list[np.ndarray]) -> float:
+    """Otsu's threshold on a sample of up to ~200k pixels per plane: foreground tiles hold
+    pixels above it."""
+    sample = np.concatenate([a.ravel()[:: max(1, a.size // 200_000)] for a in arrays])
+    return float(threshold_otsu(sample)) if sample.min() < sample.max() else float(sample[0])

@@ -211,22 +211,7 @@ def _package(spec, rdf_path: Path, out: Path) -> None:
 def _description(spec, model, name, authors, license, description, attachments) -> dict:
     """The rdf (bioimage.io spec 0.5): inputs and outputs with their processing and test
     tensors, the weights and their architecture, and microvae's own config to load it back."""
-    cfg, norm = model.config, model.normalisation
-    pre, post = _processing(norm)
-    step = 2**cfg.model.levels
-    space = {"min": int(cfg.data.tile_size), "step": step}
-    axes_in = [
-        {"type": "batch"},
-        {"type": "channel", "channel_names": ["intensity"]},
-        {"type": "space", "id": "y", "size": space},
-        {"type": "space", "id": "x", "size": space},
-    ]
-    same = [
-        {"type": "batch"},
-        {"type": "channel", "channel_names": ["reconstruction"]},
-        {"type": "space", "id": "y", "size": {"tensor_id": "raw", "axis_id": "y"}},
-        {"type": "space", "id": "x", "size": {"tensor_id": "raw", "axis_id": "x"}},
-    ]
+    inputs, outputs = _tensors(model)
     rdf = {
         "format_version": spec.ModelDescr.implemented_format_version,
         "type": "model",
@@ -239,50 +224,74 @@ def _description(spec, model, name, authors, license, description, attachments) 
         "tags": ["microvae", "vae", "fluorescence", "mitochondria", "2d", "pytorch"],
         "documentation": {"source": "README.md"},
         "covers": [{"source": "cover.png"}],
-        "inputs": [
-            {
-                "id": "raw",
-                "axes": axes_in,
-                "test_tensor": {"source": "test_input.npy"},
-                "data": {"type": "float32"},
-                "preprocessing": pre,
-            }
-        ],
-        "outputs": [
-            {
-                "id": "reconstruction",
-                "axes": same,
-                "test_tensor": {"source": "test_output.npy"},
-                "data": {"type": "float32"},
-                "postprocessing": post,
-            }
-        ],
-        "weights": {
-            "pytorch_state_dict": {
-                "source": WEIGHTS,
-                "architecture": {
-                    **ARCHITECTURE,
-                    "kwargs": {
-                        "model": cfg.model.model_dump(mode="json"),
-                        "likelihood": cfg.likelihood.model_dump(mode="json"),
-                        "bit_depth": norm.bit_depth,
-                    },
-                },
-                "pytorch_version": torch.__version__.split("+")[0],
-            }
-        },
-        "attachments": attachments,
+        "inputs": inputs,
+        "outputs": outputs,
+        "weights": _weights(model),
         "config": {
             "microvae": {
                 "format_version": FORMAT_VERSION,
-                "config": cfg.to_dict(),
-                "normalisation": norm.to_dict(),
+                "config": model.config.to_dict(),
+                "normalisation": model.normalisation.to_dict(),
                 "summary": model.summary,
                 "versions": model.versions,
                 "top_prior": TOP_PRIOR if attachments else None,
             }
         },
     }
-    if not rdf["attachments"]:
-        del rdf["attachments"]
+    if attachments:
+        rdf["attachments"] = attachments
     return rdf
+
+
+def _tensors(model) -> tuple[list[dict], list[dict]]:
+    """The input ``raw`` (b, c, y, x; y and x at least a tile, in steps of 2**levels) and the
+    output ``reconstruction`` of the same size, with their processing and test tensors."""
+    cfg = model.config
+    pre, post = _processing(model.normalisation)
+    space = {"min": int(cfg.data.tile_size), "step": 2**cfg.model.levels}
+    axes_in = [
+        {"type": "batch"},
+        {"type": "channel", "channel_names": ["intensity"]},
+        {"type": "space", "id": "y", "size": space},
+        {"type": "space", "id": "x", "size": space},
+    ]
+    same = [
+        {"type": "batch"},
+        {"type": "channel", "channel_names": ["reconstruction"]},
+        {"type": "space", "id": "y", "size": {"tensor_id": "raw", "axis_id": "y"}},
+        {"type": "space", "id": "x", "size": {"tensor_id": "raw", "axis_id": "x"}},
+    ]
+    inputs = {
+        "id": "raw",
+        "axes": axes_in,
+        "test_tensor": {"source": "test_input.npy"},
+        "data": {"type": "float32"},
+        "preprocessing": pre,
+    }
+    outputs = {
+        "id": "reconstruction",
+        "axes": same,
+        "test_tensor": {"source": "test_output.npy"},
+        "data": {"type": "float32"},
+        "postprocessing": post,
+    }
+    return [inputs], [outputs]
+
+
+def _weights(model) -> dict:
+    """The PyTorch state dict and the architecture that takes it (microvae's own config)."""
+    cfg = model.config
+    return {
+        "pytorch_state_dict": {
+            "source": WEIGHTS,
+            "architecture": {
+                **ARCHITECTURE,
+                "kwargs": {
+                    "model": cfg.model.model_dump(mode="json"),
+                    "likelihood": cfg.likelihood.model_dump(mode="json"),
+                    "bit_depth": model.normalisation.bit_depth,
+                },
+            },
+            "pytorch_version": torch.__version__.split("+")[0],
+        }
+    }

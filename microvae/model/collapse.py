@@ -169,63 +169,30 @@ def collapse_report(
     generator: torch.Generator | None = None,
 ) -> CollapseReport:
     """Diagnostics over ``batches`` of images (B, C, H, W) in [-1, 1]."""
-    sums: list[Tensor] | None = None
-    elements: list[list[Tensor]] = []  # per level, (C, B * positions) blocks
-    level_sums: Tensor | None = None
-    n_images, n_pixels, change = 0, 0, 0.0
-    scales: list[int] = []
+    kl = _KLTally()
     n_levels = model.n_latent_levels
-    level_change = [0.0] * n_levels
+    change, level_change, n_pixels = 0.0, [0.0] * n_levels, 0
     was_training = model.training
     model.eval()
-    unit = float(model.in_scale)  # changes in the data's normalised units (the encoder's input)
     try:
         for x in batches:
-            out = model(x)
-            per_channel = [
-                k.reshape(k.shape[0], k.shape[1], -1).mean(dim=2).sum(dim=0) for k in out.kl
-            ]
-            sums = per_channel if sums is None else [a + b for a, b in zip(sums, per_channel)]
-            if not scales:  # a global latent vector (B, D) has no map: the whole image
-                side = x.shape[-1]
-                scales = [side // k.shape[-1] if k.ndim == 4 else side for k in out.kl]
-            if not elements:
-                elements = [[] for _ in out.kl]
-            for store, k in zip(elements, out.kl):
-                store.append(k.reshape(k.shape[0], k.shape[1], -1).transpose(0, 1).flatten(1))
-            lv = out.kl_per_level.sum(dim=0)
-            level_sums = lv if level_sums is None else level_sums + lv
-            b, _, h, w = x.shape
-            feats = model.bottom_up(x)
-            kw = dict(shape=(b, h, w), generator=generator)
-            post, lats = model._run(feats, posterior_levels=n_levels, sample_latents=False, **kw)
-            mean = model.likelihood.mean(post)
-            noise, _ = model._run(feats, posterior_levels=0, sample_latents=True, **kw)
-            change += unit * float((mean - model.likelihood.mean(noise)).abs().sum())
-            n_pixels += mean.numel()
-            n_images += b
-            if n_levels > 1:
-                means = [lat.z for lat in lats]
-                for i in range(n_levels):
-                    # levels above i fixed to their posterior means, level i from the prior
-                    # (posterior_levels=i), the levels below fixed again
-                    z = means[:i] + [None] + means[i + 1 :]
-                    one, _ = model._run(feats, posterior_levels=i, sample_latents=True, z=z, **kw)
-                    one_mean = model.likelihood.mean(one)
-                    level_change[i] += unit * float((mean - one_mean).abs().sum())
+            kl.add(model(x), side=x.shape[-1])
+            c, per_level, n = _sensitivity(model, x, generator)
+            change += c
+            level_change = [a + b for a, b in zip(level_change, per_level)]
+            n_pixels += n
     finally:
         model.train(was_training)
-    if not n_images:
+    if not kl.n_images:
         raise ValueError("collapse_report needs at least one batch of images")
-    kl_channels = [(s / n_images).tolist() for s in sums]
-    kl_used = [_used(torch.cat(blocks, dim=1)) for blocks in elements]
+    kl_used = kl.used()
     report = CollapseReport(
-        kl_per_channel=kl_channels,
+        kl_per_channel=[(s / kl.n_images).tolist() for s in kl.sums],
         kl_used_per_channel=kl_used,
         active=[[v > threshold for v in level] for level in kl_used],
-        kl_per_level=(level_sums / n_images).tolist(),
+        kl_per_level=(kl.level_sums / kl.n_images).tolist(),
         z_weight_norms=z_weight_norms(model),
-        level_scales=scales,
+        level_scales=kl.scales,
         sensitivity=change / n_pixels,
         threshold=threshold,
         sensitivity_per_level=(
@@ -234,3 +201,58 @@ def collapse_report(
     )
     report.verdict, report.reasons, report.notes = _verdict(report)
     return report
+
+
+class _KLTally:
+    """The KL terms of the batches seen: per channel summed over images, per level, and every
+    element kept per level for :func:`_used`."""
+
+    def __init__(self):
+        self.sums: list[Tensor] = []
+        self.elements: list[list[Tensor]] = []  # per level, (C, B * positions) blocks
+        self.level_sums: Tensor | None = None
+        self.scales: list[int] = []
+        self.n_images = 0
+
+    def add(self, out, side: int) -> None:
+        per_channel = [k.reshape(k.shape[0], k.shape[1], -1).mean(dim=2).sum(dim=0) for k in out.kl]
+        if self.sums:
+            per_channel = [a + b for a, b in zip(self.sums, per_channel)]
+        self.sums = per_channel
+        if not self.scales:  # a global latent vector (B, D) has no map: the whole image
+            self.scales = [side // k.shape[-1] if k.ndim > 2 else side for k in out.kl]
+        if not self.elements:
+            self.elements = [[] for _ in out.kl]
+        for store, k in zip(self.elements, out.kl):
+            store.append(k.reshape(k.shape[0], k.shape[1], -1).transpose(0, 1).flatten(1))
+        lv = out.kl_per_level.sum(dim=0)
+        self.level_sums = lv if self.level_sums is None else self.level_sums + lv
+        self.n_images += out.kl[0].shape[0]
+
+    def used(self) -> list[list[float]]:
+        return [_used(torch.cat(blocks, dim=1)) for blocks in self.elements]
+
+
+def _sensitivity(model: VAE, x: Tensor, generator) -> tuple[float, list[float], int]:
+    """How much the reconstruction of ``x`` changes, summed over pixels in the data's
+    normalised units: with every latent from the prior, and per level with that level from
+    the prior and the others at their posterior means; and the number of pixels."""
+    n_levels = model.n_latent_levels
+    unit = float(model.in_scale)  # changes in the data's normalised units (the encoder's input)
+    b, _, h, w = x.shape
+    feats = model.bottom_up(x)
+    kw = dict(shape=(b, h, w), generator=generator)
+    post, lats = model._run(feats, posterior_levels=n_levels, sample_latents=False, **kw)
+    mean = model.likelihood.mean(post)
+    noise, _ = model._run(feats, posterior_levels=0, sample_latents=True, **kw)
+    change = unit * float((mean - model.likelihood.mean(noise)).abs().sum())
+    per_level = [0.0] * n_levels
+    if n_levels > 1:
+        means = [lat.z for lat in lats]
+        for i in range(n_levels):
+            # levels above i fixed to their posterior means, level i from the prior
+            # (posterior_levels=i), the levels below fixed again
+            z = means[:i] + [None] + means[i + 1 :]
+            one, _ = model._run(feats, posterior_levels=i, sample_latents=True, z=z, **kw)
+            per_level[i] = unit * float((mean - model.likelihood.mean(one)).abs().sum())
+    return change, per_level, mean.numel()

@@ -44,3 +44,10 @@ def model_path(tiny_model_path) -> Path:
 @pytest.fixture(scope="session")
 def deterministic_path(tiny_deterministic_path) -> Path:
     return tiny_deterministic_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_before_viewers(tiny_model_path, tiny_deterministic_path) -> None:
+    """Train the shared tiny models before any viewer opens, whatever tests are chosen:
+    training imports Lightning, which pulls in triton, whose LLVM crashes (SIGSEGV) once
+    Mesa's software OpenGL is loaded in the process."""

@@ -1,6 +1,7 @@
 """The Train widget: train a model on image layers or a folder, watching it learn.
 
-Training runs in a worker thread (:class:`~napari_microvae._training.TrainingJob`); its events
+Training runs in a process of its own, watched by a worker thread
+(:class:`~napari_microvae._train_job.TrainingJob`); its events
 come through a queue that a timer drains on the GUI thread, so the viewer never waits on
 training. Each validation updates the plots (loss, bits/dim, KL per level), the collapse
 verdict and the preview layer (a fixed validation tile | its reconstruction).
@@ -27,7 +28,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtCore import QTimer
 
-from ._training import (
+from ._train_job import (
     LIKELIHOODS,
     TrainingHistory,
     TrainingJob,
@@ -107,45 +108,8 @@ class TrainWidget(WorkerWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self.viewer = napari_viewer
-        configs = config_choices()
-        self.layers = Select(
-            label="image layers",  # not the preview: it shows training, it is not data
-            choices=lambda _: [la for la in image_layers(self.viewer) if la.name != PREVIEW],
-        )
-        self.folder = FileEdit(label="or a folder of TIFFs", mode="d")
-        self.config = ComboBox(label="config", choices=list(configs) or [""])
-        self.config_file = FileEdit(label="or a config file", mode="r", filter="*.yaml")
-        self.tile_size = SpinBox(label="tile size", value=64, min=8, max=2048, step=8)
-        self.steps = SpinBox(label="steps", value=800, min=1, max=10_000_000)
-        self.likelihood = ComboBox(label="likelihood", choices=LIKELIHOODS, value="dmol")
-        self.beta = FloatSpinBox(label="beta", value=1.0, min=0.0, max=1000.0, step=0.1)
-        self.warmup = SpinBox(label="KL warm-up steps", value=0, min=0, max=10_000_000)
-        self.val_every = SpinBox(label="validate every", value=200, min=1, max=10_000_000)
-        self.batch_size = SpinBox(label="tiles per step", value=8, min=1, max=4096)
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.device = device_field()
-        self.out = FileEdit(label="output folder", mode="d")
-        self.model_file = FileEdit(label="model file (default: output/model.pt)", mode="w")
-        self.overwrite = CheckBox(text="start again if the output folder holds a run")
-        self.train_button = PushButton(text="Train")
-        self.stop_button = PushButton(text="Stop", enabled=False)
-        self.resume_button = PushButton(text="Resume")
-        self.package_file = FileEdit(
-            label="bioimage.io package (default: output/bioimageio.zip)", mode="w", filter="*.zip"
-        )
-        self.export_button = PushButton(text="Export bioimage.io package")
-        self.status = Label(value="")
-        self.verdict = Label(value="")
-        self.fields = {
-            "data.tile_size": self.tile_size,
-            "train.max_steps": self.steps,
-            "likelihood.name": self.likelihood,
-            "objective.beta": self.beta,
-            "objective.warmup_steps": self.warmup,
-            "train.val_every": self.val_every,
-            "train.batch_size": self.batch_size,
-            "train.seed": self.seed,
-        }
+        self.configs = config_choices()
+        self._make_fields()
         buttons = Container(
             widgets=[self.train_button, self.stop_button, self.resume_button],
             layout="horizontal",
@@ -172,12 +136,58 @@ class TrainWidget(WorkerWidget):
         )
         self.plots = TrainPlots()
         self.native.layout().addWidget(self.plots.canvas)
-        self.configs = configs
         self.job: TrainingJob | None = None  # the run going on
         self.last_job: TrainingJob | None = None
         self.worker = None
         self.history = TrainingHistory()
         self.model_written: Path | None = None
+        self._connect()
+        self._config_chosen()
+
+    def _make_fields(self) -> None:
+        """The form: data, config and its key fields (``self.fields``: config key -> field),
+        device, output, buttons and status lines."""
+        self.layers = Select(
+            label="image layers",  # not the preview: it shows training, it is not data
+            choices=lambda _: [la for la in image_layers(self.viewer) if la.name != PREVIEW],
+        )
+        self.folder = FileEdit(label="or a folder of TIFFs", mode="d")
+        self.config = ComboBox(label="config", choices=list(self.configs) or [""])
+        self.config_file = FileEdit(label="or a config file", mode="r", filter="*.yaml")
+        self.tile_size = SpinBox(label="tile size", value=64, min=8, max=2048, step=8)
+        self.steps = SpinBox(label="steps", value=800, min=1, max=10_000_000)
+        self.likelihood = ComboBox(label="likelihood", choices=LIKELIHOODS, value="dmol")
+        self.beta = FloatSpinBox(label="beta", value=1.0, min=0.0, max=1000.0, step=0.1)
+        self.warmup = SpinBox(label="KL warm-up steps", value=0, min=0, max=10_000_000)
+        self.val_every = SpinBox(label="validate every", value=200, min=1, max=10_000_000)
+        self.batch_size = SpinBox(label="tiles per step", value=8, min=1, max=4096)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.fields = {
+            "data.tile_size": self.tile_size,
+            "train.max_steps": self.steps,
+            "likelihood.name": self.likelihood,
+            "objective.beta": self.beta,
+            "objective.warmup_steps": self.warmup,
+            "train.val_every": self.val_every,
+            "train.batch_size": self.batch_size,
+            "train.seed": self.seed,
+        }
+        self.device = device_field()
+        self.out = FileEdit(label="output folder", mode="d")
+        self.model_file = FileEdit(label="model file (default: output/model.pt)", mode="w")
+        self.overwrite = CheckBox(text="start again if the output folder holds a run")
+        self.train_button = PushButton(text="Train")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.resume_button = PushButton(text="Resume")
+        self.package_file = FileEdit(
+            label="bioimage.io package (default: output/bioimageio.zip)", mode="w", filter="*.zip"
+        )
+        self.export_button = PushButton(text="Export bioimage.io package")
+        self.status = Label(value="")
+        self.verdict = Label(value="")
+
+    def _connect(self) -> None:
+        """The poll timer, and what the config choice and the buttons do."""
         self.timer = QTimer()
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -187,7 +197,6 @@ class TrainWidget(WorkerWidget):
         self.stop_button.changed.connect(self.stop)
         self.resume_button.changed.connect(self.resume)
         self.export_button.changed.connect(self.export)
-        self._config_chosen()
 
     # -- settings ------------------------------------------------------------------------------
 
