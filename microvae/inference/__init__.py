@@ -14,6 +14,7 @@ from .pipeline import (
     as_image,
     count_steps,
     image_steps,
+    result_of,
     run_image,
 )
 from .tiled import TileOptions
@@ -35,5 +36,6 @@ __all__ = [
     "count_steps",
     "image_steps",
     "load_model",
+    "result_of",
     "run_image",
 ]

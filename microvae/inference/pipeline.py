@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -42,10 +42,12 @@ __all__ = [
     "as_image",
     "count_steps",
     "image_steps",
+    "result_of",
     "run_image",
 ]
 
 _log = logging.getLogger("microvae.inference")
+T = TypeVar("T")
 
 # f(reference, reconstruction, *, pixel_size, unit) -> {name: value}; pixel_size is the X
 # pixel size in unit, or None when the image does not say (microvae.metrics.basic_metrics,
@@ -303,35 +305,23 @@ def image_steps(
     rec.require_single_channel()
     source = source or rec.name
     options = options or TileOptions()
-    reconstruct = any(s.needs_reconstruction for s in sinks)
-    latents = any(s.needs_latents for s in sinks)
+    wants = {
+        "reconstruct": any(s.needs_reconstruction for s in sinks),
+        "latents": any(s.needs_latents for s in sinks),
+    }
     info = ImageInfo.of(rec)
     started: list[PlaneSink] = []
     try:
         for sink in sinks:
             sink.start(info)
             started.append(sink)
-        skip = set.intersection(*(s.done_planes() for s in sinks)) if sinks else set()
-        if planes is not None:
-            skip |= set(range(info.n_planes)) - set(planes)
-        checked = False
         sizes = tuple(rec.shape[rec.axes.index(a)] for a in rec.plane_axes)
-        todo = None if not skip else set(range(info.n_planes)) - skip
-        for position, plane in rec.iter_planes(only=todo):  # skipped planes are not read
+        for n, (position, plane) in enumerate(rec.iter_planes(only=_todo(sinks, info, planes))):
             k = int(np.ravel_multi_index(position, sizes)) if sizes else 0
-            if not checked:  # the first plane stands for the image: no extra read
+            if n == 0:  # the first plane stands for the image: no extra read
                 model.check_input(plane, source)
-                checked = True
-            steps = model.plane_steps(
-                plane, options=options, source=source, reconstruct=reconstruct, latents=latents
-            )
-            while True:
-                try:
-                    done, total = next(steps)
-                except StopIteration as finished:
-                    result = finished.value
-                    break
-                yield Progress(k, info.n_planes, done, total)
+            steps = model.plane_steps(plane, options=options, source=source, **wants)
+            result = yield from _relay(steps, k, info.n_planes)
             out = PlaneOutput(k, position, plane, result.reconstruction, result.latents)
             for sink in sinks:
                 sink.add(out)
@@ -339,12 +329,46 @@ def image_steps(
             for sink in sinks:
                 sink.close()
     except BaseException:  # an error, Ctrl-C or a stopped generator (GeneratorExit)
-        for sink in started:
-            try:
-                sink.abort()
-            except Exception as exc:  # the first error is the one to report
-                _log.error("%s: could not clean up %s (%s)", source, type(sink).__name__, exc)
+        _abort(started, source)
         raise
+
+
+def _todo(sinks: Sequence[PlaneSink], info: ImageInfo, planes) -> set[int] | None:
+    """The planes to run (None: all): those of ``planes`` that not every sink holds yet from
+    a stopped run. Skipped planes are not read."""
+    skip = set.intersection(*(s.done_planes() for s in sinks)) if sinks else set()
+    if planes is not None:
+        skip |= set(range(info.n_planes)) - set(planes)
+    return None if not skip else set(range(info.n_planes)) - skip
+
+
+def _relay(steps: Generator, plane: int, n_planes: int):
+    """A plane's (tiles done, tiles) steps as :class:`Progress`; returns the plane's result."""
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        yield Progress(plane, n_planes, done, total)
+
+
+def _abort(started: Sequence[PlaneSink], source: str) -> None:
+    """Abort every started sink; a sink that fails to clean up is logged, not raised: the
+    first error is the one to report."""
+    for sink in started:
+        try:
+            sink.abort()
+        except Exception as exc:
+            _log.error("%s: could not clean up %s (%s)", source, type(sink).__name__, exc)
+
+
+def result_of(steps: Generator[Any, None, T]) -> T:
+    """Run a step generator (e.g. :meth:`TrainedModel.plane_steps`) to its end: its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def run_image(

@@ -105,26 +105,7 @@ def estimate_camera(
             f"estimate_camera: the image is too small or constant ({m.size} 2x2 blocks with "
             f"noise, {3 * min_count} needed)"
         )
-    order = np.argsort(m, kind="stable")
-    # small images: fewer, fuller bins
-    n_bins = max(3, min(n_bins, m.size // min_count))
-    edges = np.linspace(0, m.size, n_bins + 1).astype(int)
-    mu, var, count = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        idx = order[lo:hi]
-        if idx.size < min_count:
-            continue
-        x = d[idx]
-        centre = np.median(x)
-        sd = 1.4826 * np.median(np.abs(x - centre))
-        # structure that leaks in makes outliers, which the MAD ignores; where the details
-        # take only a few values (low photon counts, steps of 1/2) the MAD is too coarse
-        # and the plain variance is used
-        v = sd**2 if sd >= 2.0 else x.var()
-        mu.append(m[idx].mean())
-        var.append(v)
-        count.append(idx.size)
-    mu, var, w = np.array(mu), np.array(var), np.array(count, float)
+    mu, var, w = _binned_variances(m, d, n_bins, min_count)
     if len(mu) < 3 or np.ptp(mu) == 0:
         raise ValueError("estimate_camera: too few intensity levels to fit a mean-variance line")
     gain, c = np.polyfit(mu, var, 1, w=np.sqrt(w))
@@ -141,6 +122,30 @@ def estimate_camera(
     offset = -c / gain
     intercept = (c + gain * offset) / gain**2
     return CameraModel(float(gain), float(offset), float(intercept), len(mu))
+
+
+def _binned_variances(m: np.ndarray, d: np.ndarray, n_bins: int, min_count: int):
+    """Pixels grouped by local mean ``m`` into bins of equal counts: each bin's mean, robust
+    noise variance of its details ``d``, and count (float64 arrays)."""
+    order = np.argsort(m, kind="stable")
+    # small images: fewer, fuller bins
+    n_bins = max(3, min(n_bins, m.size // min_count))
+    edges = np.linspace(0, m.size, n_bins + 1).astype(int)
+    mu, var, count = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        idx = order[lo:hi]
+        if idx.size < min_count:
+            continue
+        x = d[idx]
+        centre = np.median(x)
+        sd = 1.4826 * np.median(np.abs(x - centre))
+        # structure that leaks in makes outliers, which the MAD ignores; where the details
+        # take only a few values (low photon counts, steps of 1/2) the MAD is too coarse
+        # and the plain variance is used
+        var.append(sd**2 if sd >= 2.0 else x.var())
+        mu.append(m[idx].mean())
+        count.append(idx.size)
+    return np.array(mu), np.array(var), np.array(count, float)
 
 
 def thin(counts: np.ndarray, rng: np.random.Generator, p: float = 0.5):

@@ -28,7 +28,15 @@ from tqdm import tqdm
 
 from ..data.sources import find_images
 from ..errors import MicrovaeError
-from ..inference import ImageInfo, PlaneOutput, PlaneSink, TileOptions, TrainedModel, run_image
+from ..inference import (
+    ImageInfo,
+    PlaneOutput,
+    PlaneSink,
+    TileOptions,
+    TrainedModel,
+    result_of,
+    run_image,
+)
 from ..io import atomic_path, file_stem, is_zarr, open_image, read_image, write_csv
 from ..latent import (
     MIN_TILES,
@@ -227,12 +235,7 @@ def _plane_reconstruction(
 ) -> np.ndarray:
     """One plane through the pipeline's plane step: the halves of a split are planes of an
     image already checked, not new images to check again."""
-    steps = model.plane_steps(plane, options=options, source=source)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value.reconstruction
+    return result_of(model.plane_steps(plane, options=options, source=source)).reconstruction
 
 
 def _split_noise(
