@@ -48,6 +48,14 @@ def add_parser(sub) -> None:
         "(coarse-to-fine reconstruction); default all",
     )
     add_image_args(p)
+    _analysis_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def _analysis_args(p: argparse.ArgumentParser) -> None:
+    """What is estimated beyond the metrics: the noise-split error and the IWAE bound."""
     p.add_argument(
         "--split-noise",
         action="store_true",
@@ -63,9 +71,6 @@ def add_parser(sub) -> None:
         help="also the importance-weighted bound with K posterior samples per tile beside the "
         "ELBO, on the latent figures' tiles (bits/dim; K = 16 is common; 0: not computed)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,13 +96,21 @@ def run(args: argparse.Namespace) -> int:
         split_noise=args.split_noise,
         iwae=args.iwae,
     )
+    _say(result, args.split_noise)
+    print(f"latent space: {result.diagnostics.get('verdict')}")
+    print(f"report: {result.report}")
+    return 0
+
+
+def _say(result, split_noise: bool) -> None:
+    """The means over all files, the samples' realism and the bounds, a line each."""
     for row in (r for r in result.rows if r["file"] == "all"):
         print(
             f"{row['compared']} vs {row['reference']}: {row['psnr_db']:.2f} dB, SSIM "
             f"{row['ssim']:.3f}, FRC {row['frc_resolution_px']:.2f} px, HF ratio "
             f"{row['hf_ratio']:.2f}, network length ratio {row['ratio_total_length_px']:.2f}"
         )
-        if args.split_noise and "split_psnr_db" in row:
+        if split_noise and "split_psnr_db" in row:
             print(
                 f"  noise-split estimate of the error to the signal: RMSE "
                 f"{row['split_rmse']:.4g}, {row['split_psnr_db']:.2f} dB (gain "
@@ -115,6 +128,3 @@ def run(args: argparse.Namespace) -> int:
             f"bounds on {b['n_tiles']} tiles: ELBO {b['elbo_bits_per_dim']:.4f} bits/dim, "
             f"IWAE_{b['k']} {b['iwae_bits_per_dim']:.4f} bits/dim"
         )
-    print(f"latent space: {result.diagnostics.get('verdict')}")
-    print(f"report: {result.report}")
-    return 0

@@ -94,26 +94,7 @@ def _network(rng, nodes: np.ndarray, p: SynthParams, step: float) -> tuple[list[
     pairs = np.array(sorted(cKDTree(nodes).query_pairs(2.1 * p.node_spacing_um)), int)
     if len(pairs) == 0:
         return [], {}
-    pairs = pairs[rng.permutation(len(pairs))]
-    parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    edges, chords = [], []
-    flat = nodes.shape[1] == 2
-    for i, j in pairs:  # random Kruskal: a tree first, other edges become loops by chance
-        ri, rj = find(i), find(j)
-        if ri == rj and rng.uniform() >= p.loop_probability:
-            continue
-        if flat and _crosses(nodes[i], nodes[j], chords):
-            continue
-        parent[ri] = rj
-        edges.append((i, j))
-        chords.append((nodes[i], nodes[j]))
+    edges = _random_forest(rng, nodes, pairs[rng.permutation(len(pairs))], p.loop_probability)
     # Breaks after the forest is built, so that they split networks apart.
     edges = [e for e in edges if rng.uniform() >= p.break_probability]
     if not edges:
@@ -133,8 +114,39 @@ def _network(rng, nodes: np.ndarray, p: SynthParams, step: float) -> tuple[list[
         )
         for i, j in edges
     ]
-    n_components = len(bright)
-    stats = {
+    return segments, _network_stats(edges, degree, len(bright), segments)
+
+
+def _random_forest(rng, nodes: np.ndarray, pairs: np.ndarray, loop_probability: float):
+    """Random Kruskal over the shuffled near-neighbour ``pairs``: a spanning forest first, the
+    other edges become loops with ``loop_probability``; in 2D no edge crosses another."""
+    parent = list(range(len(nodes)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    edges, chords = [], []
+    flat = nodes.shape[1] == 2
+    for i, j in pairs:
+        ri, rj = find(i), find(j)
+        if ri == rj and rng.uniform() >= loop_probability:
+            continue
+        if flat and _crosses(nodes[i], nodes[j], chords):
+            continue
+        parent[ri] = rj
+        edges.append((i, j))
+        chords.append((nodes[i], nodes[j]))
+    return edges
+
+
+def _network_stats(edges, degree: np.ndarray, n_components: int, segments) -> dict:
+    """The ground truth of a network: edges, nodes, junctions, end points, networks, loops
+    and the length of its centre lines (um)."""
+    used = degree > 0
+    return {
         "n_edges": len(edges),
         "n_nodes": int(used.sum()),
         "n_junctions": int((degree >= 3).sum()),
@@ -145,7 +157,6 @@ def _network(rng, nodes: np.ndarray, p: SynthParams, step: float) -> tuple[list[
             sum(np.linalg.norm(np.diff(s.points, axis=0), axis=1).sum() for s in segments)
         ),
     }
-    return segments, stats
 
 
 def _puncta(rng, centres: np.ndarray, p: SynthParams, step: float) -> list[Segment]:
