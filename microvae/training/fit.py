@@ -297,28 +297,9 @@ def _trainer(
             enable_progress_bar=progress,
             default_root_dir=run_dir,
             plugins=[AtomicCheckpointIO()],
-            logger=[
-                # a resumed session logs beside the first: Lightning's CSV logger would
-                # otherwise replace the earlier metrics.csv
-                CSVLogger(run_dir, name="logs", version=f"resumed-at-step-{done}" if done else ""),
-                TensorBoardLogger(run_dir, name="tensorboard", version=""),
-            ],
+            logger=_loggers(run_dir, done),
             callbacks=[
-                ModelCheckpoint(
-                    dirpath=ckpt_dir,
-                    save_last=True,
-                    save_top_k=0,
-                    every_n_train_steps=min(t.checkpoint_every, t.max_steps),
-                ),
-                ModelCheckpoint(
-                    dirpath=ckpt_dir,
-                    filename="best",
-                    monitor="val/bits_per_dim",
-                    mode="min",
-                    save_top_k=1,
-                    auto_insert_metric_name=False,
-                    enable_version_counter=False,
-                ),
+                *_checkpoints(ckpt_dir, t),
                 interrupt,
                 *([progress_bar()] if progress else []),
                 *callbacks,
@@ -334,6 +315,38 @@ def _trainer(
             cfg.data.tile_size,
         )
     return trainer, interrupt
+
+
+def _loggers(run_dir: Path, done: int) -> list:
+    """CSV and TensorBoard logs under ``run_dir``."""
+    return [
+        # a resumed session logs beside the first: Lightning's CSV logger would otherwise
+        # replace the earlier metrics.csv
+        CSVLogger(run_dir, name="logs", version=f"resumed-at-step-{done}" if done else ""),
+        TensorBoardLogger(run_dir, name="tensorboard", version=""),
+    ]
+
+
+def _checkpoints(ckpt_dir: Path, t) -> list:
+    """``last.ckpt`` every ``checkpoint_every`` steps, and ``best.ckpt`` by validation
+    bits/dim."""
+    return [
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=min(t.checkpoint_every, t.max_steps),
+        ),
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor="val/bits_per_dim",
+            mode="min",
+            save_top_k=1,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        ),
+    ]
 
 
 def _train(trainer, module, interrupt, monitor, cfg, prepared, run_dir, resume):
