@@ -14,7 +14,7 @@ from .errors import MicrovaeError
 from .inference import MetricsFn, TrainedModel, load_model
 
 if TYPE_CHECKING:  # Lightning is imported only for training
-    from .training.events import StopFlag, TrainingEvent
+    from .training import StopFlag, TrainingEvent
 
 __all__ = ["load_model", "process_stacks", "train"]
 
@@ -41,7 +41,7 @@ def train(
         out: the run folder (must not exist, unless ``resume`` or ``overwrite``).
         overrides: ``key.sub=value`` strings, as ``--set`` on the command line.
         on_event: called from the training thread with each
-            :class:`~microvae.training.monitor.TrainingEvent`: a step's terms every
+            :class:`~microvae.training.events.TrainingEvent`: a step's terms every
             ``event_every`` steps, each validation (numbers, collapse verdict, a preview
             tile), warnings, the start, a stop.
         stop: a :class:`threading.Event` (anything with ``is_set()``); once set, the run ends
@@ -54,8 +54,7 @@ def train(
     """
     # Lightning (and through it torchvision) only for training: loading a model in an
     # application that already runs Qt/OpenGL (napari) must not pull them in
-    from .training.fit import fit
-    from .training.monitor import TrainingMonitor
+    from .training import TrainingMonitor, fit
 
     monitor = None
     if on_event is not None or stop is not None:

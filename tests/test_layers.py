@@ -160,3 +160,31 @@ def test_functions_read_as_named_steps():
                     long.add(f"{path.relative_to(root).as_posix()}:{node.name}")
     assert long <= LONG_BY_DESIGN, f"split into named steps: {sorted(long - LONG_BY_DESIGN)}"
     assert len(LONG_BY_DESIGN) <= 3
+
+
+def test_subpackages_are_used_through_their_faces():
+    """Each subpackage's ``__init__`` is its public face: another subpackage (or the API, the
+    command line) imports ``microvae.data``'s names from ``microvae.data``, never from
+    ``microvae.data.prepare``; the modules behind a face are its own business."""
+    reached = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        own = rel.parts[0] if len(rel.parts) > 1 else None
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[0] == "microvae" and len(parts) > 2 and parts[1] != own:
+                reached.append(f"{rel.as_posix()} imports {module}")
+    assert not reached, reached
+
+
+def test_every_face_exports_what_it_imports_for_others():
+    """A face's ``__all__`` names exist: ``from microvae.X import *`` works for every X."""
+    import importlib
+
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        name = f"microvae.{init.parent.name}"
+        if name in ("microvae.cli", "microvae.configs"):
+            continue
+        face = importlib.import_module(name)
+        missing = [n for n in face.__all__ if not hasattr(face, n)]
+        assert not missing, f"{name}.__all__ names what it lacks: {missing}"

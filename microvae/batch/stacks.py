@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..data.sources import find_images
+from ..data import find_images
 from ..errors import MicrovaeError
 from ..extras import require
 from ..inference import MetricsFn, PlaneSink, TileOptions, TrainedModel, run_image

@@ -19,8 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MicrovaeError
-from ..inference import EmbeddingSink, ImageInfo, MetricRows, MetricsFn, PlaneOutput, PlaneSink
-from ..inference.pipeline import plane_output
+from ..inference import (
+    EmbeddingSink,
+    ImageInfo,
+    MetricRows,
+    MetricsFn,
+    PlaneOutput,
+    PlaneSink,
+    plane_output,
+)
 from ..io import TiffPlaneWriter, ZarrPlaneWriter, atomic_path, temp_path, zarr_progress
 
 __all__ = [

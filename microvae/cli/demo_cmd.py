@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, write_image
-from ..io.preview import save_png, side_by_side
+from ..io import atomic_path, save_png, side_by_side, write_image
 
 __all__ = ["add_parser", "run"]
 
@@ -81,7 +80,7 @@ def _train(out: Path, args: argparse.Namespace):
     """The demo config (or --config) trained on the synthetic images; the model."""
     from ..config import find_config
     from ..inference import load_model
-    from ..training.fit import fit
+    from ..training import fit
 
     config = args.config or find_config("demo")
     print(f"2/5 training {config} (see {out / 'run'}/ for logs and previews)")

@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import load_model
-    from ..latent.diagnostics import diagnose, format_diagnostics
+    from ..latent import diagnose, format_diagnostics
 
     model = load_model(args.model, device=args.device)
     d = diagnose(

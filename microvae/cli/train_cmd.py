@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import MicrovaeError
-    from ..training.fit import fit
+    from ..training import fit
 
     if args.config is None and not args.resume:
         raise MicrovaeError("train: CONFIG is required (e.g. cpu, or my.yaml) unless --resume")

@@ -10,6 +10,7 @@ from .modelfile import (
     read_model_file,
     save_model_file,
 )
+from .package import TOP_PRIOR, WEIGHTS
 from .run import (
     PRESETS,
     ConfigError,
@@ -23,18 +24,20 @@ from .run import (
 )
 
 __all__ = [
+    "apply_overrides",
+    "ConfigError",
+    "find_config",
     "FORMAT",
     "FORMAT_VERSION",
-    "ConfigError",
-    "ModelFileError",
-    "RunConfig",
-    "TrainConfig",
-    "apply_overrides",
-    "PRESETS",
-    "find_config",
     "load_config",
+    "ModelFileError",
+    "PRESETS",
     "read_model_file",
+    "RunConfig",
     "save_config",
     "save_model_file",
     "shipped_configs",
+    "TOP_PRIOR",
+    "TrainConfig",
+    "WEIGHTS",
 ]

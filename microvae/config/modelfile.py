@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io.atomic import atomic_path
-from ..io.files import file_kind
+from ..io import atomic_path, file_kind
 from .format import FORMAT, FORMAT_VERSION, REQUIRED, ModelFileError
 from .package import is_bioimageio_package, read_package
 

@@ -14,11 +14,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..data.config import DataConfig
+from ..data import DataConfig
 from ..errors import MicrovaeError
-from ..io.atomic import atomic_path
-from ..model.config import LikelihoodConfig, ModelConfig
-from ..objective.config import ObjectiveConfig
+from ..io import atomic_path
+from ..model import LikelihoodConfig, ModelConfig
+from ..objective import ObjectiveConfig
 
 __all__ = [
     "ConfigError",

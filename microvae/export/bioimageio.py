@@ -21,13 +21,11 @@ import torch
 import yaml
 
 from .. import __version__
-from ..config import FORMAT_VERSION
-from ..config.package import TOP_PRIOR, WEIGHTS
+from ..config import FORMAT_VERSION, TOP_PRIOR, WEIGHTS
 from ..errors import MicrovaeError
 from ..extras import require
 from ..inference import TrainedModel
-from ..io import ImageRecord
-from ..io.preview import save_png, side_by_side
+from ..io import ImageRecord, save_png, side_by_side
 from ..latent import tiles_from_planes
 
 __all__ = ["BioimageioError", "export_bioimageio"]

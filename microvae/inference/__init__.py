@@ -14,28 +14,32 @@ from .pipeline import (
     as_image,
     count_steps,
     image_steps,
+    plane_output,
     result_of,
     run_image,
 )
+from .pooling import pool_latents
 from .tiled import TileOptions
 
 __all__ = [
     "ArraySink",
+    "as_image",
+    "count_steps",
     "EmbeddingSink",
+    "image_steps",
     "ImageInfo",
     "LatentSink",
+    "load_model",
     "MetricRows",
     "MetricsFn",
+    "plane_output",
     "PlaneOutput",
     "PlaneResult",
     "PlaneSink",
+    "pool_latents",
     "Progress",
-    "TileOptions",
-    "TrainedModel",
-    "as_image",
-    "count_steps",
-    "image_steps",
-    "load_model",
     "result_of",
     "run_image",
+    "TileOptions",
+    "TrainedModel",
 ]

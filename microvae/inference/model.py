@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..config import ModelFileError, RunConfig, load_config, read_model_file
-from ..data.normalise import Normalisation
+from ..data import Normalisation
 from ..devices import pick_device
 from ..errors import ShapeError
 from ..io import ImageRecord

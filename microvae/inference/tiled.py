@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.normalise import Normalisation
+from ..data import Normalisation
 from ..model import VAE
 from .grid import TileGrid, blend_profile, blend_window
 

@@ -15,6 +15,7 @@
 Images come back in the training data's raw intensities and dtype.
 """
 
+from .diagnostics import diagnose, format_diagnostics, likelihood_bounds
 from .embed import embed, latent_maps
 from .explore import COLOUR_BY, LatentMap, map_latents
 from .generate import decode_top, interpolate, move_channels, prototype, samples, traverse
@@ -31,34 +32,37 @@ from .tiles import (
 )
 
 __all__ = [
-    "COLOUR_BY",
-    "MAX_GROUPS",
-    "MIN_TILES",
-    "Hole",
-    "KNNDensity",
-    "LatentMap",
-    "Projection",
     "available_projections",
-    "TileSet",
     "clusters",
     "collect_tiles",
+    "COLOUR_BY",
     "decode_top",
+    "diagnose",
     "embed",
     "find_holes",
     "fit_projection",
+    "format_diagnostics",
+    "Hole",
     "hole_groups",
     "interpolate",
+    "KNNDensity",
     "latent_maps",
+    "LatentMap",
+    "likelihood_bounds",
     "linear_probe",
     "majority_label",
     "map_latents",
+    "MAX_GROUPS",
+    "MIN_TILES",
     "move_channels",
     "pca",
+    "Projection",
     "prototype",
     "samples",
     "split_by_group",
     "spread_planes",
     "tiles_from_array",
     "tiles_from_planes",
+    "TileSet",
     "traverse",
 ]

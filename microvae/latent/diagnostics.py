@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from ..inference import TrainedModel
-from ..model.collapse import collapse_report, z_weight_norms
-from ..objective.iwae import iwae_bound
+from ..model import collapse_report, z_weight_norms
+from ..objective import iwae_bound
 from .tiles import TileSet, collect_tiles
 
 __all__ = ["diagnose", "format_diagnostics", "likelihood_bounds"]

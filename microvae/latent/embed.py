@@ -15,8 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..inference import TrainedModel
-from ..inference.pooling import pool_latents
+from ..inference import TrainedModel, pool_latents
 from .tiles import TileSet
 
 __all__ = ["latent_maps", "embed"]

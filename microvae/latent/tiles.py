@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from ..data.sources import find_images
-from ..data.tile_sampler import signal_share
+from ..data import find_images, signal_share
 from ..errors import ShapeError
 from ..inference import TrainedModel
 from ..io import open_image

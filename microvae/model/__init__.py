@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 from .base import VAE, LevelLatents, VAEOutput
+from .collapse import collapse_report, z_weight_norms
 from .config import LikelihoodConfig, ModelConfig
+from .discretize import LN2
 from .distributions import DiagonalGaussian
 from .ladder import LadderVAE
 from .likelihoods import LIKELIHOODS, Likelihood, make_likelihood
 from .plain import PlainVAE
-from .top_prior import TopPrior, fit_top_prior
+from .top_prior import MAX_TOP_PRIOR_DIM, TopPrior, fit_top_prior
 from .unet import DeterministicUNetVAE
 
 __all__ = [
-    "LIKELIHOODS",
+    "build_vae",
+    "collapse_report",
     "DeterministicUNetVAE",
     "DiagonalGaussian",
+    "fit_top_prior",
     "LadderVAE",
     "LevelLatents",
     "Likelihood",
     "LikelihoodConfig",
+    "LIKELIHOODS",
+    "LN2",
+    "make_likelihood",
+    "MAX_TOP_PRIOR_DIM",
     "ModelConfig",
     "PlainVAE",
     "TopPrior",
     "VAE",
     "VAEOutput",
-    "build_vae",
-    "fit_top_prior",
-    "make_likelihood",
+    "z_weight_norms",
 ]
 
 _VARIANTS = {"ladder": LadderVAE, "deterministic": DeterministicUNetVAE, "none": PlainVAE}

@@ -7,14 +7,14 @@ from .kl_schedules import in_warmup, kl_weight
 from .stability import NonFiniteGuard, check_finite, nonfinite_gradients
 
 __all__ = [
-    "LossTerms",
-    "NonFiniteGuard",
-    "ObjectiveConfig",
     "check_finite",
     "compute_loss",
     "in_warmup",
     "iwae_bound",
     "kl_weight",
     "log_importance_weights",
+    "LossTerms",
     "nonfinite_gradients",
+    "NonFiniteGuard",
+    "ObjectiveConfig",
 ]

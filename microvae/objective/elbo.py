@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..model.base import VAEOutput
-from ..model.discretize import LN2
+from ..model import LN2, VAEOutput
 from .config import ObjectiveConfig
 from .kl_schedules import in_warmup, kl_weight
 

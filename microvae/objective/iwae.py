@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..model.base import VAE
+from ..model import VAE
 
 __all__ = ["log_importance_weights", "iwae_bound"]
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..data.sources import find_images
+from ..data import find_images
 from ..errors import MicrovaeError
 from ..inference import (
     ImageInfo,
@@ -42,8 +42,10 @@ from ..latent import (
     MIN_TILES,
     collect_tiles,
     decode_top,
+    diagnose,
     embed,
     interpolate,
+    likelihood_bounds,
     linear_probe,
     map_latents,
     pca,
@@ -52,7 +54,6 @@ from ..latent import (
     split_by_group,
     traverse,
 )
-from ..latent.diagnostics import diagnose, likelihood_bounds
 from ..metrics import (
     FRC_THRESHOLD,
     fine_structure_metrics,

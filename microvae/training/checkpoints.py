@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..io.atomic import atomic_path
+from ..io import atomic_path
 
 __all__ = ["AtomicCheckpointIO", "SaveOnInterrupt"]
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from ..config import RunConfig, load_config, save_config, save_model_file
 from ..data import Normalisation, prepare_data
 from ..errors import MicrovaeError
-from ..io.atomic import atomic_path
+from ..io import atomic_path
 from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
 from .module import VAEModule
 from .monitor import TrainingMonitor

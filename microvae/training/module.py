@@ -16,11 +16,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..config import RunConfig, load_config
-from ..data.normalise import Normalisation
-from ..io.atomic import atomic_path
-from ..io.preview import save_png, side_by_side
-from ..model import VAE, build_vae
-from ..model.collapse import collapse_report
+from ..data import Normalisation
+from ..io import atomic_path, save_png, side_by_side
+from ..model import VAE, build_vae, collapse_report
 from ..objective import NonFiniteGuard, compute_loss
 from .lr_schedule import lr_factor
 from .watch import GradientWatch, ValidationWatch

@@ -8,9 +8,8 @@ import logging
 
 import torch
 
-from ..data.datasets import RandomTiles
-from ..model import VAE, TopPrior, fit_top_prior
-from ..model.top_prior import MAX_TOP_PRIOR_DIM
+from ..data import RandomTiles
+from ..model import MAX_TOP_PRIOR_DIM, VAE, TopPrior, fit_top_prior
 
 __all__ = ["aggregate_top_prior", "TOP_PRIOR_TILES"]
 

@@ -1,7 +1,7 @@
 """The Train widget's training process: ``python -m napari_microvae._train_process``.
 
 It reads one JSON line on stdin (the arguments of :func:`microvae.train`), trains, and writes
-length-prefixed pickles to its stdout: each :class:`~microvae.training.monitor.TrainingEvent`,
+length-prefixed pickles to its stdout: each :class:`~microvae.training.events.TrainingEvent`,
 then ``("done", model file)`` or ``("error", message)``. A line ``stop`` on stdin, or stdin
 closing (the viewer went away), asks the run to stop after its current step; it then saves
 its checkpoints and ``model.pt`` as a run that reached its end does.
