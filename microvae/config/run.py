@@ -116,9 +116,14 @@ class RunConfig(BaseModel):
         return self
 
     def to_dict(self) -> dict:
-        """Plain data (YAML/JSON-safe), without the derived model.tile_size."""
+        """Plain data (YAML/JSON-safe), without the derived model.tile_size; a 2D model's
+        config leaves out the 3D fields, so that it reads (and digests) as it did before
+        microvae had them."""
         d = self.model_dump(mode="json")
         d["model"].pop("tile_size", None)
+        if d["model"].get("dims") == 2:
+            for key in ("dims", "z_strides", "tile_depth"):
+                d["model"].pop(key, None)
         return d
 
 

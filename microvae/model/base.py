@@ -1,9 +1,11 @@
 """The interface every VAE variant shares, and the parts they share: bottom-up path and head.
 
 Data ``x`` are (B, C, H, W) tensors in [-1, 1] (integer levels mapped as in
-:mod:`microvae.model.discretize`). A variant implements ``_run``: given bottom-up features (or
-none, to generate) it walks its latent levels top-down and returns the likelihood's
-parameters and, per level, the prior, the posterior and the latent used.
+:mod:`microvae.model.discretize`), or (B, C, D, H, W) for a 3D model (``config.dims``): every
+shape below is written for 2D and holds with the extra axis in 3D. A variant implements
+``_run``: given bottom-up features (or none, to generate) it walks its latent levels top-down
+and returns the likelihood's parameters and, per level, the prior, the posterior and the
+latent used.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import NotGenerativeError, ShapeError
-from .blocks import Down, ResBlock, make_activation, make_norm
+from .blocks import Down, ResBlock, conv, make_activation, make_norm
 from .config import ModelConfig
 from .distributions import DiagonalGaussian
 from .likelihoods import Likelihood
@@ -88,17 +90,21 @@ class VAE(nn.Module):
                 f"{config.in_channels}"
             )
         self.config, self.likelihood = config, likelihood
-        self.levels = config.levels
+        self.levels, self.dims = config.levels, config.dims
+        self.strides = config.strides()
         ch = self.channels = config.channels_per_level()
         n_blocks = 2 * config.blocks_per_level * (config.levels + 1)
         self._block_kw = dict(
-            norm=config.norm, activation=config.activation, residual_scale=1 / math.sqrt(n_blocks)
+            norm=config.norm,
+            activation=config.activation,
+            residual_scale=1 / math.sqrt(n_blocks),
+            dims=config.dims,
         )
         self.stem = nn.Sequential(
-            nn.Conv2d(config.in_channels, ch[0], 3, padding=1), *self._blocks(ch[0])
+            conv(config.dims, config.in_channels, ch[0]), *self._blocks(ch[0])
         )
         self.down = nn.ModuleList(
-            nn.Sequential(Down(ch[i - 1], ch[i]), *self._blocks(ch[i]))
+            nn.Sequential(Down(ch[i - 1], ch[i], self.strides[i - 1]), *self._blocks(ch[i]))
             for i in range(1, config.levels + 1)
         )
         # the encoder's input normalisation (x * scale + shift), stored with the weights
@@ -107,7 +113,7 @@ class VAE(nn.Module):
         self.head = nn.Sequential(
             make_norm(config.norm, ch[0]),
             make_activation(config.activation),
-            nn.Conv2d(ch[0], likelihood.n_params, 3, padding=1),
+            conv(config.dims, ch[0], likelihood.n_params),
         )
 
     def _blocks(self, channels: int) -> list[nn.Module]:
@@ -115,25 +121,48 @@ class VAE(nn.Module):
 
     # -- shapes ------------------------------------------------------------------------------
 
-    def check_shape(self, height: int, width: int) -> None:
-        """Raise ShapeError unless both sides are divisible by 2**levels."""
-        m = 2**self.levels
-        if height % m or width % m:
-
-            def near(n):
-                return f"{n - n % m or m} or {n - n % m + m}"
-
+    def check_shape(self, *sides: int) -> None:
+        """Raise ShapeError unless the tile's sides ((H, W), or (D, H, W) in 3D) are
+        multiples of what the levels halve (:meth:`ModelConfig.multiples`)."""
+        multiples = self.config.multiples()
+        if len(sides) != len(multiples):
             raise ShapeError(
-                f"tile {height}x{width} is not divisible by 2**levels = {m} (levels="
-                f"{self.levels}); use sides that are multiples of {m}, e.g. {near(height)}"
+                f"a {self.dims}D model takes tiles of {self.dims} sides, got {len(sides)}: "
+                f"{'x'.join(map(str, sides))}"
             )
+        for n, m in zip(sides, multiples):
+            if n % m:
+                what = "2**levels" if m == 2**self.levels else "the product of z_strides"
+                raise ShapeError(
+                    f"tile {'x'.join(map(str, sides))} is not divisible by {what} = {m} "
+                    f"(levels={self.levels}); use sides that are multiples of "
+                    f"{'x'.join(map(str, multiples))}, e.g. {n - n % m or m} or {n - n % m + m}"
+                )
 
     def _check_input(self, x: Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+        if x.ndim != self.dims + 2 or x.shape[1] != self.config.in_channels:
+            axes = "H, W" if self.dims == 2 else "D, H, W"
             raise ShapeError(
-                f"expected images (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}"
+                f"expected images (B, {self.config.in_channels}, {axes}), got {tuple(x.shape)}"
             )
-        self.check_shape(x.shape[2], x.shape[3])
+        self.check_shape(*x.shape[2:])
+
+    def _shape(self, x: Tensor) -> tuple[int, ...]:
+        """(B, *spatial) of ``x``: what ``_run`` takes as ``shape``."""
+        return (x.shape[0], *x.shape[2:])
+
+    def coarse(self, spatial: tuple[int, ...], level: int) -> tuple[int, ...]:
+        """The spatial shape at ``level`` (0: full resolution) of a tile of ``spatial``."""
+        out = list(spatial)
+        for stride in self.strides[:level]:
+            out = [n // s for n, s in zip(out, stride)]
+        return tuple(out)
+
+    def _size(self, size: tuple[int, ...] | None) -> tuple[int, ...]:
+        """``size`` or the tile the model is built for, checked."""
+        size = tuple(size) if size is not None else self.config.tile_shape()
+        self.check_shape(*size)
+        return size
 
     # -- the parts a variant implements ------------------------------------------------------
 
@@ -156,7 +185,7 @@ class VAE(nn.Module):
         self,
         features: list[Tensor] | None,
         *,
-        shape: tuple[int, int, int],
+        shape: tuple[int, ...],
         posterior_levels: int,
         sample_latents: bool,
         z: list[Tensor | None] | None = None,
@@ -166,7 +195,8 @@ class VAE(nn.Module):
         """Top-down pass -> (likelihood params, latents per level, top level first).
 
         ``features`` None means generating; ``posterior_levels`` top levels use q(z|x), the
-        others p(z); ``z`` fixes latents (None entries are free); ``shape`` is (B, H, W).
+        others p(z); ``z`` fixes latents (None entries are free); ``shape`` is (B, H, W) or
+        (B, D, H, W).
         """
 
     @abstractmethod
@@ -183,11 +213,10 @@ class VAE(nn.Module):
         """One pass with sampled posterior latents; returns every term of the ELBO."""
         self._check_input(x)
         feats = self.bottom_up(x)
-        b, _, h, w = x.shape
         params, latents = self._run(
-            feats, shape=(b, h, w), posterior_levels=self.n_latent_levels, sample_latents=True
+            feats, shape=self._shape(x), posterior_levels=self.n_latent_levels, sample_latents=True
         )
-        log_px = self.likelihood.log_prob(params, x).sum(dim=(1, 2, 3))
+        log_px = self.likelihood.log_prob(params, x).flatten(1).sum(dim=1)
         kl, log_q, log_p = [], 0.0, 0.0
         for lat in latents:
             kl.append(lat.posterior.kl(lat.prior))
@@ -209,10 +238,9 @@ class VAE(nn.Module):
     ) -> list[Tensor]:
         """Latents of ``x`` per level, top level first (posterior means unless ``sample``)."""
         self._check_input(x)
-        b, _, h, w = x.shape
         _, latents = self._run(
             self.bottom_up(x),
-            shape=(b, h, w),
+            shape=self._shape(x),
             posterior_levels=self.n_latent_levels,
             sample_latents=sample,
             generator=generator,
@@ -231,13 +259,14 @@ class VAE(nn.Module):
         self,
         z: list[Tensor | None],
         *,
-        shape: tuple[int, int, int],
+        shape: tuple[int, ...],
         output: Output = "mean",
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Image (B, C, H, W) from latents per level (top first; None -> the prior mean)."""
+        """Image (B, C, H, W) from latents per level (top first; None -> the prior mean);
+        ``shape`` is (B, H, W) or (B, D, H, W)."""
         self._require_generative("decode latents without an input")
-        self.check_shape(shape[1], shape[2])
+        self.check_shape(*shape[1:])
         params, _ = self._run(
             None, shape=shape, posterior_levels=0, sample_latents=False, z=z, generator=generator
         )
@@ -249,10 +278,9 @@ class VAE(nn.Module):
     ) -> tuple[Tensor, list[Tensor]]:
         """``reconstruct(x)`` and ``encode(x)`` from one pass (posterior means at every level)."""
         self._check_input(x)
-        b, _, h, w = x.shape
         params, latents = self._run(
             self.bottom_up(x),
-            shape=(b, h, w),
+            shape=self._shape(x),
             posterior_levels=self.n_latent_levels,
             sample_latents=False,
             generator=generator,
@@ -279,10 +307,9 @@ class VAE(nn.Module):
         k = self.n_latent_levels if posterior_levels is None else posterior_levels
         if not 0 <= k <= self.n_latent_levels:
             raise ValueError(f"posterior_levels must be 0..{self.n_latent_levels}, got {k}")
-        b, _, h, w = x.shape
         params, _ = self._run(
             self.bottom_up(x),
-            shape=(b, h, w),
+            shape=self._shape(x),
             posterior_levels=k,
             sample_latents=sample_latents,
             generator=generator,
@@ -294,7 +321,7 @@ class VAE(nn.Module):
         self,
         n: int,
         *,
-        size: tuple[int, int] | None = None,
+        size: tuple[int, ...] | None = None,
         temperature: float = 1.0,
         output: Output = "mean",
         generator: torch.Generator | None = None,
@@ -304,13 +331,12 @@ class VAE(nn.Module):
         (n, ...) the top level is given (e.g. drawn from a :class:`~.aggregate.TopPrior`) and
         only the levels below are drawn from the model's priors."""
         self._require_generative("generate images")
-        h, w = size or (self.config.tile_size,) * 2
-        self.check_shape(h, w)
+        size = self._size(size)
         if top is not None and len(top) != n:
             raise ValueError(f"top holds latents for {len(top)} images, not n={n}")
         params, _ = self._run(
             None,
-            shape=(n, h, w),
+            shape=(n, *size),
             posterior_levels=0,
             sample_latents=True,
             z=None if top is None else [top],
@@ -321,24 +347,24 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def priors(
-        self, z: list[Tensor | None] | None = None, *, size: tuple[int, int] | None = None
+        self, z: list[Tensor | None] | None = None, *, size: tuple[int, ...] | None = None
     ) -> list[DiagonalGaussian]:
         """The prior of every level (top first) for one image, given latents ``z`` fixed
         from the top (None entries and missing levels at their prior means). The top level's
         prior does not depend on z: ``priors()[0]`` is p(z_top), (1, C, h, w) or (1, D)."""
         self._require_generative("compute priors without an input")
-        h, w = size or (self.config.tile_size,) * 2
-        self.check_shape(h, w)
-        _, latents = self._run(None, shape=(1, h, w), posterior_levels=0, sample_latents=False, z=z)
+        size = self._size(size)
+        _, latents = self._run(
+            None, shape=(1, *size), posterior_levels=0, sample_latents=False, z=z
+        )
         return [lat.prior for lat in latents]
 
     @torch.no_grad()
-    def prototype(self, *, size: tuple[int, int] | None = None) -> Tensor:
+    def prototype(self, *, size: tuple[int, ...] | None = None) -> Tensor:
         """The image decoded from eps = 0: every latent at its prior mean (z = 0 under N(0, I))."""
         self._require_generative("decode a prototype")
-        h, w = size or (self.config.tile_size,) * 2
-        self.check_shape(h, w)
-        params, _ = self._run(None, shape=(1, h, w), posterior_levels=0, sample_latents=False)
+        size = self._size(size)
+        params, _ = self._run(None, shape=(1, *size), posterior_levels=0, sample_latents=False)
         return self._image(params, "mean", None)
 
     def _require_generative(self, what: str) -> None:

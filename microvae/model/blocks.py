@@ -1,4 +1,7 @@
-"""Convolutional building blocks: residual blocks, stride-2 down and up sampling.
+"""Convolutional building blocks: residual blocks, strided down and up sampling, in 2D or 3D.
+
+Every block takes ``dims`` (2: (B, C, H, W); 3: (B, C, D, H, W)): the model's dimension is a
+parameter of its blocks, not a second model.
 
 No BatchNorm: microscopy batches are small, so normalisation is GroupNorm or none. The last
 convolution of each residual branch starts scaled down (by ``residual_scale``), so that a deep
@@ -12,10 +15,17 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ResBlock", "Down", "Up", "make_norm", "make_activation"]
+__all__ = ["ResBlock", "Down", "Up", "conv", "make_norm", "make_activation"]
 
 Norm = Literal["group", "none"]
 Activation = Literal["silu", "gelu"]
+
+
+def conv(dims: int, in_channels: int, out_channels: int, kernel: int = 3, **kw) -> nn.Module:
+    """A ``kernel``-wide convolution in ``dims`` (2 or 3) dimensions, padded to keep the size
+    (stride 1)."""
+    cls = {2: nn.Conv2d, 3: nn.Conv3d}[dims]
+    return cls(in_channels, out_channels, kernel, padding=kernel // 2, **kw)
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
@@ -31,7 +41,7 @@ def make_activation(kind: Activation) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """skip(x) + conv3x3(act(norm(conv3x3(act(norm(x)))))): (B, C_in, H, W) -> (B, C_out, H, W)."""
+    """skip(x) + conv3(act(norm(conv3(act(norm(x)))))): (B, C_in, *S) -> (B, C_out, *S)."""
 
     def __init__(
         self,
@@ -41,16 +51,17 @@ class ResBlock(nn.Module):
         norm: Norm = "group",
         activation: Activation = "silu",
         residual_scale: float = 1.0,
+        dims: int = 2,
     ):
         super().__init__()
         out_channels = out_channels or in_channels
         self.branch = nn.Sequential(
             make_norm(norm, in_channels),
             make_activation(activation),
-            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            conv(dims, in_channels, out_channels),
             make_norm(norm, out_channels),
             make_activation(activation),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            conv(dims, out_channels, out_channels),
         )
         last = self.branch[-1]
         with torch.no_grad():
@@ -59,7 +70,7 @@ class ResBlock(nn.Module):
         self.skip = (
             nn.Identity()
             if in_channels == out_channels
-            else nn.Conv2d(in_channels, out_channels, 1)
+            else conv(dims, in_channels, out_channels, 1)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -67,23 +78,25 @@ class ResBlock(nn.Module):
 
 
 class Down(nn.Module):
-    """Stride-2 3x3 convolution: (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
+    """Strided 3-wide convolution: (B, C_in, *S) -> (B, C_out, *S / stride); ``stride`` per
+    axis, e.g. (2, 2), or (1, 2, 2) for a level where Z keeps its size."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, ...] = (2, 2)):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1)
+        self.conv = conv(len(stride), in_channels, out_channels, stride=tuple(stride))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
 
 
 class Up(nn.Module):
-    """Nearest x2 then 3x3 conv (no checkerboard): (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
+    """Nearest upsampling by ``scale`` per axis, then a 3-wide conv (no checkerboard):
+    (B, C_in, *S) -> (B, C_out, *S * scale)."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, scale: tuple[int, ...] = (2, 2)):
         super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=tuple(float(s) for s in scale), mode="nearest")
+        self.conv = conv(len(scale), in_channels, out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.up(x))

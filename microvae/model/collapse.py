@@ -168,7 +168,8 @@ def collapse_report(
     threshold: float = 0.01,
     generator: torch.Generator | None = None,
 ) -> CollapseReport:
-    """Diagnostics over ``batches`` of images (B, C, H, W) in [-1, 1]."""
+    """Diagnostics over ``batches`` of images (B, C, H, W), or volumes (B, C, D, H, W) for a
+    3D model, in [-1, 1]."""
     kl = _KLTally()
     n_levels = model.n_latent_levels
     change, level_change, n_pixels = 0.0, [0.0] * n_levels, 0
@@ -239,9 +240,8 @@ def _sensitivity(model: VAE, x: Tensor, generator) -> tuple[float, list[float], 
     the prior and the others at their posterior means; and the number of pixels."""
     n_levels = model.n_latent_levels
     unit = float(model.in_scale)  # changes in the data's normalised units (the encoder's input)
-    b, _, h, w = x.shape
     feats = model.bottom_up(x)
-    kw = dict(shape=(b, h, w), generator=generator)
+    kw = dict(shape=(x.shape[0], *x.shape[2:]), generator=generator)
     post, lats = model._run(feats, posterior_levels=n_levels, sample_latents=False, **kw)
     mean = model.likelihood.mean(post)
     noise, _ = model._run(feats, posterior_levels=0, sample_latents=True, **kw)

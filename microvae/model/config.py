@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ModelConfig", "LikelihoodConfig"]
+__all__ = ["ModelConfig", "LikelihoodConfig", "z_strides_for"]
 
 
 class LikelihoodConfig(BaseModel):
@@ -30,6 +31,12 @@ class ModelConfig(BaseModel):
     (``full_resolution_latent`` channels). ``channels`` lists the feature channels at full
     resolution and at each level (``levels + 1`` numbers, narrow at full resolution so it
     trains on a CPU); by default ``base_channels * 2**l`` capped at ``max_channels``.
+
+    ``dims`` 3 makes every convolution, tile, latent and likelihood volumetric (Z, Y, X): the
+    same model, one code path. Y and X halve at every level; Z halves only at the levels whose
+    ``z_strides`` entry is 2 (finest level first), because Z is usually coarser than XY:
+    :func:`z_strides_for` chooses them from the voxel's size. The tile is ``tile_depth`` planes
+    deep, a multiple of the product of ``z_strides``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -59,6 +66,13 @@ class ModelConfig(BaseModel):
     )
     global_latent_dim: int = Field(64, ge=1, le=4096)
     tile_size: int = Field(64, ge=8, le=4096, description="tile side the model is built for")
+    dims: Literal[2, 3] = Field(2, description="2: planes (Y, X); 3: volumes (Z, Y, X)")
+    z_strides: list[int] | None = Field(
+        None,
+        description="dims 3: per level, finest first, 2 where Z halves and 1 where it does not "
+        "(default: 2 at every level, isotropic voxels)",
+    )
+    tile_depth: int = Field(16, ge=1, le=1024, description="dims 3: planes per tile")
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -78,6 +92,7 @@ class ModelConfig(BaseModel):
                 f"full_resolution_latent is a ladder level; skip_mode {self.skip_mode} has "
                 "none: set it to 0 or use skip_mode ladder"
             )
+        self._check_dims()
         if self.tile_size % 2**self.levels:
             m = 2**self.levels
             raise ValueError(
@@ -85,6 +100,56 @@ class ModelConfig(BaseModel):
                 f"by 2**levels = {m}; use a multiple of {m}"
             )
         return self
+
+    def _check_dims(self) -> None:
+        if self.dims == 2:
+            if self.z_strides is not None:
+                raise ValueError("z_strides are for 3D models: set model.dims 3, or remove them")
+            return
+        zs = self.z_strides
+        if zs is not None and (len(zs) != self.levels or set(zs) - {1, 2}):
+            raise ValueError(
+                f"z_strides must list {self.levels} numbers (one per level, finest first), each "
+                f"1 or 2; got {zs}"
+            )
+        m = self.multiples()[0]
+        if self.tile_depth % m:
+            raise ValueError(
+                f"tile_depth {self.tile_depth} (data.tile_depth in a run config) is not "
+                f"divisible by {m}, the product of z_strides {self.strides_z()}; use a "
+                f"multiple of {m}"
+            )
+        if self.skip_mode == "none" and self.latent == "global":
+            raise ValueError(
+                "a global latent vector is for 2D models; a 3D model with skip_mode none needs "
+                "model.latent map"
+            )
+
+    def strides_z(self) -> list[int]:
+        """Z's stride at each level, finest first (all 1 for a 2D model: it has no Z)."""
+        if self.dims == 2:
+            return [1] * self.levels
+        return list(self.z_strides) if self.z_strides is not None else [2] * self.levels
+
+    def strides(self) -> list[tuple[int, ...]]:
+        """Per level, finest first, the stride of each spatial axis: (2, 2) or (z, 2, 2)."""
+        if self.dims == 2:
+            return [(2, 2)] * self.levels
+        return [(z, 2, 2) for z in self.strides_z()]
+
+    def multiples(self) -> tuple[int, ...]:
+        """What each spatial side of a tile must be a multiple of: (2**levels,) * 2, or
+        (product of z_strides, 2**levels, 2**levels)."""
+        xy = 2**self.levels
+        if self.dims == 2:
+            return (xy, xy)
+        return (math.prod(self.strides_z()), xy, xy)
+
+    def tile_shape(self) -> tuple[int, ...]:
+        """The tile the model is built for: (tile_size,) * 2 or (tile_depth, tile_size,
+        tile_size)."""
+        t = self.tile_size
+        return (t, t) if self.dims == 2 else (self.tile_depth, t, t)
 
     def channels_per_level(self) -> list[int]:
         """Feature channels at full resolution (index 0) and at levels 1..levels."""
@@ -96,3 +161,21 @@ class ModelConfig(BaseModel):
         """Latent channels at levels 1..levels (index 0 is level 1)."""
         lat = self.latent_channels
         return list(lat) if isinstance(lat, list) else [lat] * self.levels
+
+
+def z_strides_for(levels: int, z_over_xy: float) -> list[int]:
+    """Z's stride at each level (finest first) for voxels ``z_over_xy`` times as deep as they
+    are wide: XY halves at every level, Z only where, halved, its voxel side stays within
+    1.5x the XY side, so that coarse levels see voxels near cubes (nnU-Net pools the same
+    way). ``z_over_xy`` 1: isotropic, 2 at every level; 4: Z kept at the first two levels."""
+    if not z_over_xy > 0:
+        raise ValueError(f"z_over_xy must be > 0, got {z_over_xy}")
+    z, xy, out = float(z_over_xy), 1.0, []
+    for _ in range(levels):
+        xy *= 2
+        if z * 2 <= xy * 1.5:  # halving Z leaves it no more than 1.5x the XY side
+            z *= 2
+            out.append(2)
+        else:
+            out.append(1)
+    return out

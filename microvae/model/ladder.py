@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import VAE, LevelLatents
-from .blocks import ResBlock, Up
+from .blocks import ResBlock, Up, conv
 from .config import ModelConfig
 from .distributions import DiagonalGaussian
 from .likelihoods import Likelihood
@@ -32,10 +32,11 @@ class _Level(nn.Module):
         latent: int,
         blocks: list[nn.Module],
         block_kw: dict,
-        up: bool = True,
+        up: tuple[int, ...] | None = (2, 2),
     ):
         super().__init__()
-        self.prior = nn.Conv2d(channels, 2 * latent, 3, padding=1)
+        dims = block_kw["dims"]
+        self.prior = conv(dims, channels, 2 * latent)
         nn.init.zeros_(self.prior.weight)  # p(z_l | z_>l) starts as N(0, I)
         nn.init.zeros_(self.prior.bias)
         self.posterior = nn.Sequential(
@@ -46,12 +47,13 @@ class _Level(nn.Module):
                 channels,
                 norm=block_kw["norm"],
                 activation=block_kw["activation"],
+                dims=dims,
             ),
-            nn.Conv2d(channels, 2 * latent, 3, padding=1),
+            conv(dims, channels, 2 * latent),
         )
-        self.read_z = nn.Conv2d(latent, channels, 1)
+        self.read_z = conv(dims, latent, channels, 1)
         self.blocks = nn.Sequential(*blocks)
-        self.up = Up(channels, below) if up else nn.Identity()
+        self.up = Up(channels, below, up) if up else nn.Identity()
 
 
 class LadderVAE(VAE):
@@ -60,10 +62,17 @@ class LadderVAE(VAE):
     def __init__(self, config: ModelConfig, likelihood: Likelihood):
         super().__init__(config, likelihood)
         ch, lat = self.channels, config.latents_per_level()
-        self.top = nn.Parameter(torch.zeros(1, ch[-1], 1, 1))
-        # top level first: index i holds level L - i
+        self.top = nn.Parameter(torch.zeros(1, ch[-1], *(1,) * config.dims))
+        # top level first: index i holds level L - i, which upsamples by level L - i's stride
         self.td = nn.ModuleList(
-            _Level(ch[lv], ch[lv - 1], lat[lv - 1], self._blocks(ch[lv]), self._block_kw)
+            _Level(
+                ch[lv],
+                ch[lv - 1],
+                lat[lv - 1],
+                self._blocks(ch[lv]),
+                self._block_kw,
+                up=self.strides[lv - 1],
+            )
             for lv in range(config.levels, 0, -1)
         )
         if config.full_resolution_latent:
@@ -74,7 +83,7 @@ class LadderVAE(VAE):
                     config.full_resolution_latent,
                     self._blocks(ch[0]),
                     self._block_kw,
-                    up=False,
+                    up=None,
                 )
             )
         self.final = nn.Sequential(*self._blocks(ch[0]))
@@ -90,7 +99,7 @@ class LadderVAE(VAE):
         for level in self.td:
             old = level.posterior[0]
             first, last = old.branch[2], old.branch[-1]  # the two convolutions
-            level.posterior[0] = ResBlock(first.in_channels, last.out_channels).to(
+            level.posterior[0] = ResBlock(first.in_channels, last.out_channels, dims=self.dims).to(
                 last.weight.device
             )
 
@@ -108,11 +117,13 @@ class LadderVAE(VAE):
         """The top level's latents alone (B, C, h, w): the bottom-up pass and the top
         posterior, without the top-down pass below it (a fifth of :meth:`encode`'s time)."""
         self._check_input(x)
-        b, _, h, w = x.shape
-        s = 2**self.levels
-        state = self.top.expand(b, -1, h // s, w // s)
+        state = self._top_state(self._shape(x))
         q = self._posterior(self.td[0], state, self.bottom_up(x)[self.levels])
         return q.sample(generator=generator) if sample else q.mean
+
+    def _top_state(self, shape: tuple[int, ...]) -> Tensor:
+        """The learned constant the top-down pass starts from, (B, C_L, *coarsest shape)."""
+        return self.top.expand(shape[0], -1, *self.coarse(tuple(shape[1:]), self.levels))
 
     def _run(
         self,
@@ -125,9 +136,7 @@ class LadderVAE(VAE):
         temperature=1.0,
         generator=None,
     ):
-        b, h, w = shape
-        s = 2**self.levels
-        state = self.top.expand(b, -1, h // s, w // s)
+        state = self._top_state(shape)
         latents = []
         for i, level in enumerate(self.td):
             lv = self.levels - i

@@ -55,7 +55,8 @@ def _inverse_softplus(y: float) -> float:
 
 
 class Likelihood(nn.Module, ABC):
-    """Base class: ``params`` is (B, n_params, H, W); data ``x`` is (B, C, H, W) in [-1, 1]."""
+    """Base class: ``params`` is (B, n_params, H, W); data ``x`` is (B, C, H, W) in [-1, 1]
+    (or (..., D, H, W) for volumes: every likelihood is per voxel and works on either)."""
 
     name: str
     params_per_channel: int
@@ -87,10 +88,10 @@ class Likelihood(nn.Module, ABC):
         return self.channels * self.params_per_channel
 
     def _split(self, params: Tensor) -> Tensor:
-        b, n, h, w = params.shape
+        b, n, *spatial = params.shape
         if n != self.n_params:
             raise ValueError(f"{self.name}: expected {self.n_params} parameter channels, got {n}")
-        return params.view(b, self.params_per_channel, self.channels, h, w)
+        return params.view(b, self.params_per_channel, self.channels, *spatial)
 
     def _snap(self, x: Tensor) -> Tensor:
         x = x.clamp(-1.0, 1.0)
@@ -138,7 +139,8 @@ class _LocationScale(Likelihood):
     def loc_scale(self, params: Tensor) -> tuple[Tensor, Tensor]:
         """Location and scale (B, C, H, W) in [-1, 1] units."""
         p = self._split(params)
-        raw = p[:, 1] if self.scale_mode == "pixel" else self.raw_scale.view(1, -1, 1, 1)
+        ones = (1,) * (p.ndim - 3)  # the spatial axes: 2 for planes, 3 for volumes
+        raw = p[:, 1] if self.scale_mode == "pixel" else self.raw_scale.view(1, -1, *ones)
         scale = self.min_scale + F.softplus(raw + self._offset) / self.data_scale
         return self._to_unit_loc(p[:, 0]), scale
 
@@ -226,8 +228,8 @@ class LogisticMixtureLikelihood(Likelihood):
     def components_of(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(log weights, means, log scales), each (B, K, C, H, W), in [-1, 1] units."""
         p = self._split(params)
-        b, _, c, h, w = p.shape
-        p = p.view(b, 3, self.components, c, h, w)
+        b, _, c, *spatial = p.shape
+        p = p.view(b, 3, self.components, c, *spatial)
         log_w = torch.log_softmax(p[:, 0], dim=1)
         raw_log_s = p[:, 2] - torch.log(self.data_scale)
         log_s = self.min_log_scale + F.softplus(raw_log_s - self.min_log_scale)

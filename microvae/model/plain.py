@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import ShapeError
 from .base import VAE, LevelLatents
-from .blocks import Up
+from .blocks import Up, conv
 from .config import ModelConfig
 from .distributions import DiagonalGaussian
 from .likelihoods import Likelihood
@@ -32,10 +32,10 @@ class PlainVAE(VAE):
             self.read_z = nn.Linear(d, cells)
         else:
             latent = config.latents_per_level()[-1]
-            self.posterior = nn.Conv2d(ch[-1], 2 * latent, 3, padding=1)
-            self.read_z = nn.Conv2d(latent, ch[-1], 1)
+            self.posterior = conv(config.dims, ch[-1], 2 * latent)
+            self.read_z = conv(config.dims, latent, ch[-1], 1)
         self.stages = nn.ModuleList(
-            nn.Sequential(*self._blocks(ch[lv]), Up(ch[lv], ch[lv - 1]))
+            nn.Sequential(*self._blocks(ch[lv]), Up(ch[lv], ch[lv - 1], self.strides[lv - 1]))
             for lv in range(config.levels, 0, -1)
         )
         self.final = nn.Sequential(*self._blocks(ch[0]))
@@ -43,13 +43,13 @@ class PlainVAE(VAE):
     def z_readers(self) -> list[nn.Module]:
         return [self.read_z]
 
-    def check_shape(self, height: int, width: int) -> None:
-        super().check_shape(height, width)
+    def check_shape(self, *sides: int) -> None:
+        super().check_shape(*sides)
         t = self.config.tile_size
-        if self.config.latent == "global" and (height, width) != (t, t):
+        if self.config.latent == "global" and sides != (t, t):
             raise ShapeError(
-                f"tile {height}x{width}: skip_mode 'none' with a global latent is built for "
-                f"{t}x{t} tiles (model.tile_size); use that size, or model.latent 'map'"
+                f"tile {'x'.join(map(str, sides))}: skip_mode 'none' with a global latent is "
+                f"built for {t}x{t} tiles (model.tile_size); use that size, or model.latent 'map'"
             )
 
     def _run(
@@ -63,15 +63,14 @@ class PlainVAE(VAE):
         temperature=1.0,
         generator=None,
     ):
-        b, h, w = shape
-        s = 2**self.levels
+        b = shape[0]
         glob = self.config.latent == "global"
         q = None
         if features is not None and posterior_levels > 0:
             q = DiagonalGaussian.from_params(
                 self.posterior(features[-1]), min_std=self.config.min_std
             )
-        like = q.mean if q is not None else self._prior_shape(b, h // s, w // s)
+        like = q.mean if q is not None else self._prior_like(b, shape[1:])
         prior = DiagonalGaussian.standard(like)
         given = z[0] if z else None
         if given is not None:
@@ -91,8 +90,10 @@ class PlainVAE(VAE):
             state = stage(state)
         return self.head(self.final(state)), [LevelLatents(prior, q, zl)]
 
-    def _prior_shape(self, b, h, w):
+    def _prior_like(self, b: int, spatial: tuple[int, ...]):
+        """Zeros shaped as the latent of ``b`` tiles of ``spatial``: (B, D) or (B, C, *coarse)."""
         p = next(self.parameters())
         if self.config.latent == "global":
             return p.new_zeros(b, self.config.global_latent_dim)
-        return p.new_zeros(b, self.config.latents_per_level()[-1], h, w)
+        coarse = self.coarse(tuple(spatial), self.levels)
+        return p.new_zeros(b, self.config.latents_per_level()[-1], *coarse)

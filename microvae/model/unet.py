@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import VAE, LevelLatents
-from .blocks import Up
+from .blocks import Up, conv
 from .config import ModelConfig
 from .distributions import DiagonalGaussian
 from .likelihoods import Likelihood
@@ -28,13 +28,16 @@ class DeterministicUNetVAE(VAE):
     def __init__(self, config: ModelConfig, likelihood: Likelihood):
         super().__init__(config, likelihood)
         ch, latent = self.channels, config.latents_per_level()[-1]
-        self.posterior = nn.Conv2d(ch[-1], 2 * latent, 3, padding=1)
-        self.read_z = nn.Conv2d(latent, ch[-1], 1)
+        d = config.dims
+        self.posterior = conv(d, ch[-1], 2 * latent)
+        self.read_z = conv(d, latent, ch[-1], 1)
         self.bottleneck = nn.Sequential(*self._blocks(ch[-1]))
         # level l (top first) decodes at 1/2**l, upsamples, then merges the skip f_{l-1}
-        self.ups = nn.ModuleList(Up(ch[lv], ch[lv - 1]) for lv in range(config.levels, 0, -1))
+        self.ups = nn.ModuleList(
+            Up(ch[lv], ch[lv - 1], self.strides[lv - 1]) for lv in range(config.levels, 0, -1)
+        )
         self.merges = nn.ModuleList(
-            nn.Conv2d(2 * ch[lv - 1], ch[lv - 1], 1) for lv in range(config.levels, 0, -1)
+            conv(d, 2 * ch[lv - 1], ch[lv - 1], 1) for lv in range(config.levels, 0, -1)
         )
         self.stages = nn.ModuleList(
             nn.Sequential(*self._blocks(ch[lv - 1])) for lv in range(config.levels, 0, -1)
