@@ -33,7 +33,7 @@ def _train_tiny(
 ) -> Path:
     """Train ``configs/<config>`` with :data:`TINY` and ``overrides`` (later ones win) on
     ``data`` (a folder of ``synth_*.tif`` or a list of inputs) into ``out``; the model file."""
-    from microvae.training.fit import fit
+    from microvae.training.session import fit
 
     inputs = [str(Path(data) / "synth_00?.tif")] if isinstance(data, Path) else list(data)
     run, _ = fit(CONFIGS / config, inputs, out, overrides=TINY + list(overrides), progress=False)

@@ -22,7 +22,7 @@ from microvae.latent.diagnostics import diagnose
 from microvae.inference import load_model
 from microvae.latent import TileSet, embed, linear_probe, split_by_group, tiles_from_planes
 from microvae.synthetic import SynthParams, generate, write_synthetic_set
-from microvae.training.fit import fit
+from microvae.training.session import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 PHENOTYPES = ("tubular", "fragmented")

@@ -38,7 +38,7 @@ from microvae.synthetic import (
     image_seed,
     write_synthetic_set,
 )
-from microvae.training.fit import fit
+from microvae.training.session import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"

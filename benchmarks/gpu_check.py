@@ -23,7 +23,7 @@ from microvae.api import process_stacks
 from microvae.inference import load_model
 from microvae.io import read_image, write_image
 from microvae.synthetic import SynthParams, generate, write_synthetic_set
-from microvae.training.fit import fit
+from microvae.training.session import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -49,7 +49,7 @@ from microvae.inference import load_model
 from microvae.latent import collect_tiles
 from microvae.metrics import fine_structure_metrics, split_noise_error
 from microvae.report.evaluate import sample_realism
-from microvae.training.fit import fit
+from microvae.training.session import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"

@@ -188,3 +188,22 @@ def test_every_face_exports_what_it_imports_for_others():
         face = importlib.import_module(name)
         missing = [n for n in face.__all__ if not hasattr(face, n)]
         assert not missing, f"{name}.__all__ names what it lacks: {missing}"
+
+
+def test_a_lazy_face_name_is_never_a_module_name():
+    """``from microvae.training import fit`` must give the function, not a module of that
+    name: once imported, a submodule is an attribute of its package, and a lazy face's
+    ``__getattr__`` is never asked for it. (An eager face imports the name over it.)"""
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        modules = {p.stem for p in init.parent.glob("*.py")}
+        tree = ast.parse(init.read_text())
+        if not any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body):
+            continue
+        names = set()
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", None) == "__all__" for t in node.targets
+            ):
+                names = {e.value for e in node.value.elts}
+        clash = names & modules
+        assert not clash, f"{init.parent.name}: face names that are modules too: {clash}"

@@ -16,7 +16,7 @@ from microvae.cli.main import main
 from microvae.config import ModelFileError
 from microvae.errors import NonFiniteError
 from microvae.inference import load_model
-from microvae.training.fit import RunDirError, fit
+from microvae.training.session import RunDirError, fit
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # the shared tiny model (conftest.py), smaller still: these tests time steps, not quality

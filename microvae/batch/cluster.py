@@ -41,38 +41,10 @@ def connect(spec: str, *, timeout: str = "10s"):
         MicrovaeError: a malformed spec, or a scheduler that cannot be reached (naming it).
     """
     distributed = require("distributed", "dask", "--dask")
-    Client, LocalCluster = distributed.Client, distributed.LocalCluster
+    Client = distributed.Client
     if spec.startswith("local:"):
-        try:
-            n = int(spec.split(":", 1)[1])
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise MicrovaeError(f"--dask {spec}: local:N needs N >= 1 workers, e.g. local:4")
-        # one thread per worker: each worker's torch uses the cores it is given
-        threads = max(1, (os.cpu_count() or 1) // n)
-        # a worker that is killed leaves its semaphores to multiprocessing's resource
-        # tracker, which frees them at exit with a warning of its own; the summary already
-        # says the worker was lost. The tracker process, started with the workers, takes
-        # its warning filters from this process's -W options.
-        quiet = "ignore:resource_tracker:UserWarning"
-        added = quiet not in sys.warnoptions
-        if added:
-            sys.warnoptions.append(quiet)
-        try:
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                env={"OMP_NUM_THREADS": str(threads)},
-                silence_logs=logging.ERROR,
-            )
-        finally:
-            if added:
-                sys.warnoptions.remove(quiet)
         # not the process's default dask scheduler: other dask code here keeps its own
-        return Client(cluster, set_as_default=False)
+        return distributed.Client(_local_cluster(distributed, spec), set_as_default=False)
     if "://" not in spec:
         raise MicrovaeError(
             f"--dask {spec!r}: give local:N for N local workers or the scheduler's address, "
@@ -85,6 +57,38 @@ def connect(spec: str, *, timeout: str = "10s"):
             f"{spec}: cannot reach the Dask scheduler ({exc}); check the address and that "
             "the scheduler runs (dask scheduler, or the cluster's job)"
         ) from None
+
+
+def _local_cluster(distributed, spec: str):
+    """``local:N``: N worker processes on this machine, one thread each, sharing its cores."""
+    try:
+        n = int(spec.split(":", 1)[1])
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise MicrovaeError(f"--dask {spec}: local:N needs N >= 1 workers, e.g. local:4")
+    # one thread per worker: each worker's torch uses the cores it is given
+    threads = max(1, (os.cpu_count() or 1) // n)
+    # a worker that is killed leaves its semaphores to multiprocessing's resource tracker,
+    # which frees them at exit with a warning of its own; the summary already says the
+    # worker was lost. The tracker process, started with the workers, takes its warning
+    # filters from this process's -W options.
+    quiet = "ignore:resource_tracker:UserWarning"
+    added = quiet not in sys.warnoptions
+    if added:
+        sys.warnoptions.append(quiet)
+    try:
+        return distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads)},
+            silence_logs=logging.ERROR,
+        )
+    finally:
+        if added:
+            sys.warnoptions.remove(quiet)
 
 
 def _worker_model(path: str, device: str):

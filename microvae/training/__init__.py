@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .events import StopFlag, TrainingEvent
-    from .fit import fit
+    from .session import fit
     from .monitor import TrainingMonitor
 
 _FACE = {
     "StopFlag": "events",
     "TrainingEvent": "events",
     "TrainingMonitor": "monitor",
-    "fit": "fit",
+    "fit": "session",
 }
 
-__all__ = sorted(_FACE)
+__all__ = ["StopFlag", "TrainingEvent", "TrainingMonitor", "fit"]  # = the keys of _FACE
 
 
 def __getattr__(name: str) -> Any:

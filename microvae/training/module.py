@@ -85,6 +85,14 @@ class VAEModule(pl.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(terms.loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.vae.parameters(), self.cfg.train.grad_clip)
+        self._update(opt, terms, grad_norm, step)
+        if math.isfinite(float(grad_norm)):
+            self.grad_watch.record(step, float(grad_norm))
+        self._log_step(opt, terms, grad_norm, batch.shape[0])
+
+    def _update(self, opt, terms, grad_norm: torch.Tensor, step: int) -> None:
+        """The optimiser's step, unless the terms are not finite or the gradient spikes
+        (each skip said, and counted)."""
         checks = {"loss": terms.loss.detach(), "recon": terms.recon, "kl": terms.kl}
         checks.update({f"kl_level_{i}": v for i, v in enumerate(terms.kl_per_level)})
         if not self.guard.ok(step, checks, self.vae):
@@ -107,8 +115,9 @@ class VAEModule(pl.LightningModule):
             self.lr_schedulers().step()
             if self.ema is not None:
                 self.ema.update_parameters(self.vae)
-        if math.isfinite(float(grad_norm)):
-            self.grad_watch.record(step, float(grad_norm))
+
+    def _log_step(self, opt, terms, grad_norm: torch.Tensor, batch_size: int) -> None:
+        """The step's terms, gradient norm, skips and learning rate to the loggers."""
         logs = {f"train/{k}": v for k, v in terms.as_dict().items()}
         logs["train/grad_norm"] = float(grad_norm)
         logs["train/skipped_updates"] = float(self.guard.skipped)
@@ -117,7 +126,7 @@ class VAEModule(pl.LightningModule):
         self.last_train = {k[len("train/") :]: float(v) for k, v in logs.items()}
         for lv, channels in enumerate(terms.kl_per_channel):
             logs.update({f"train/kl_l{lv}_c{c}": float(v) for c, v in enumerate(channels)})
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch.shape[0])
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
         self.log("bpd", terms.bits_per_dim, prog_bar=True, on_step=True, logger=False)
 
     # -- validation --------------------------------------------------------------------------
@@ -145,6 +154,27 @@ class VAEModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val_sums:
             return
+        val = self._validation_terms()
+        report = collapse_report(self.eval_model, self._val_batches)
+        val["val/active_units"] = float(report.active_units)
+        val["val/sensitivity"] = report.sensitivity
+        val["val/verdict_code"] = float(VERDICT_CODES[report.verdict])
+        val.update({f"val/z_weight_norm_l{i}": v for i, v in enumerate(report.z_weight_norms)})
+        # several processes: the same validation on every rank (summed in _validation_terms);
+        # the collapse measures of each rank's own tiles averaged
+        self.log_dict(val, on_step=False, on_epoch=True, sync_dist=self.trainer.world_size > 1)
+        self.last_val = val
+        self.last_report = report.to_dict()
+        self.last_report_line = report.summary()
+        self.last_preview = self._preview_pair()
+        self._say_validation(val, report)
+        self._keep_if_best(val, report)
+        if self.run_dir is not None and self.trainer.is_global_zero:
+            self._write_outputs(report.to_dict())
+        self._val_batches = []
+
+    def _validation_terms(self) -> dict[str, float]:
+        """The validation's ELBO terms per dimension and bits/dim, over every rank's tiles."""
         if self.trainer.world_size > 1:
             # every rank validated its share of the tiles: the sums over all of them, so that
             # every rank sees the same validation (and picks the same best weights)
@@ -159,20 +189,12 @@ class VAEModule(pl.LightningModule):
             "val/bits_per_dim": -self._val_sums.pop("elbo") / n / dims / math.log(2),
         }
         val.update({f"val/{k}": v / n for k, v in self._val_sums.items()})
-        report = collapse_report(self.eval_model, self._val_batches)
-        val["val/active_units"] = float(report.active_units)
-        val["val/sensitivity"] = report.sensitivity
-        val["val/verdict_code"] = float(VERDICT_CODES[report.verdict])
-        val.update({f"val/z_weight_norm_l{i}": v for i, v in enumerate(report.z_weight_norms)})
-        # several processes: the same validation on every rank (summed above); the collapse
-        # measures of each rank's own tiles averaged
-        self.log_dict(val, on_step=False, on_epoch=True, sync_dist=self.trainer.world_size > 1)
-        self.last_val = val
-        self.last_report = report.to_dict()
-        self.last_report_line = report.summary()
-        self.last_preview = self._preview_pair()
-        step = self.global_step
-        message = f"step {step}: validation bits/dim {val['val/bits_per_dim']:.4f}; "
+        return val
+
+    def _say_validation(self, val: dict, report) -> None:
+        """The validation's line (a warning unless the latent space is healthy), and the
+        gradient watch's."""
+        message = f"step {self.global_step}: validation bits/dim {val['val/bits_per_dim']:.4f}; "
         message += f"latent space {report.summary()}"
         if report.verdict != "healthy":
             _log.warning("WARNING: %s", message)
@@ -181,7 +203,11 @@ class VAEModule(pl.LightningModule):
         grads = self.grad_watch.report()
         if grads is not None:
             (_log.warning if grads.mostly_clipped else _log.info)("%s", grads.summary())
-        is_best, worse = self.val_watch.update(step, val["val/bits_per_dim"])
+
+    def _keep_if_best(self, val: dict, report) -> None:
+        """A copy of the weights when validation is the best yet; a warning when it got
+        worse than its best."""
+        is_best, worse = self.val_watch.update(self.global_step, val["val/bits_per_dim"])
         if is_best:
             self.best_val, self.best_report = dict(val), report.to_dict()
             self.best_state = {
@@ -189,9 +215,6 @@ class VAEModule(pl.LightningModule):
             }
         if worse:
             _log.warning("WARNING: %s", worse)
-        if self.run_dir is not None and self.trainer.is_global_zero:
-            self._write_outputs(report.to_dict())
-        self._val_batches = []
 
     def _preview_pair(self) -> tuple:
         """The first validation tile and its reconstruction, float32 (T, T), data units."""
