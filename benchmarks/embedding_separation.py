@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from _results import write_result
 
-from microvae.latent.diagnostics import diagnose
 from microvae.inference import load_model
 from microvae.latent import TileSet, embed, linear_probe, split_by_group, tiles_from_planes
+from microvae.latent.diagnostics import diagnose
 from microvae.synthetic import SynthParams, generate, write_synthetic_set
 from microvae.training.session import fit
 

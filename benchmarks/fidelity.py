@@ -26,10 +26,10 @@ import yaml
 from _results import write_result
 
 from microvae.devices import pick_device
-from microvae.latent.diagnostics import diagnose
 from microvae.inference import TileOptions, TrainedModel, load_model
 from microvae.io import read_image
 from microvae.latent import tiles_from_planes
+from microvae.latent.diagnostics import diagnose
 from microvae.metrics import fine_structure_metrics
 from microvae.synthetic import (
     SyntheticImage,

@@ -486,9 +486,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--docs", action="store_true", help="rewrite the table of docs/reliability.md"
-    )
+    ap.add_argument("--docs", action="store_true", help="rewrite the table of docs/reliability.md")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="microvae-probe-") as tmp:

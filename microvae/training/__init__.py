@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .events import StopFlag, TrainingEvent
-    from .session import fit
     from .monitor import TrainingMonitor
+    from .session import fit
 
 _FACE = {
     "StopFlag": "events",
