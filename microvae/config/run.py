@@ -78,7 +78,8 @@ class TrainConfig(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """Everything a training run needs; ``model.tile_size`` follows ``data.tile_size``."""
+    """Everything a training run needs; ``model.tile_size`` follows ``data.tile_size`` (and
+    ``model.tile_depth`` ``data.tile_depth``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,23 +92,33 @@ class RunConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _tile_size_once(cls, values: Any) -> Any:
+        """model.tile_size and model.tile_depth follow data.tile_size and data.tile_depth:
+        the data's tile is the one the model is built for, set in one place."""
         if isinstance(values, dict):
             model = values.get("model")
-            if isinstance(model, dict) and "tile_size" in model:
-                raise ValueError("model.tile_size is set from data.tile_size; set data.tile_size")
+            for key in ("tile_size", "tile_depth"):
+                if isinstance(model, dict) and key in model:
+                    raise ValueError(f"model.{key} is set from data.{key}; set data.{key}")
             data = values.get("data") or {}
-            tile = (
-                data.get("tile_size", DataConfig().tile_size)
+            tile = {
+                key: data.get(key, DataConfig.model_fields[key].default)
                 if isinstance(data, dict)
-                else data.tile_size
-            )
+                else getattr(data, key)
+                for key in ("tile_size", "tile_depth")
+            }
             if isinstance(model, ModelConfig):
-                model = model.model_dump(exclude={"tile_size"})
-            values = {**values, "model": {**(model or {}), "tile_size": tile}}
+                model = model.model_dump(exclude={"tile_size", "tile_depth"})
+            values = {**values, "model": {**(model or {}), **tile}}
         return values
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
+        if self.model.dims == 2:
+            for key in ("tile_depth", "z_over_xy"):
+                if key in self.data.model_fields_set:
+                    raise ValueError(
+                        f"data.{key} is for 3D models; set model.dims 3, or remove data.{key}"
+                    )
         if self.data.intensity_augment and self.likelihood.name == "dmol":
             raise ValueError(
                 "data.intensity_augment rescales intensities, which changes the discrete noise "
@@ -121,9 +132,12 @@ class RunConfig(BaseModel):
         microvae had them."""
         d = self.model_dump(mode="json")
         d["model"].pop("tile_size", None)
+        d["model"].pop("tile_depth", None)
         if d["model"].get("dims") == 2:
-            for key in ("dims", "z_strides", "tile_depth"):
+            for key in ("dims", "z_strides"):
                 d["model"].pop(key, None)
+            for key in ("tile_depth", "z_over_xy"):
+                d["data"].pop(key, None)
         return d
 
 
@@ -145,7 +159,8 @@ def _fields_at(loc: tuple) -> list[str]:
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
-    return [k for k in model.model_fields if k != "tile_size" or model is not ModelConfig]
+    derived = {"tile_size", "tile_depth"} if model is ModelConfig else set()
+    return [k for k in model.model_fields if k not in derived]
 
 
 def _did_you_mean(loc: tuple) -> str:
@@ -173,8 +188,12 @@ def _format_validation(exc: ValidationError, source: str, overridden: dict[tuple
         )
         # the --set item that gave this key (or a section above it); a check over a whole
         # section that --set items changed names the file and those items
-        # model.tile_size is data.tile_size's copy: its checks are data.tile_size's
-        at = ("data", "tile_size") if loc == ("model",) and "data.tile_size" in msg else loc
+        # model.tile_size is data.tile_size's copy: its checks are data.tile_size's (and
+        # model.tile_depth's are data.tile_depth's)
+        at = loc
+        for derived in ("tile_size", "tile_depth"):
+            if loc == ("model",) and f"data.{derived}" in msg:
+                at = ("data", derived)
         origin = next(
             (f"--set {item}" for path, item in overridden.items() if at[: len(path)] == path),
             None,

@@ -14,7 +14,9 @@ __all__ = ["Augmenter"]
 
 
 class Augmenter:
-    """Applies D4 (and the gain, when ``gain`` is given) to raw 2D tiles, seeded per call."""
+    """Applies D4 (and the gain, when ``gain`` is given) to raw tiles, seeded per call: 2D
+    tiles (Y, X), or volumes (Z, Y, X), whose planes all take the same dihedral transform in
+    XY and whose Z is flipped half the time (Z, usually coarser, is never rotated into XY)."""
 
     def __init__(
         self,
@@ -28,7 +30,12 @@ class Augmenter:
 
     def __call__(self, tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         self.d4.set_random_seed(int(rng.integers(2**31)))
-        out = self.d4(image=tile)["image"]
+        if tile.ndim == 3:  # the planes as channels: one transform for all of them
+            out = np.moveaxis(self.d4(image=np.moveaxis(tile, 0, -1))["image"], -1, 0)
+            if rng.random() < 0.5:
+                out = out[::-1]
+        else:
+            out = self.d4(image=tile)["image"]
         if self.gain is not None:
             g = rng.uniform(*self.gain)
             out = self.offset + (out.astype(np.float64) - self.offset) * g

@@ -12,7 +12,8 @@ __all__ = ["DataConfig"]
 class DataConfig(BaseModel):
     """How TIFFs become training tiles.
 
-    A 2D model trains on the planes of every input (Z/T/C stacks plane by plane). ``split``:
+    A 2D model trains on the planes of every input (Z/T/C stacks plane by plane); a 3D model
+    (``model.dims`` 3) on its volumes (Z, Y, X), in tiles ``tile_depth`` planes deep. ``split``:
     ``file`` holds out whole files; ``within`` splits every file (a stack by planes spread
     evenly over it, a 2D image by a band of rows at its bottom); ``auto`` splits by file from 5
     files on and within each file below. Never by overlapping tiles.
@@ -21,6 +22,13 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tile_size: int = Field(64, ge=8, le=1024, description="tile side in pixels")
+    tile_depth: int = Field(16, ge=1, le=1024, description="3D models: planes per tile")
+    z_over_xy: float | None = Field(
+        None,
+        gt=0,
+        description="3D models: the voxel's depth over its width (Z step / pixel size), for "
+        "files that do not say; it decides at which levels Z halves",
+    )
     channel: int | None = Field(None, ge=0, description="channel to use from C/S axes")
     axes: str | None = Field(None, description="override the files' axes, e.g. ZYX")
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="share held out for validation")

@@ -1,4 +1,5 @@
-"""Loading the 2D planes of training files into memory, and splitting them train/validation."""
+"""Loading the planes (2D models) or volumes (3D models) of training files into memory, and
+splitting them train/validation."""
 
 from __future__ import annotations
 
@@ -17,17 +18,21 @@ __all__ = ["Plane", "load_planes", "split_planes"]
 
 @dataclass
 class Plane:
-    """One 2D plane in memory, with where it came from and its file's bit depth."""
+    """One 2D plane (Y, X), or for a 3D model one volume (Z, Y, X), in memory, with where it
+    came from, its file's bit depth and, for volumes, the voxel's depth over its width when
+    the file says (None otherwise)."""
 
     data: np.ndarray
     source: str
     bit_depth: int | None
+    z_over_xy: float | None = None
 
 
 def load_planes(
-    paths: list[Path], *, channel: int | None, axes: str | None, max_gb: float
+    paths: list[Path], *, channel: int | None, axes: str | None, max_gb: float, dims: int = 2
 ) -> dict[Path, list[Plane]]:
-    """Every plane of every file (a 2D model's view), refusing sets larger than ``max_gb``."""
+    """Every plane of every file (a 2D model's view), or with ``dims`` 3 every volume (per
+    time point, a 3D model's view); refusing sets larger than ``max_gb``."""
     records, total = [], 0
     try:
         for path in paths:
@@ -48,14 +53,32 @@ def load_planes(
         planes: dict[Path, list[Plane]] = {}
         for rec in records:
             depth = rec.bit_depth
-            planes[rec.path] = [
-                Plane(np.ascontiguousarray(p), _label(rec.name, rec.plane_axes, idx), depth)
-                for idx, p in rec.iter_planes()
-            ]
+            if dims == 3:
+                ratio = _z_over_xy(rec)
+                planes[rec.path] = [
+                    Plane(
+                        np.ascontiguousarray(v),
+                        _label(rec.name, rec.volume_axes, idx),
+                        depth,
+                        ratio,
+                    )
+                    for idx, v in rec.iter_volumes()
+                ]
+            else:
+                planes[rec.path] = [
+                    Plane(np.ascontiguousarray(p), _label(rec.name, rec.plane_axes, idx), depth)
+                    for idx, p in rec.iter_planes()
+                ]
         return planes
     finally:
         for rec in records:
             rec.close()
+
+
+def _z_over_xy(rec) -> float | None:
+    """The voxel's depth over its width, where the file gives both sizes."""
+    z, x = rec.pixel_size.get("Z"), rec.pixel_size.get("X")
+    return float(z) / float(x) if z and x else None
 
 
 def _label(name: str, axes: str, index: tuple[int, ...]) -> str:
@@ -77,6 +100,7 @@ def split_planes(
     tile_size: int,
     seed: int,
     mode: str = "auto",
+    tile_depth: int = 1,
 ) -> tuple[list[Plane], list[Plane], str]:
     """(training planes, validation planes, how they were split).
 
@@ -84,7 +108,8 @@ def split_planes(
     ``within`` splits every file on its own: a stack by planes spread evenly over it (every
     1/val_fraction-th), a single 2D image by a band of rows at its bottom; ``auto`` is
     ``file`` from ``MIN_FILES_BY_FILE`` files on and ``within`` below. Never by overlapping
-    tiles.
+    tiles. Volumes (3D models) split the same way: by file, or within a file by time points
+    spread over it, or one volume by a central block of planes (``tile_depth`` deep at least).
     """
     files = list(planes)
     if mode not in ("auto", "file", "within"):
@@ -104,7 +129,13 @@ def split_planes(
         return train, val, f"by file: {len(files) - n_val} for training, {n_val} for validation"
     train, val, parts = [], [], []
     for f in files:
-        t, v, how = _split_one(planes[f], f.name, val_fraction=val_fraction, tile_size=tile_size)
+        t, v, how = _split_one(
+            planes[f],
+            f.name,
+            val_fraction=val_fraction,
+            tile_size=tile_size,
+            tile_depth=tile_depth,
+        )
         train += t
         val += v
         parts.append(how)
@@ -114,9 +145,14 @@ def split_planes(
 
 
 def _split_one(
-    only: list[Plane], name: str, *, val_fraction: float, tile_size: int
+    only: list[Plane], name: str, *, val_fraction: float, tile_size: int, tile_depth: int = 1
 ) -> tuple[list[Plane], list[Plane], str]:
-    """One file's planes: planes spread evenly over a stack, or rows of one image."""
+    """One file's planes: planes spread evenly over a stack, or rows of one image; volumes
+    spread over the time points, or one volume's central block of planes."""
+    if len(only) == 1 and only[0].data.ndim == 3:
+        return _split_volume(
+            only[0], name, val_fraction=val_fraction, tile_size=tile_size, tile_depth=tile_depth
+        )
     if len(only) >= 2:
         n = len(only)
         n_val = min(max(1, round(val_fraction * n)), n - 1)
@@ -153,3 +189,51 @@ def _split_one(
         [val],
         f"by rows of {name}: top {h - n_val} for training, bottom {n_val} for validation",
     )
+
+
+def _split_volume(
+    volume: Plane, name: str, *, val_fraction: float, tile_size: int, tile_depth: int
+) -> tuple[list[Plane], list[Plane], str]:
+    """One volume: a central block of planes (at least a tile deep) for validation, the planes
+    above and below it for training, each a volume of its own (a tile never spans the gap);
+    central, because the ends of a Z-stack are often out of focus. Where neither side would
+    hold a tile, a band at the end of the longer of Y and X validates instead, every plane
+    kept."""
+    n = volume.data.shape[0]
+    n_val = max(tile_depth, round(val_fraction * n))
+    lo = (n - n_val) // 2
+    hi = lo + n_val
+    sides = [(a, b) for a, b in ((0, lo), (hi, n)) if b - a >= tile_depth]
+
+    def part(where: tuple, label: str) -> Plane:
+        return Plane(
+            volume.data[where], f"{volume.source}[{label}]", volume.bit_depth, volume.z_over_xy
+        )
+
+    if sides:
+        train = [part((slice(a, b),), f"planes {a}-{b - 1}") for a, b in sides]
+        how = (
+            f"by planes of {name}: planes {lo}-{hi - 1} for validation, "
+            + " and ".join(f"{a}-{b - 1}" for a, b in sides)
+            + " for training"
+        )
+        return train, [part((slice(lo, hi),), f"planes {lo}-{hi - 1}")], how
+    axis = 1 if volume.data.shape[1] >= volume.data.shape[2] else 2
+    size, word = volume.data.shape[axis], ("rows", "columns")[axis - 1]
+    n_val = max(tile_size, round(val_fraction * size))
+    if size - n_val < tile_size:
+        raise DataError(
+            f"{name}: a volume of {'x'.join(map(str, volume.data.shape))} cannot be split into "
+            f"training and validation parts that each hold a {tile_depth}x{tile_size}x"
+            f"{tile_size} tile (data.tile_depth x data.tile_size); lower them, add files "
+            "(data.split file), or train a 2D model"
+        )
+    cut = size - n_val
+    head = [slice(None)] * axis
+    train = part((*head, slice(0, cut)), f"{word} 0-{cut - 1}")
+    val = part((*head, slice(cut, size)), f"{word} {cut}-{size - 1}")
+    how = (
+        f"by {word} of {name} (its {n} planes are too few for a block of them): {word} "
+        f"{cut}-{size - 1} for validation, the others for training"
+    )
+    return [train], [val], how

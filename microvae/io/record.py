@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import ChannelError, ImageReadError
+from ..errors import AxesError, ChannelError, ImageReadError
 from .axes import channel_axis, plane_axes, validate_axes
 from .bitdepth import effective_bit_depth
 
@@ -252,6 +252,35 @@ class ImageRecord:
             self._check_finite(plane)
             plane_idx = tuple(i for a, i in zip(outer_axes(self.axes), idx) if a not in "C")
             yield plane_idx, np.asarray(plane)
+
+    @property
+    def volume_axes(self) -> str:
+        """Axes that a 3D model iterates over: the plane axes but Z (e.g. ``T`` for TZYX)."""
+        return self.plane_axes.replace("Z", "")
+
+    def iter_volumes(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        """Yield ``(index, volume)`` for every (Z, Y, X) volume, a 3D model's view: one per
+        index over :attr:`volume_axes` (empty for ZYX), read plane by plane (memory: one
+        volume). Requires a single channel and a Z axis."""
+        self.require_single_channel()
+        if "Z" not in self.axes:
+            raise AxesError(
+                f"{self.name}: axes {self.axes} have no Z; a 3D model reads stacks of planes "
+                "(ZYX, TZYX); pass axes=... (CLI: --axes, config: data.axes), e.g. ZYX, if the "
+                "file's stack axis is Z, or use a 2D model"
+            )
+        axes = self.plane_axes
+        sizes = [self.shape[self.axes.index(a)] for a in axes]
+        z = axes.index("Z")
+        outer = [n for a, n in zip(axes, sizes) if a != "Z"]
+        for index in np.ndindex(*outer):
+            numbers = {
+                int(np.ravel_multi_index((*index[:z], k, *index[z:]), sizes))
+                for k in range(sizes[z])
+            }
+            # C order: for a fixed outer index the plane numbers grow with z
+            planes = [plane for _, plane in self.iter_planes(only=numbers)]
+            yield index, np.stack(planes)
 
     @property
     def data(self) -> np.ndarray:

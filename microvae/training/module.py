@@ -217,12 +217,16 @@ class VAEModule(pl.LightningModule):
             _log.warning("WARNING: %s", worse)
 
     def _preview_pair(self) -> tuple:
-        """The first validation tile and its reconstruction, float32 (T, T), data units."""
+        """The first validation tile and its reconstruction, float32 (T, T), data units; of a
+        volume, its middle plane."""
         x = self._preview
         with torch.no_grad():
             recon = self.eval_model.reconstruct(x)
-        orig = self.norm.from_model(x[0, 0].float().cpu().numpy()).astype(np.float32)
-        rec = self.norm.from_model(recon[0, 0].float().cpu().numpy()).astype(np.float32)
+        orig, rec = x[0, 0], recon[0, 0]
+        if orig.ndim == 3:
+            orig, rec = orig[len(orig) // 2], rec[len(rec) // 2]
+        orig = self.norm.from_model(orig.float().cpu().numpy()).astype(np.float32)
+        rec = self.norm.from_model(rec.float().cpu().numpy()).astype(np.float32)
         return orig, rec
 
     def _write_outputs(self, report: dict) -> None:

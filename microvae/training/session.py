@@ -24,12 +24,14 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from pydantic import ValidationError
 from torch.utils.data import DataLoader
 
-from ..config import RunConfig, load_config, save_config, save_model_file
+from ..config import ConfigError, RunConfig, load_config, save_config, save_model_file
 from ..data import Normalisation, prepare_data
 from ..errors import MicrovaeError
 from ..io import atomic_path
+from ..model import z_strides_for
 from .checkpoints import AtomicCheckpointIO, SaveOnInterrupt
 from .module import VAEModule
 from .monitor import TrainingMonitor
@@ -221,7 +223,7 @@ def fit(
         _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     cfg = _resume_config(run_dir, config, overrides) if resume else load_config(config, overrides)
     stored, done = _resume_state(run_dir, cfg) if resume else (None, 0)
-    prepared = _prepare(data, cfg, run_dir, stored, done, write=not child)
+    prepared, cfg = _prepare(data, cfg, run_dir, stored, done, write=not child)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module = VAEModule(cfg.to_dict(), prepared.normalisation.to_dict(), run_dir=str(run_dir))
     if resume and (run_dir / "checkpoints" / "best.ckpt").is_file():
@@ -248,7 +250,9 @@ def _resume_state(run_dir: Path, cfg: RunConfig) -> tuple[Normalisation, int]:
 
 
 def _prepare(data, cfg: RunConfig, run_dir: Path, stored, done: int, *, write: bool):
-    """The datasets for the steps still to run; with ``write``, config.yaml and run.json."""
+    """The datasets for the steps still to run, and the config (a 3D model's ``z_strides``
+    chosen from the data's voxel where the config leaves them open); with ``write``,
+    config.yaml and run.json."""
     t = cfg.train
     prepared = prepare_data(
         data,
@@ -257,7 +261,10 @@ def _prepare(data, cfg: RunConfig, run_dir: Path, stored, done: int, *, write: b
         seed=t.seed,
         normalisation=stored,
         first_tile=done * t.batch_size,
+        dims=cfg.model.dims,
     )
+    if cfg.model.dims == 3 and cfg.model.z_strides is None:
+        cfg = _with_z_strides(cfg, prepared.summary.get("z_over_xy"))
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -271,7 +278,32 @@ def _prepare(data, cfg: RunConfig, run_dir: Path, stored, done: int, *, write: b
         prepared.summary["split"],
         prepared.normalisation.bit_depth,
     )
-    return prepared
+    return prepared, cfg
+
+
+def _with_z_strides(cfg: RunConfig, z_over_xy: float | None) -> RunConfig:
+    """``cfg`` with the 3D model's Z strides chosen for voxels ``z_over_xy`` deep."""
+    if z_over_xy is None:
+        raise ConfigError(
+            "the training files do not say their voxel size (Z step and pixel size); a 3D "
+            "model needs it to know at which levels Z halves: set data.z_over_xy (the Z step "
+            "over the pixel size, e.g. 0.2 / 0.065) or model.z_strides"
+        )
+    d = cfg.to_dict()
+    d["model"]["z_strides"] = z_strides_for(cfg.model.levels, z_over_xy)
+    _log.info(
+        "3D: voxels %.2f times as deep as wide; Z halves at levels %s",
+        z_over_xy,
+        [lv + 1 for lv, s in enumerate(d["model"]["z_strides"]) if s == 2],
+    )
+    try:
+        return RunConfig.model_validate(d)
+    except ValidationError as exc:
+        why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError(
+            f"Z strides {d['model']['z_strides']} for voxels {z_over_xy:.2f} times as deep as "
+            f"wide: {why}"
+        ) from None
 
 
 def _trainer(
