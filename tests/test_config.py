@@ -10,7 +10,16 @@ import yaml
 from microvae.config import ConfigError, RunConfig, load_config, save_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-REQUIRED = ["demo", "cpu", "mito2d", "baseline-gaussian", "unet-deterministic", "em2d"]
+REQUIRED = [
+    "demo",
+    "cpu",
+    "mito2d",
+    "baseline-gaussian",
+    "unet-deterministic",
+    "em2d",
+    "cpu3d",
+    "mito3d",
+]
 
 
 @pytest.mark.parametrize("name", REQUIRED)
@@ -38,6 +47,24 @@ def test_expected_roles_of_the_configs():
     assert by["cpu"].model.full_resolution_latent > 0
     assert by["cpu"].likelihood == by["demo"].likelihood
     assert by["cpu"].train.max_steps == 2 * by["demo"].train.max_steps
+    # the 3D twins: the same kind of model, in 3D
+    for twin, flat in (("cpu3d", "cpu"), ("mito3d", "mito2d")):
+        assert by[twin].model.dims == 3 and by[flat].model.dims == 2
+        assert by[twin].model.skip_mode == by[flat].model.skip_mode == "ladder"
+        assert by[twin].likelihood.name == by[flat].likelihood.name == "dmol"
+
+
+@pytest.mark.parametrize("name", ["cpu3d", "mito3d"])
+@pytest.mark.parametrize("z_over_xy", [1.0, 2.0, 3.57, 5.0, 10.0])
+def test_3d_configs_take_the_z_strides_of_common_voxels(name, z_over_xy):
+    """Whatever the voxel (isotropic to 10x deeper than wide), the Z strides chosen for it
+    fit the preset's tile depth: no 3D preset fails on a usual stack."""
+    from microvae.model import z_strides_for
+
+    cfg = load_config(name)
+    strides = z_strides_for(cfg.model.levels, z_over_xy)
+    ok = load_config(name, [f"model.z_strides={strides}"])
+    assert ok.model.multiples()[0] <= ok.data.tile_depth
 
 
 def test_documented_keys_exist():

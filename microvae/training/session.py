@@ -272,8 +272,9 @@ def _prepare(data, cfg: RunConfig, run_dir: Path, stored, done: int, *, write: b
         with atomic_path(run_dir / "run.json") as tmp:
             tmp.write_text(json.dumps(run_info, indent=2) + "\n")
     _log.info(
-        "data: %d training planes, %d validation tiles; split %s; bit depth %s",
+        "data: %d training %s, %d validation tiles; split %s; bit depth %s",
         prepared.summary["train_planes"],
+        "volumes" if cfg.model.dims == 3 else "planes",
         prepared.summary["val_tiles"],
         prepared.summary["split"],
         prepared.normalisation.bit_depth,
@@ -338,13 +339,12 @@ def _trainer(
             ],
         )
         _log.info(
-            "training on %s, precision %s, %d steps of %d tiles of %dx%d",
+            "training on %s, precision %s, %d steps of %d tiles of %s",
             trainer.strategy.root_device,
             _precision(cfg),
             t.max_steps,
             t.batch_size,
-            cfg.data.tile_size,
-            cfg.data.tile_size,
+            "x".join(map(str, cfg.model.tile_shape())),
         )
     return trainer, interrupt
 
