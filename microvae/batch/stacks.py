@@ -459,6 +459,8 @@ def _settings(outputs, fmt, channel, axes, metrics, options: TileOptions) -> dic
         "posterior_levels": options.posterior_levels,
         "sample_latents": options.sample_latents,
         "seed": options.seed,
+        # 3D models only; absent when unset, so that a record from before them still matches
+        **{k: v for k in ("tile_depth", "overlap_z") if (v := getattr(options, k)) is not None},
     }
 
 

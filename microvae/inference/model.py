@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from ..devices import pick_device
 from ..errors import ShapeError
 from ..io import ImageRecord
 from ..model import VAE, TopPrior, build_vae
+from .blocks import ZGrid, iter_volume
 from .grid import TileGrid
 from .pipeline import ArraySink, EmbeddingSink, LatentSink, as_image, run_image
 from .tiled import TileOptions, iter_tiles
@@ -214,6 +215,89 @@ class TrainedModel:
         tile, overlap = self._tiles(options or TileOptions())
         grid = TileGrid.plan(shape, tile=tile, overlap=overlap, multiple=2**self.levels)
         return len(grid.positions)
+
+    @property
+    def dims(self) -> int:
+        """2 for a model of planes, 3 for a model of volumes (``model.dims``)."""
+        return self.config.model.dims
+
+    def _tiles_3d(self, options: TileOptions) -> tuple[int, int, int, int]:
+        """(tile side, overlap, tile depth, overlap in Z) of a 3D model's tiles."""
+        tile, overlap = self._tiles(options)
+        depth = options.tile_depth or self.config.data.tile_depth
+        m = self.config.model.multiples()[0]
+        if depth % m:
+            raise ShapeError(
+                f"tile depth {depth} is not a multiple of {m} (the product of the model's "
+                f"z_strides {self.config.model.strides_z()}); use e.g. {depth - depth % m or m}"
+            )
+        overlap_z = depth // 4 if options.overlap_z is None else options.overlap_z
+        if not 0 <= overlap_z < depth:
+            raise ShapeError(f"overlap in Z must be 0..{depth - 1} planes, got {overlap_z}")
+        return tile, overlap, depth, overlap_z
+
+    def volume_steps(
+        self,
+        planes: Iterator[np.ndarray],
+        n: int,
+        plane_shape: tuple[int, int],
+        dtype: np.dtype,
+        *,
+        options: TileOptions | None = None,
+        source: str = "volume",
+        reconstruct: bool = True,
+        latents: bool = False,
+        wanted: set[int] | None = None,
+    ) -> Generator[tuple[int, int, list[tuple[int, PlaneResult]]], None, None]:
+        """One volume of ``n`` planes (``planes``, in Z order, raw) through a 3D model in 3D
+        tiles, slab by slab: yields (tiles done, tiles in all, [(plane index, PlaneResult)]
+        of the planes finished since the last yield), the reconstruction in ``dtype`` and the
+        latents per level (top first) as the latent plane (C_l, H_l, W_l) that covers each
+        plane. Memory: a few slabs of planes (:mod:`.blocks`). ``wanted``: the planes to
+        finish (default all)."""
+        options = options or TileOptions()
+        tile, overlap, depth, overlap_z = self._tiles_3d(options)
+
+        def checked():
+            for plane in planes:
+                self._check_levels(plane, source)
+                yield plane
+
+        steps = iter_volume(
+            self.vae,
+            checked(),
+            n,
+            plane_shape,
+            options,
+            tile=tile,
+            overlap=overlap,
+            depth=depth,
+            overlap_z=overlap_z,
+            normalisation=self.normalisation,
+            reconstruct=reconstruct,
+            latents=latents,
+            wanted=wanted,
+        )
+        for done, total, finished in steps:
+            results = [
+                (
+                    f.k,
+                    PlaneResult(
+                        None
+                        if f.reconstruction is None
+                        else self._from_model(f.reconstruction, dtype),
+                        f.latents,
+                    ),
+                )
+                for f in finished
+            ]
+            yield done, total, results
+
+    def count_slabs(self, n: int, options: TileOptions | None = None) -> int:
+        """How many slabs of 3D tiles a volume of ``n`` planes is run in."""
+        _, _, depth, overlap_z = self._tiles_3d(options or TileOptions())
+        m = self.config.model.multiples()[0]
+        return len(ZGrid.plan(n, depth=depth, overlap=overlap_z, multiple=m).starts)
 
     def plane_steps(
         self,

@@ -315,8 +315,12 @@ def image_steps(
         for sink in sinks:
             sink.start(info)
             started.append(sink)
+        todo = _todo(sinks, info, planes)
+        if model.dims == 3:
+            yield from _volume_steps(model, rec, sinks, options, source, todo, wants)
+            todo = set()  # every plane went through the volumes
         sizes = tuple(rec.shape[rec.axes.index(a)] for a in rec.plane_axes)
-        for n, (position, plane) in enumerate(rec.iter_planes(only=_todo(sinks, info, planes))):
+        for n, (position, plane) in enumerate(rec.iter_planes(only=todo)):
             k = int(np.ravel_multi_index(position, sizes)) if sizes else 0
             if n == 0:  # the first plane stands for the image: no extra read
                 model.check_input(plane, source)
@@ -331,6 +335,55 @@ def image_steps(
     except BaseException:  # an error, Ctrl-C or a stopped generator (GeneratorExit)
         _abort(started, source)
         raise
+
+
+def _volume_steps(model, rec: ImageRecord, sinks, options, source: str, todo, wants):
+    """A 3D model's part of :func:`image_steps`: every volume (one per index over the plane
+    axes but Z) through :meth:`TrainedModel.volume_steps`; each finished plane goes to the
+    sinks as a 2D model's would, with the latent planes that cover it."""
+    rec.require_z()
+    axes = rec.plane_axes
+    sizes = tuple(rec.shape[rec.axes.index(a)] for a in axes)
+    z = axes.index("Z")
+    first = True
+    for index in np.ndindex(*(n for a, n in zip(axes, sizes) if a != "Z")):
+        positions = [(*index[:z], kz, *index[z:]) for kz in range(sizes[z])]
+        numbers = [int(np.ravel_multi_index(p, sizes)) for p in positions]
+        wanted = {kz for kz, num in enumerate(numbers) if todo is None or num in todo}
+        if not wanted:
+            continue
+        raw: dict[int, np.ndarray] = {}  # the input planes read and not yet finished
+
+        def planes(numbers=numbers, wanted=wanted, raw=raw):
+            nonlocal first
+            for kz, (_, plane) in enumerate(rec.iter_planes(only=set(numbers))):
+                if first:  # the first plane stands for the image: no extra read
+                    model.check_input(plane, source)
+                    first = False
+                if kz in wanted:
+                    raw[kz] = plane
+                yield plane
+
+        steps = model.volume_steps(
+            planes(),
+            sizes[z],
+            rec.plane_shape,
+            rec.dtype,
+            options=options,
+            source=source,
+            wanted=wanted,
+            **wants,
+        )
+        last = numbers[min(wanted)]
+        for done, total, finished in steps:
+            for kz, result in finished:
+                out = PlaneOutput(
+                    numbers[kz], positions[kz], raw.pop(kz), result.reconstruction, result.latents
+                )
+                for sink in sinks:
+                    sink.add(out)
+                last = numbers[kz]
+            yield Progress(last, rec.n_planes, done, total)
 
 
 def _todo(sinks: Sequence[PlaneSink], info: ImageInfo, planes) -> set[int] | None:
@@ -403,8 +456,11 @@ def count_steps(
     model: TrainedModel, shape: Iterable[int], options: TileOptions | None = None
 ) -> int:
     """How many :class:`Progress` steps :func:`image_steps` yields for an image of ``shape``
-    (..., H, W): planes x batches of tiles per plane."""
+    (..., H, W): planes x batches of tiles per plane; for a 3D model, whose ``shape`` is
+    (..., Z, Y, X), volumes x slabs x batches of tiles per slab."""
     shape = tuple(shape)
     options = options or TileOptions()
     per_plane = math.ceil(model.count_tiles(shape[-2:], options) / options.batch_size)
+    if getattr(model, "dims", 2) == 3:
+        return math.prod(shape[:-3]) * model.count_slabs(shape[-3], options) * per_plane
     return math.prod(shape[:-2]) * per_plane

@@ -24,10 +24,12 @@ __all__ = ["TileOptions", "iter_tiles"]
 class TileOptions:
     """How to run a plane: tile side and overlap (None: the model's defaults), tiles per batch,
     ``output`` mean (deterministic) or sample, coarse-to-fine ``posterior_levels``, and a seed
-    for sampling."""
+    for sampling; for a 3D model also the tile's depth and its overlap in Z, in planes."""
 
     tile_size: int | None = None
     overlap: int | None = None
+    tile_depth: int | None = None
+    overlap_z: int | None = None
     batch_size: int = 8
     output: str = "mean"
     posterior_levels: int | None = None
@@ -86,7 +88,7 @@ def iter_tiles(
     for start in range(0, n, options.batch_size):
         where = grid.positions[start : start + options.batch_size]
         batch = np.stack([padded[y : y + tile, xx : xx + tile] for y, xx in where])[:, None]
-        rec, zs = _network_pass(vae, torch.from_numpy(batch).to(device), options, blend, maps, gen)
+        rec, zs = network_pass(vae, torch.from_numpy(batch).to(device), options, blend, maps, gen)
         if blend is not None:
             blend.add(where, rec[:, 0].float().cpu().numpy())
         if maps is not None:
@@ -100,7 +102,7 @@ def iter_tiles(
     return out
 
 
-def _network_pass(vae: VAE, xb: torch.Tensor, options: TileOptions, blend, maps, gen):
+def network_pass(vae: VAE, xb: torch.Tensor, options: TileOptions, blend, maps, gen):
     """The reconstruction (with ``blend``) and the posterior means (with ``maps``) of a batch
     of tiles; both from one pass through the network where the options allow."""
     if blend is None:

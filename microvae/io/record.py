@@ -258,17 +258,21 @@ class ImageRecord:
         """Axes that a 3D model iterates over: the plane axes but Z (e.g. ``T`` for TZYX)."""
         return self.plane_axes.replace("Z", "")
 
-    def iter_volumes(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
-        """Yield ``(index, volume)`` for every (Z, Y, X) volume, a 3D model's view: one per
-        index over :attr:`volume_axes` (empty for ZYX), read plane by plane (memory: one
-        volume). Requires a single channel and a Z axis."""
-        self.require_single_channel()
+    def require_z(self) -> None:
+        """Raise AxesError unless the image has a Z axis (what a 3D model reads)."""
         if "Z" not in self.axes:
             raise AxesError(
                 f"{self.name}: axes {self.axes} have no Z; a 3D model reads stacks of planes "
                 "(ZYX, TZYX); pass axes=... (CLI: --axes, config: data.axes), e.g. ZYX, if the "
                 "file's stack axis is Z, or use a 2D model"
             )
+
+    def iter_volumes(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        """Yield ``(index, volume)`` for every (Z, Y, X) volume, a 3D model's view: one per
+        index over :attr:`volume_axes` (empty for ZYX), read plane by plane (memory: one
+        volume). Requires a single channel and a Z axis."""
+        self.require_single_channel()
+        self.require_z()
         axes = self.plane_axes
         sizes = [self.shape[self.axes.index(a)] for a in axes]
         z = axes.index("Z")
