@@ -22,10 +22,10 @@ from ..devices import pick_device
 from ..errors import ShapeError
 from ..io import ImageRecord
 from ..model import VAE, TopPrior, build_vae
-from .blocks import ZGrid, iter_volume
 from .grid import TileGrid
 from .pipeline import ArraySink, EmbeddingSink, LatentSink, as_image, run_image
 from .tiled import TileOptions, iter_tiles
+from .volumes import ZGrid, iter_volume
 
 __all__ = ["PlaneResult", "TrainedModel", "load_model"]
 
@@ -253,7 +253,7 @@ class TrainedModel:
         tiles, slab by slab: yields (tiles done, tiles in all, [(plane index, PlaneResult)]
         of the planes finished since the last yield), the reconstruction in ``dtype`` and the
         latents per level (top first) as the latent plane (C_l, H_l, W_l) that covers each
-        plane. Memory: a few slabs of planes (:mod:`.blocks`). ``wanted``: the planes to
+        plane. Memory: a few slabs of planes (:mod:`.volumes`). ``wanted``: the planes to
         finish (default all)."""
         options = options or TileOptions()
         tile, overlap, depth, overlap_z = self._tiles_3d(options)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from microvae.inference import TileOptions
-from microvae.inference.blocks import ZGrid, iter_volume
+from microvae.inference.volumes import ZGrid, iter_volume
 from microvae.model import ModelConfig
 
 
