@@ -758,6 +758,51 @@ def _stall_causes(calls: list) -> str:
     )
 
 
+def stacks3d_section(r: dict) -> str:
+    """3D against 2D on the real Z-stacks at equal wall-clock (benchmarks/stacks3d.py)."""
+    rows = []
+    for name, x in r["sets"].items():
+        a, b = x["2d"], x["3d"]
+        rows.append(
+            [
+                f"{name} {'x'.join(map(str, x['shape']))}, planes "
+                f"{x['held_out_planes'][0]}-{x['held_out_planes'][1]} held out",
+                f"{a['split_psnr_db']:.2f} ({a['steps']} steps, {a['seconds']:.0f} s)",
+                f"{b['split_psnr_db']:.2f} ({b['steps']} steps, {b['seconds']:.0f} s)",
+                f"{x['gain_db']:+.2f}" + ("" if x["target_met"] else " (missed)"),
+                f"{a['hf_ratio']:.2f} / {b['hf_ratio']:.2f}",
+                f"{a['ratio_total_length_px']:.2f} / {b['ratio_total_length_px']:.2f}",
+                f"{a['ratio_n_junctions']:.2f} / {b['ratio_n_junctions']:.2f}",
+                f"{b['z_strides']}, {b['verdict']}",
+            ]
+        )
+    return (
+        "## 3D against 2D on the real Z-stacks\n\n"
+        + _machine(r)
+        + "\n`benchmarks/stacks3d.py`: per stack, the central block "
+        "of planes held out, the planes above and below it training both models; "
+        f"`configs/cpu.yaml` ({r['steps_2d']} steps) against `configs/cpu3d.yaml` given the "
+        "same training time (steps from a pilot run's seconds per step). Noise-split PSNR "
+        "(dB) on the held-out block, one split shared by both models (the 2D model "
+        "reconstructs it plane by plane, the 3D model as a volume); HF ratio, network "
+        "length and junction ratios per plane against the input (2D / 3D). Target: 3D >= 2D "
+        f"+ {r['target_gain_db']} dB on every set.\n\n"
+        + _table(
+            [
+                "stack",
+                "2D PSNR",
+                "3D PSNR",
+                "3D - 2D (dB)",
+                "HF ratio",
+                "length ratio",
+                "junction ratio",
+                "3D z_strides, verdict",
+            ],
+            rows,
+        )
+    )
+
+
 def render() -> str:
     """BENCHMARKS.md's text from the results now in results/."""
     parts = [
@@ -779,6 +824,9 @@ def render() -> str:
     variants = _load("real_data_variants")
     if variants:
         parts.append(real_variants_section(variants))
+    stacks = _load("stacks3d")
+    if stacks:
+        parts.append(stacks3d_section(stacks))
     floors = _runs("noise_floor")
     if floors:
         parts.append(noise_floor_section(floors, _runs("fidelity")))

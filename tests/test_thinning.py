@@ -97,3 +97,19 @@ def test_split_values_are_a_metrics_row_or_nan_with_the_reason():
     flat = np.full((64, 64), 500, np.uint16)  # no noise to measure
     values, why = split_noise_values(flat, denoise)
     assert why and all(np.isnan(v) for v in values.values())
+
+
+def test_split_estimate_of_a_volume_matches_the_true_error():
+    """A volume split and reconstructed as a whole (a 3D denoiser here: a 3D blur), scored
+    over all its planes: the estimate still matches the error to the ground truth."""
+    s = generate(shape=(12, 128, 128), phenotype="tubular", seed=4)
+
+    def denoise(v):
+        denoise.out = gaussian_filter(v.astype(np.float64), (0.7, 1.2, 1.2))
+        return denoise.out
+
+    est = split_noise_error(s.image, denoise)
+    true = float(np.mean((denoise.out - s.ground_truth.astype(np.float64)) ** 2))
+    assert est.pixels == s.image.size
+    assert est.mse == pytest.approx(true, rel=0.10)
+    assert est.gain == pytest.approx(s.camera.gain, rel=0.05)

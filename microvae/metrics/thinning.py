@@ -186,11 +186,12 @@ def split_noise_error(
     """Estimate the squared error of ``reconstruct`` to the noise-free signal of ``image``.
 
     Args:
-        image: a 2D plane in ADU (camera) or photon counts, any numeric dtype.
-        reconstruct: maps a 2D plane of the image's dtype and scale to its reconstruction
-            (e.g. ``TrainedModel.reconstruct``).
-        camera: gain and offset; estimated from ``image`` when None (photon-count data come
-            out with a gain near 1 and an offset near 0).
+        image: a 2D plane, or a volume (Z, Y, X) for a 3D reconstruction, in ADU (camera) or
+            photon counts, any numeric dtype.
+        reconstruct: maps an image of the same shape, dtype and scale to its reconstruction
+            (e.g. ``TrainedModel.reconstruct``; for a volume, with its axes).
+        camera: gain and offset; estimated from ``image`` (all planes of a volume) when None
+            (photon-count data come out with a gain near 1 and an offset near 0).
         data_range: for the PSNR; by default the image's 0.1-99.9 percentile range.
         seed: of the binomial split.
 
@@ -198,9 +199,11 @@ def split_noise_error(
         The estimate, in ADU^2 of the input's scale (see the module docstring).
     """
     plane = np.asarray(image)
-    if plane.ndim != 2:
-        raise ValueError(f"split_noise_error: expected a 2D plane, got shape {plane.shape}")
-    cam = camera or estimate_camera(plane)
+    if plane.ndim not in (2, 3):
+        raise ValueError(
+            f"split_noise_error: expected a 2D plane or a (Z, Y, X) volume, got shape {plane.shape}"
+        )
+    cam = camera or estimate_camera(list(plane) if plane.ndim == 3 else plane)
     rng = np.random.default_rng(seed)
     electrons = np.clip(np.rint(cam.to_electrons(plane)), 0, None)
     a, b = thin(electrons, rng)
