@@ -773,6 +773,8 @@ def stacks3d_section(r: dict) -> str:
                 f"{a['hf_ratio']:.2f} / {b['hf_ratio']:.2f}",
                 f"{a['ratio_total_length_px']:.2f} / {b['ratio_total_length_px']:.2f}",
                 f"{a['ratio_n_junctions']:.2f} / {b['ratio_n_junctions']:.2f}",
+                f"{a['net3d_total_length']:.2f} / {b['net3d_total_length']:.2f}",
+                f"{a['net3d_n_junctions']:.2f} / {b['net3d_n_junctions']:.2f}",
                 f"{b['z_strides']}, {b['verdict']}",
             ]
         )
@@ -785,8 +787,10 @@ def stacks3d_section(r: dict) -> str:
         "same training time (steps from a pilot run's seconds per step). Noise-split PSNR "
         "(dB) on the held-out block, one split shared by both models (the 2D model "
         "reconstructs it plane by plane, the 3D model as a volume); HF ratio, network "
-        "length and junction ratios per plane against the input (2D / 3D). Target: 3D >= 2D "
-        f"+ {r['target_gain_db']} dB on every set.\n\n"
+        "length and junction ratios per plane against the input, and the 3D network's "
+        "length and junction ratios against the input's (2D model / 3D model; 1 is a "
+        f"match). Targets: 3D >= 2D + {r['target_gain_db']} dB on every set; 3D ratios "
+        "within 10% of 1.\n\n"
         + _table(
             [
                 "stack",
@@ -796,6 +800,8 @@ def stacks3d_section(r: dict) -> str:
                 "HF ratio",
                 "length ratio",
                 "junction ratio",
+                "3D length ratio",
+                "3D junction ratio",
                 "3D z_strides, verdict",
             ],
             rows,

@@ -36,6 +36,7 @@ from .morphology import (
     network_threshold,
     skeleton_stats,
 )
+from .network3d import NETWORK3D_FIELDS, Network3D, network_3d, network_3d_ratios
 from .realism import Realism, RealismReference, realism, realism_reference
 from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_band
 from .thinning import (
@@ -49,6 +50,10 @@ from .thinning import (
 )
 
 __all__ = [
+    "NETWORK3D_FIELDS",
+    "Network3D",
+    "network_3d",
+    "network_3d_ratios",
     "CameraModel",
     "SplitNoiseError",
     "estimate_camera",
