@@ -169,3 +169,17 @@ def test_a_3d_model_without_voxel_size_says_what_to_set(stacks, tmp_path, tiny_o
             overrides=[*tiny_overrides, "model.dims=3", "data.tile_depth=4"],
             progress=False,
         )
+
+
+def test_what_3d_models_cannot_do_yet_says_so_in_one_line(model3d, stacks, tmp_path):
+    from microvae.errors import ShapeError
+    from microvae.latent import collect_tiles
+    from microvae.report import evaluate
+
+    model = microvae.load_model(model3d, device="cpu")
+    for call in (
+        lambda: evaluate(model, [stacks / "s0.tif"], tmp_path / "ev", progress=False),
+        lambda: collect_tiles(model, [stacks / "s0.tif"]),
+    ):
+        with pytest.raises(ShapeError, match="a 3D model .* takes 2D models for now"):
+            call()

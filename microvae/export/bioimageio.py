@@ -130,7 +130,7 @@ def export_bioimageio(
         The package path, written atomically after the description validated.
     """
     spec = require("bioimageio.spec", "bioimageio", "bioimage.io export")
-
+    model.require_2d("bioimage.io export")
     out = Path(out)
     if out.suffix != ".zip":
         raise BioimageioError(f"{out}: a bioimage.io package is a .zip; name it {out.stem}.zip")

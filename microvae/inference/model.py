@@ -221,6 +221,16 @@ class TrainedModel:
         """2 for a model of planes, 3 for a model of volumes (``model.dims``)."""
         return self.config.model.dims
 
+    def require_2d(self, what: str) -> None:
+        """Raise ShapeError naming ``what`` when this is a 3D model (what 3D models cannot
+        do yet says so in one line, instead of failing on a tensor's shape)."""
+        if self.dims != 2:
+            name = self.path.name if self.path is not None else "the model"
+            raise ShapeError(
+                f"{name}: a 3D model (model.dims 3); {what} takes 2D models for now. "
+                "reconstruct, encode and predict take 3D models"
+            )
+
     def _tiles_3d(self, options: TileOptions) -> tuple[int, int, int, int]:
         """(tile side, overlap, tile depth, overlap in Z) of a 3D model's tiles."""
         tile, overlap = self._tiles(options)

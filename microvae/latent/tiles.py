@@ -195,6 +195,7 @@ def collect_tiles(
     ``max_tiles`` in all, shared evenly between files, from up to ``planes_per_file`` planes
     of each (spread over its stack), most signal first, none with less than ``min_signal``
     of signal pixels."""
+    model.require_2d("the latent tools (tiles, diagnostics on images, maps, figures)")
     paths = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     tile = model.default_tile()
     per_file = max(1, math.ceil(max_tiles / len(paths)))

@@ -447,6 +447,7 @@ def evaluate(
     ``diagnostics.json``, ``latent.json`` (embeddings, sample realism, holes),
     ``figures/*.png`` and ``report.md``.
     """
+    model.require_2d("evaluate")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs = _inputs(inputs, gt)
