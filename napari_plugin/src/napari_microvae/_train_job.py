@@ -132,8 +132,11 @@ def write_layers(layers: list, folder: Path, tile_size: int) -> list[Path]:
         axes = "TZYX"[-data.ndim :] if data.ndim <= 4 else None
         if axes is None:
             raise PluginError(f"layer '{layer.name}' has {data.ndim} dimensions; at most 4")
-        scale = [float(s) for s in layer.scale[-2:]]
-        pixel = {"Y": scale[0], "X": scale[1]} if scale != [1.0, 1.0] else None
+        # the layer's scale is its pixel size; a stack's Z step too (a 3D model's Z strides
+        # come from the voxel's shape)
+        spatial = "ZYX"[-min(data.ndim, 3) :] if "Z" in axes else "YX"
+        scale = [float(s) for s in layer.scale[-len(spatial) :]]
+        pixel = dict(zip(spatial, scale)) if any(s != 1.0 for s in scale) else None
         paths.append(
             microvae.write_image(
                 folder / _file_name(layer.name, used), data, axes=axes, pixel_size=pixel
