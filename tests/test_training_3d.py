@@ -131,27 +131,23 @@ def test_a_3d_model_reconstructs_stacks_in_3d(model3d, stacks, tmp_path):
     np.testing.assert_array_equal(both[1], recon)
     for fmt in ("tiff", "ome-zarr"):
         out = tmp_path / fmt
-        summary = microvae.process_stacks(
-            model,
-            [stacks / "s0.tif"],
-            out,
-            outputs=("reconstruction", "embedding"),
-            format=fmt,
-            progress=False,
-        )
+
+        def predict(resume: bool, fmt=fmt, out=out):
+            return microvae.process_stacks(
+                model,
+                [stacks / "s0.tif"],
+                out,
+                outputs=("reconstruction", "embedding"),
+                format=fmt,
+                progress=False,
+                resume=resume,
+            )
+
+        summary = predict(resume=False)
         assert not summary.failed, summary.failed
         written = next(p for p in out.iterdir() if p.name.startswith("s0_recon"))
         np.testing.assert_array_equal(microvae.read_image(written).data, recon)
-        again = microvae.process_stacks(
-            model,
-            [stacks / "s0.tif"],
-            out,
-            outputs=("reconstruction", "embedding"),
-            format=fmt,
-            progress=False,
-            resume=True,
-        )
-        assert "1 already complete" in again.line()
+        assert "1 already complete" in predict(resume=True).line()
 
 
 def test_a_3d_model_says_what_a_plane_lacks(model3d):
