@@ -46,8 +46,24 @@ def deterministic_path(tiny_deterministic_path) -> Path:
     return tiny_deterministic_path
 
 
+@pytest.fixture(scope="session")
+def model3d_path(tmp_path_factory, train_tiny) -> Path:
+    """A tiny 3D ladder (model.dims 3), trained on two synthetic ZYX stacks."""
+    import microvae
+    from microvae.synthetic import generate
+
+    data = tmp_path_factory.mktemp("stacks3d")
+    voxel = {"Z": 0.2, "Y": 0.05, "X": 0.05}
+    for i in range(2):
+        s = generate(shape=(16, 64, 64), seed=i, z_step_um=0.2, pixel_size_um=0.05)
+        microvae.write_image(data / f"s{i}.tif", s.image, axes="ZYX", pixel_size=voxel)
+    out = tmp_path_factory.mktemp("model3d") / "run"
+    overrides = ["model.dims=3", "data.tile_depth=8", "train.max_steps=10", "data.split=file"]
+    return train_tiny(out, [str(data / "s?.tif")], overrides)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _models_before_viewers(tiny_model_path, tiny_deterministic_path) -> None:
+def _models_before_viewers(tiny_model_path, tiny_deterministic_path, model3d_path) -> None:
     """Train the shared tiny models before any viewer opens, whatever tests are chosen:
     training imports Lightning, which pulls in triton, whose LLVM crashes (SIGSEGV) once
     Mesa's software OpenGL is loaded in the process."""

@@ -48,6 +48,25 @@ def test_reconstruct_2d_side_by_side_with_linked_contrast(make_napari_viewer, qt
     qtbot.waitUntil(lambda: widget.metrics.value.startswith("view: rows"), timeout=WAIT_MS)
 
 
+def test_a_3d_model_shows_the_stack_side_by_side_in_3d(make_napari_viewer, qtbot, model3d_path):
+    """A 3D model reconstructs the stack in 3D tiles, and the grid renders in 3D: one
+    camera for every cell, so the original and its reconstruction turn together."""
+    viewer = make_napari_viewer()
+    stack = generate(shape=(12, 64, 64), seed=6, z_step_um=0.2, pixel_size_um=0.05).image
+    orig = viewer.add_image(stack, name="stack", scale=(0.2, 0.05, 0.05))
+    widget = ReconstructWidget(viewer)
+    widget.layer.value = orig
+    widget.model_file.value = model3d_path
+    widget.device.value = "cpu"
+    widget.with_metrics.value = False
+    _wait(qtbot, widget, widget.run())
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=WAIT_MS)
+    recon = viewer.layers["stack reconstruction"]
+    assert recon.data.shape == stack.shape and recon.data.dtype == stack.dtype
+    assert viewer.dims.ndisplay == 3 and viewer.canvas.grid.enabled
+    np.testing.assert_array_equal(recon.scale, orig.scale)
+
+
 def test_reconstruct_a_stack_moves_with_the_sliders(make_napari_viewer, qtbot, model_path):
     viewer = make_napari_viewer()
     stack = generate(shape=(3, 64, 64), seed=6).image

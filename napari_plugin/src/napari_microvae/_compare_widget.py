@@ -34,6 +34,7 @@ from ._widget_base import (
     device_field,
     image_layers,
     model_field,
+    show_in_3d,
 )
 from ._work import (
     SHOWN,
@@ -241,6 +242,7 @@ class CompareWidget(WorkerWidget):
         link_layers([layer, *added], ("contrast_limits",))
         grid = self.viewer.canvas.grid
         grid.stride, grid.enabled = 1, True
+        show_in_3d(self.viewer, layer, [m for _, m in named])
         self.original = layer
         self.compared = [(n, m, a) for (n, m), a in zip(named, added)]
         n = layer.data.ndim - 2

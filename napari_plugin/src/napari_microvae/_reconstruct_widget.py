@@ -18,6 +18,7 @@ from ._widget_base import (
     device_field,
     image_layers,
     model_field,
+    show_in_3d,
 )
 from ._work import (
     chosen_path,
@@ -106,7 +107,7 @@ class ReconstructWidget(WorkerWidget):
             name=layer.name,
             _progress={"total": total, "desc": f"microvae: {layer.name}"},
         )
-        self.worker.returned.connect(lambda result: self._done(layer, result))
+        self.worker.returned.connect(lambda result: self._done(layer, result, model))
         self.worker.aborted.connect(lambda: self._set_status("cancelled"))
         self.worker.finished.connect(lambda: self._finished(model))
         self.run_button.enabled, self.cancel_button.enabled = False, True
@@ -125,7 +126,7 @@ class ReconstructWidget(WorkerWidget):
     def _set_status(self, text: str) -> None:
         self.status.value = text
 
-    def _done(self, layer, result) -> None:
+    def _done(self, layer, result, model=None) -> None:
         common = {"scale": layer.scale, "translate": layer.translate}
         recon = self.viewer.add_image(
             result.reconstruction,
@@ -142,6 +143,7 @@ class ReconstructWidget(WorkerWidget):
         grid = self.viewer.canvas.grid
         grid.stride = 1  # layers in list order: the original first (left), then the rest
         grid.enabled = True
+        show_in_3d(self.viewer, layer, [model])
         self.result_layers = (layer, recon)
         self.view_button.enabled = True
         if result.metrics:

@@ -139,3 +139,11 @@ class WorkerWidget(Container):
         lead = data.ndim - 2
         index = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
         return np.asarray(data[index])
+
+
+def show_in_3d(viewer, layer, models) -> None:
+    """Render the grid in 3D when a 3D model reconstructed a stack: every cell of napari's
+    grid shares one camera, so the original and the reconstructions turn together (the 2D/3D
+    button goes back to slices)."""
+    if layer.data.ndim >= 3 and any(getattr(m, "dims", 2) == 3 for m in models if m is not None):
+        viewer.dims.ndisplay = 3
