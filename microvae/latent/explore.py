@@ -95,6 +95,7 @@ def map_latents(
     ``n_clusters`` k-means clusters. ``method``: ``pca``, or ``umap`` where installed.
     ``diagnostics``: :func:`~.diagnostics.diagnose` of these tiles where the caller has it
     already (else computed here)."""
+    model.require_2d("the latent tools")
     if colour_by not in COLOUR_BY:
         raise ValueError(f"colour_by must be one of {', '.join(COLOUR_BY)}, got {colour_by!r}")
     if n_clusters < 2:

@@ -39,6 +39,7 @@ def _size(model: TrainedModel, size: int | tuple[int, int] | None) -> tuple[int,
 
 def prototype(model: TrainedModel, *, size: int | tuple[int, int] | None = None) -> np.ndarray:
     """The image decoded from every latent at its prior mean (z = 0 under N(0, I)): (H, W)."""
+    model.require_2d("the latent tools")
     return model.to_raw(model.vae.prototype(size=_size(model, size)))[0]
 
 
@@ -63,6 +64,7 @@ def samples(
     draws every level from the model's priors; ``auto`` (default) is ``aggregate`` where the
     model file has a fitted top prior and ``size`` is the training tile size (the top
     level's shape depends on it), else ``learned``."""
+    model.require_2d("the latent tools")
     if n < 1 or temperature < 0:
         raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={temperature}")
     if prior not in PRIORS:
@@ -95,6 +97,7 @@ def interpolate(model: TrainedModel, a: np.ndarray, b: np.ndarray, *, steps: int
     """Decode the straight line between the posterior means of two tiles (H, W) of one shape,
     every latent level interpolated: (steps, H, W), the first near ``a``'s reconstruction
     and the last near ``b``'s."""
+    model.require_2d("the latent tools")
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"interpolate needs two 2D tiles of one shape, got {a.shape}, {b.shape}")
@@ -167,6 +170,7 @@ def traverse(
 
     Returns (len(channels), len(values), H, W); ``channels`` default to all of the top level.
     """
+    model.require_2d("the latent tools")
     prior, start, (h, w) = _top_start(model, base, None, size)
     n_ch = start.shape[1]
     channels = list(range(n_ch)) if channels is None else list(channels)
@@ -194,6 +198,7 @@ def move_channels(
     posterior mean (a raw tile (H, W)) or from the top latent ``z_top`` (flat, as
     :func:`~microvae.latent.embed` ``how="flat"`` gives, or (C, h, w)); the levels below at
     their prior means given the top. The traversal sliders of the napari explorer."""
+    model.require_2d("the latent tools")
     prior, start, (h, w) = _top_start(model, base, z_top, size)
     _check_channels(list(offsets), start.shape[1])
     z = start.clone()
