@@ -778,10 +778,12 @@ def stacks3d_section(r: dict) -> str:
                 f"{b['z_strides']}, {b['verdict']}",
             ]
         )
+    overrides = next(iter(r["sets"].values()))["3d"].get("overrides") or []
+    title = "## 3D against 2D on the real Z-stacks" + (
+        f" (3D with {', '.join(overrides)})" if overrides else ""
+    )
     return (
-        "## 3D against 2D on the real Z-stacks\n\n"
-        + _machine(r)
-        + "\n`benchmarks/stacks3d.py`: per stack, the central block "
+        title + "\n\n" + _machine(r) + "\n`benchmarks/stacks3d.py`: per stack, the central block "
         "of planes held out, the planes above and below it training both models; "
         f"`configs/cpu.yaml` ({r['steps_2d']} steps) against `configs/cpu3d.yaml` given the "
         "same training time (steps from a pilot run's seconds per step). Noise-split PSNR "
@@ -830,8 +832,7 @@ def render() -> str:
     variants = _load("real_data_variants")
     if variants:
         parts.append(real_variants_section(variants))
-    stacks = _load("stacks3d")
-    if stacks:
+    for stacks in _runs("stacks3d"):
         parts.append(stacks3d_section(stacks))
     floors = _runs("noise_floor")
     if floors:

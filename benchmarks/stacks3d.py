@@ -19,6 +19,8 @@ the other two stacks, of the same kind, do not say theirs, and are taken to shar
 
     python benchmarks/stacks3d.py                          # all three sets, ~40 min on 2 cores
     python benchmarks/stacks3d.py --sets cell --steps-2d 200 --name stacks3d_smoke
+    python benchmarks/stacks3d.py --sets MitoGraphTest001 --name stacks3d_fullres \
+        --set3d model.full_resolution_latent=4
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def score(model, block: np.ndarray) -> dict:
     }
 
 
-def run_set(name: str, work: Path, steps_2d: int) -> dict:
+def run_set(name: str, work: Path, steps_2d: int, set3d: list[str] = ()) -> dict:
     volume = read_image(REAL / SETS[name]).data
     parts, block, (lo, hi) = split_stack(volume)
     files = []
@@ -103,7 +105,7 @@ def run_set(name: str, work: Path, steps_2d: int) -> dict:
         "cpu3d",
         files,
         work / f"{name}_pilot",
-        [*common, f"train.max_steps={PILOT_STEPS}", f"train.val_every={PILOT_STEPS}"],
+        [*common, *set3d, f"train.max_steps={PILOT_STEPS}", f"train.val_every={PILOT_STEPS}"],
     )
     steps_3d = max(PILOT_STEPS, int(t2d / (t_pilot / PILOT_STEPS)))
     model3d, t3d, s3d = train(
@@ -112,6 +114,7 @@ def run_set(name: str, work: Path, steps_2d: int) -> dict:
         work / f"{name}_3d",
         [
             *common,
+            *set3d,
             f"train.max_steps={steps_3d}",
             f"train.val_every={max(50, steps_3d // 6)}",
             f"train.checkpoint_every={max(50, steps_3d // 6)}",
@@ -136,6 +139,7 @@ def run_set(name: str, work: Path, steps_2d: int) -> dict:
             "pilot_seconds_per_step": t_pilot / PILOT_STEPS,
             "z_strides": model3d.config.model.z_strides,
             "verdict": s3d["collapse"].get("verdict"),
+            "overrides": list(set3d),
             **r3d,
         },
         "gain_db": gain,
@@ -148,6 +152,13 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     ap.add_argument("--steps-2d", type=int, default=1600, help="cpu.yaml's steps (default 1600)")
     ap.add_argument("--name", default="stacks3d")
+    ap.add_argument(
+        "--set3d",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides of cpu3d.yaml for the 3D model, e.g. model.full_resolution_latent=4",
+    )
     args = ap.parse_args()
     if not REAL.is_dir():
         print(f"skipped: {REAL} is absent")
@@ -155,7 +166,7 @@ def main() -> None:
     results, started = {}, time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
-            results[name] = run_set(name, Path(tmp), args.steps_2d)
+            results[name] = run_set(name, Path(tmp), args.steps_2d, args.set3d)
             r = results[name]
             print(
                 f"{name}: 2D {r['2d']['split_psnr_db']:.2f} dB in {r['2d']['seconds']:.0f} s, "
