@@ -70,6 +70,23 @@ def tiny_model_path(tmp_path_factory, synth_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_3d_model_path(tmp_path_factory) -> Path:
+    """A tiny 3D ladder (model.dims 3, tiles 8 x 32 x 32), trained on two synthetic ZYX
+    stacks of 16 x 64 x 64 with voxels 4x deeper than wide."""
+    import microvae
+    from microvae.synthetic import generate
+
+    data = tmp_path_factory.mktemp("stacks3d")
+    voxel = {"Z": 0.2, "Y": 0.05, "X": 0.05}
+    for i in range(2):
+        s = generate(shape=(16, 64, 64), seed=i, z_step_um=0.2, pixel_size_um=0.05)
+        microvae.write_image(data / f"s{i}.tif", s.image, axes="ZYX", pixel_size=voxel)
+    out = tmp_path_factory.mktemp("tiny_3d") / "run"
+    overrides = ["model.dims=3", "data.tile_depth=8", "train.max_steps=10", "data.split=file"]
+    return _train_tiny(out, [str(data / "s?.tif")], overrides)
+
+
+@pytest.fixture(scope="session")
 def tiny_deterministic_path(tmp_path_factory, synth_data) -> Path:
     """The same, with deterministic skips (the collapsed reference case)."""
     out = tmp_path_factory.mktemp("tiny_deterministic") / "run"

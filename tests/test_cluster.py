@@ -196,3 +196,22 @@ def test_a_lost_worker_is_said_in_the_summary(tmp_path, cluster, tiny_model_path
     assert summary.line().endswith("; 1 worker lost, its file rerun")
     assert not (out / ".microvae-tasks").exists()  # the markers go with the run
     assert read_image(out / "long_recon.tif").data.shape == (60, 64, 64)
+
+
+def test_a_3d_model_shares_a_stack_in_blocks_of_planes(tmp_path, cluster, tiny_3d_model_path):
+    """A 3D model on Dask: each block of planes runs the slabs that cover its planes (with
+    their neighbours for context), so the outputs are the serial run's."""
+    data = tmp_path / "in"
+    data.mkdir()
+    stack = generate(shape=(20, 32, 32), seed=4, z_step_um=0.2, pixel_size_um=0.05).image
+    write_image(data / "vol.tif", stack, axes="ZYX")
+    model = load_model(tiny_3d_model_path)
+    kw = {"outputs": ["reconstruction"], "format": "ome-zarr", "progress": False}
+    serial = process_stacks(model, data, tmp_path / "serial", **kw)
+    shared = process_stacks(
+        model, data, tmp_path / "dask", dask=cluster.scheduler_address, dask_block=6, **kw
+    )
+    assert [r.status for r in serial.results + shared.results] == ["done", "done"]
+    a = read_image(tmp_path / "serial" / "vol_recon.ome.zarr").data
+    b = read_image(tmp_path / "dask" / "vol_recon.ome.zarr").data
+    np.testing.assert_array_equal(a, b)

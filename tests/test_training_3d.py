@@ -125,6 +125,8 @@ def test_a_3d_model_reconstructs_stacks_in_3d(model3d, stacks, tmp_path):
     assert recon.shape == volume.shape and recon.dtype == volume.dtype
     r = np.corrcoef(recon.astype(float).ravel(), volume.data.astype(float).ravel())[0, 1]
     assert r > 0.5  # a reconstruction of this stack, not noise or a constant
+    # a stack whose file does not name its axis (a bare page stack) is read as Z
+    np.testing.assert_array_equal(model.reconstruct(volume.data, axes="QYX"), recon)
     odd = model.reconstruct(volume.data[:13], axes="ZYX")  # not a multiple of the tile
     assert odd.shape == (13, 64, 64)
     both = model.reconstruct(np.stack([volume.data, volume.data]), axes="TZYX")

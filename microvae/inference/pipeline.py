@@ -341,9 +341,20 @@ def _volume_steps(model, rec: ImageRecord, sinks, options, source: str, todo, wa
     """A 3D model's part of :func:`image_steps`: every volume (one per index over the plane
     axes but Z) through :meth:`TrainedModel.volume_steps`; each finished plane goes to the
     sinks as a 2D model's would, with the latent planes that cover it."""
-    rec.require_z()
     axes = rec.plane_axes
-    sizes = tuple(rec.shape[rec.axes.index(a)] for a in axes)
+    if "Z" not in axes and axes == "Q":
+        # one stack axis the image does not name (a bare page stack, a napari layer): as the
+        # 2D pipeline reads its planes one by one, a 3D model reads it as Z
+        _log.warning(
+            "%s: the image does not name its stack axis (axes %s); a 3D model reads it as Z "
+            "(pass axes=..., e.g. TYX, if it is not)",
+            source,
+            rec.axes,
+        )
+        axes = "Z"
+    else:
+        rec.require_z()
+    sizes = tuple(rec.shape[rec.axes.index(a)] for a in rec.plane_axes)
     z = axes.index("Z")
     first = True
     for index in np.ndindex(*(n for a, n in zip(axes, sizes) if a != "Z")):

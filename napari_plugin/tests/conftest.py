@@ -47,19 +47,9 @@ def deterministic_path(tiny_deterministic_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model3d_path(tmp_path_factory, train_tiny) -> Path:
-    """A tiny 3D ladder (model.dims 3), trained on two synthetic ZYX stacks."""
-    import microvae
-    from microvae.synthetic import generate
-
-    data = tmp_path_factory.mktemp("stacks3d")
-    voxel = {"Z": 0.2, "Y": 0.05, "X": 0.05}
-    for i in range(2):
-        s = generate(shape=(16, 64, 64), seed=i, z_step_um=0.2, pixel_size_um=0.05)
-        microvae.write_image(data / f"s{i}.tif", s.image, axes="ZYX", pixel_size=voxel)
-    out = tmp_path_factory.mktemp("model3d") / "run"
-    overrides = ["model.dims=3", "data.tile_depth=8", "train.max_steps=10", "data.split=file"]
-    return train_tiny(out, [str(data / "s?.tif")], overrides)
+def model3d_path(tiny_3d_model_path) -> Path:
+    """The shared tiny 3D ladder (the repository's conftest.py)."""
+    return tiny_3d_model_path
 
 
 @pytest.fixture(scope="session", autouse=True)
