@@ -109,6 +109,7 @@ def test_inspect_text_and_json(tmp_path, capsys):
         "uint16, 12-bit",
         "0.2 x 0.065 x 0.065 um (ZYX)",
         "5 planes of 40 x 48 (over Z)",
+        "3D model    1 volume of 5 x 40 x 48, voxels 3.08x as deep as wide",
     ):
         assert expected in text
     assert main(["inspect", "--json", str(path)]) == 0

@@ -1,4 +1,4 @@
-"""``microvae inspect``: what microvae reads from each file, and how a 2D model sees it."""
+"""``microvae inspect``: what microvae reads from each file, and how a 2D or a 3D model sees it."""
 
 from __future__ import annotations
 
@@ -84,12 +84,34 @@ def format_text(d: dict) -> str:
         f"  pixel size  {size}",
         f"  values      {_num(d['min'])} .. {_num(d['max'])}",
         f"  2D model    {planes}",
+        f"  3D model    {_volumes(d)}",
     ]
     if "Q" in d["axes"]:
         lines.append("  note        axis Q is unknown to the file; pass --axes (e.g. ZYX or TYX)")
     if d.get("unfinished"):
         lines.append(f"  UNFINISHED  {d['unfinished']}")
     return "\n".join(lines)
+
+
+def _volumes(d: dict) -> str:
+    """How a 3D model sees the file: its volumes (one per index over the plane axes but Z)
+    and the voxel's depth over its width, or why it cannot read it."""
+    axes = d["plane_axes"]
+    if "Z" not in axes and axes != "Q":
+        return "no Z axis: a 3D model cannot read it (pass --axes if the file's stack is Z)"
+    zname = "Z" if "Z" in axes else "Q"
+    nz = d["shape"][d["axes"].index(zname)]
+    n = d["n_planes"] // nz
+    ny, nx = d["plane_shape"]
+    out = f"{n} volume{'s' * (n != 1)} of {nz} x {ny} x {nx}"
+    if zname == "Q":
+        out += " (axis Q read as Z)"
+    z, x = d["pixel_size"].get("Z"), d["pixel_size"].get("X")
+    if z and x:
+        out += f", voxels {z / x:.2f}x as deep as wide"
+    else:
+        out += "; voxel size not in the file (config: data.z_over_xy)"
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
