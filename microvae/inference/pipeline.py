@@ -472,6 +472,6 @@ def count_steps(
     shape = tuple(shape)
     options = options or TileOptions()
     per_plane = math.ceil(model.count_tiles(shape[-2:], options) / options.batch_size)
-    if getattr(model, "dims", 2) == 3:
+    if model.dims == 3:
         return math.prod(shape[:-3]) * model.count_slabs(shape[-3], options) * per_plane
     return math.prod(shape[:-2]) * per_plane
