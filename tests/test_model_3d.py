@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from microvae.errors import ShapeError
 from microvae.model import LikelihoodConfig, ModelConfig, build_vae, collapse_report
-from microvae.model.config import z_strides_for
+from microvae.model.config import z_kernels_for, z_strides_for
 from microvae.model.discretize import to_unit
 from microvae.objective import ObjectiveConfig, compute_loss, iwae_bound
 
@@ -71,9 +71,47 @@ def test_z_strides_follow_the_voxel_size():
         z_strides_for(3, 0)
 
 
+def test_z_kernels_see_one_plane_where_the_voxel_is_deep():
+    assert z_kernels_for(3, 1.0) == [3, 3, 3, 3]  # isotropic: 3x3x3 everywhere
+    assert z_kernels_for(3, 3.6) == [1, 3, 3, 3]  # 0.2 um over 0.056 um: full resolution only
+    assert z_kernels_for(3, 10.0) == [1, 1, 1, 3]
+    for ratio in (1.0, 2.0, 3.0, 5.0, 10.0):
+        strides, kernels = z_strides_for(4, ratio), z_kernels_for(4, ratio)
+        for level, k in enumerate(kernels):  # the voxel's depth over width at that level
+            depth = ratio * math.prod(strides[:level]) / 2**level
+            assert k == (1 if depth > 2 else 3)
+
+
+def test_one_plane_kernels_keep_planes_apart():
+    """With z_kernels 1 at every resolution and no Z stride, no layer mixes planes: a change
+    in one plane leaves every other plane's output unchanged (an independent check that the
+    kernels are (1, 3, 3) in every block, the upsampling and the head). Without GroupNorm,
+    whose statistics span the tile."""
+    for mode in ("ladder", "deterministic", "none"):
+        vae = _vae3d(mode, z_strides=(1, 1), depth=4, z_kernels=[1, 1, 1], norm="none").eval()
+        x = torch.rand(1, 1, 4, 16, 16) * 2 - 1
+        y = x.clone()
+        y[:, :, 2] = -y[:, :, 2]
+        with torch.no_grad():
+            a, b = vae.reconstruct(x), vae.reconstruct(y)
+        changed = (a - b).abs().amax(dim=(0, 1, 3, 4))
+        assert changed[2] > 0 and changed[[0, 1, 3]].max() == 0, mode
+    # and with 3-wide kernels at the coarsest level, planes do meet
+    vae = _vae3d("ladder", z_strides=(1, 1), depth=4, z_kernels=[1, 1, 3], norm="none").eval()
+    with torch.no_grad():
+        a, b = vae.reconstruct(x), vae.reconstruct(y)
+    assert (a - b)[:, :, [0, 1, 3]].abs().max() > 0
+
+
 def test_bad_3d_configs_are_explained():
-    with pytest.raises(ValidationError, match="z_strides are for 3D models"):
+    with pytest.raises(ValidationError, match="z_strides and z_kernels are for 3D models"):
         ModelConfig(z_strides=[1, 2, 2])
+    with pytest.raises(ValidationError, match="z_strides and z_kernels are for 3D models"):
+        ModelConfig(z_kernels=[1, 3, 3, 3])
+    with pytest.raises(ValidationError, match="z_kernels must list 4 numbers.*each 1 or 3"):
+        ModelConfig(dims=3, z_kernels=[1, 3, 3])
+    with pytest.raises(ValidationError, match="each 1 or 3"):
+        ModelConfig(dims=3, z_kernels=[1, 2, 3, 3])
     with pytest.raises(ValidationError, match="must list 3 numbers"):
         ModelConfig(dims=3, z_strides=[1, 2])
     with pytest.raises(ValidationError, match="each 1 or 2"):

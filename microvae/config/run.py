@@ -133,6 +133,8 @@ class RunConfig(BaseModel):
         d = self.model_dump(mode="json")
         d["model"].pop("tile_size", None)
         d["model"].pop("tile_depth", None)
+        if d["model"].get("z_kernels") is None:  # as 3D files read before it existed
+            d["model"].pop("z_kernels", None)
         if d["model"].get("dims") == 2:
             for key in ("dims", "z_strides"):
                 d["model"].pop(key, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import VAE, LevelLatents, VAEOutput
 from .collapse import collapse_report, z_weight_norms
-from .config import LikelihoodConfig, ModelConfig, z_strides_for
+from .config import LikelihoodConfig, ModelConfig, z_kernels_for, z_strides_for
 from .discretize import LN2
 from .distributions import DiagonalGaussian
 from .ladder import LadderVAE
@@ -14,6 +14,7 @@ from .top_prior import MAX_TOP_PRIOR_DIM, TopPrior, fit_top_prior
 from .unet import DeterministicUNetVAE
 
 __all__ = [
+    "z_kernels_for",
     "z_strides_for",
     "build_vae",
     "collapse_report",

@@ -92,6 +92,8 @@ class VAE(nn.Module):
         self.config, self.likelihood = config, likelihood
         self.levels, self.dims = config.levels, config.dims
         self.strides = config.strides()
+        # the kernel at each resolution (full, then each level): (1, 3, 3) where Z is coarse
+        k = self.kernels = config.kernels()
         ch = self.channels = config.channels_per_level()
         n_blocks = 2 * config.blocks_per_level * (config.levels + 1)
         self._block_kw = dict(
@@ -101,10 +103,12 @@ class VAE(nn.Module):
             dims=config.dims,
         )
         self.stem = nn.Sequential(
-            conv(config.dims, config.in_channels, ch[0]), *self._blocks(ch[0])
+            conv(config.dims, config.in_channels, ch[0], k[0]), *self._blocks(ch[0], 0)
         )
         self.down = nn.ModuleList(
-            nn.Sequential(Down(ch[i - 1], ch[i], self.strides[i - 1]), *self._blocks(ch[i]))
+            nn.Sequential(
+                Down(ch[i - 1], ch[i], self.strides[i - 1], k[i - 1]), *self._blocks(ch[i], i)
+            )
             for i in range(1, config.levels + 1)
         )
         # the encoder's input normalisation (x * scale + shift), stored with the weights
@@ -113,11 +117,13 @@ class VAE(nn.Module):
         self.head = nn.Sequential(
             make_norm(config.norm, ch[0]),
             make_activation(config.activation),
-            conv(config.dims, ch[0], likelihood.n_params),
+            conv(config.dims, ch[0], likelihood.n_params, k[0]),
         )
 
-    def _blocks(self, channels: int) -> list[nn.Module]:
-        return [ResBlock(channels, **self._block_kw) for _ in range(self.config.blocks_per_level)]
+    def _blocks(self, channels: int, level: int) -> list[nn.Module]:
+        """The residual blocks at ``level`` (0: full resolution), with its kernel."""
+        kw = dict(self._block_kw, kernel=self.kernels[level])
+        return [ResBlock(channels, **kw) for _ in range(self.config.blocks_per_level)]
 
     # -- shapes ------------------------------------------------------------------------------
 

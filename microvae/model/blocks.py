@@ -21,11 +21,15 @@ Norm = Literal["group", "none"]
 Activation = Literal["silu", "gelu"]
 
 
-def conv(dims: int, in_channels: int, out_channels: int, kernel: int = 3, **kw) -> nn.Module:
+Kernel = int | tuple[int, ...]
+
+
+def conv(dims: int, in_channels: int, out_channels: int, kernel: Kernel = 3, **kw) -> nn.Module:
     """A ``kernel``-wide convolution in ``dims`` (2 or 3) dimensions, padded to keep the size
-    (stride 1)."""
+    (at stride 1). ``kernel``: one width, or one per axis, e.g. (1, 3, 3) to see one plane."""
     cls = {2: nn.Conv2d, 3: nn.Conv3d}[dims]
-    return cls(in_channels, out_channels, kernel, padding=kernel // 2, **kw)
+    padding = kernel // 2 if isinstance(kernel, int) else tuple(k // 2 for k in kernel)
+    return cls(in_channels, out_channels, kernel, padding=padding, **kw)
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
@@ -52,16 +56,17 @@ class ResBlock(nn.Module):
         activation: Activation = "silu",
         residual_scale: float = 1.0,
         dims: int = 2,
+        kernel: Kernel = 3,
     ):
         super().__init__()
         out_channels = out_channels or in_channels
         self.branch = nn.Sequential(
             make_norm(norm, in_channels),
             make_activation(activation),
-            conv(dims, in_channels, out_channels),
+            conv(dims, in_channels, out_channels, kernel),
             make_norm(norm, out_channels),
             make_activation(activation),
-            conv(dims, out_channels, out_channels),
+            conv(dims, out_channels, out_channels, kernel),
         )
         last = self.branch[-1]
         with torch.no_grad():
@@ -79,11 +84,20 @@ class ResBlock(nn.Module):
 
 class Down(nn.Module):
     """Strided 3-wide convolution: (B, C_in, *S) -> (B, C_out, *S / stride); ``stride`` per
-    axis, e.g. (2, 2), or (1, 2, 2) for a level where Z keeps its size."""
+    axis, e.g. (2, 2), or (1, 2, 2) for a level where Z keeps its size. ``kernel``: the
+    widths where the stride is 1 (an axis that halves is always seen 3 wide)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, ...] = (2, 2)):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: tuple[int, ...] = (2, 2),
+        kernel: Kernel = 3,
+    ):
         super().__init__()
-        self.conv = conv(len(stride), in_channels, out_channels, stride=tuple(stride))
+        widths = (kernel,) * len(stride) if isinstance(kernel, int) else tuple(kernel)
+        widths = tuple(3 if s == 2 else k for s, k in zip(stride, widths))
+        self.conv = conv(len(stride), in_channels, out_channels, widths, stride=tuple(stride))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
@@ -91,12 +105,18 @@ class Down(nn.Module):
 
 class Up(nn.Module):
     """Nearest upsampling by ``scale`` per axis, then a 3-wide conv (no checkerboard):
-    (B, C_in, *S) -> (B, C_out, *S * scale)."""
+    (B, C_in, *S) -> (B, C_out, *S * scale); ``kernel`` as the output resolution's."""
 
-    def __init__(self, in_channels: int, out_channels: int, scale: tuple[int, ...] = (2, 2)):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        scale: tuple[int, ...] = (2, 2),
+        kernel: Kernel = 3,
+    ):
         super().__init__()
         self.up = nn.Upsample(scale_factor=tuple(float(s) for s in scale), mode="nearest")
-        self.conv = conv(len(scale), in_channels, out_channels)
+        self.conv = conv(len(scale), in_channels, out_channels, kernel)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.up(x))

@@ -73,6 +73,12 @@ class ModelConfig(BaseModel):
         "(default: 2 at every level, isotropic voxels)",
     )
     tile_depth: int = Field(16, ge=1, le=1024, description="dims 3: planes per tile")
+    z_kernels: list[int] | None = Field(
+        None,
+        description="dims 3: the convolutions' width in Z at full resolution and at each "
+        "level (levels + 1 numbers, 1 or 3): 1 where the voxel is still much deeper than wide, "
+        "so those convolutions see one plane (default: 3 everywhere)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -103,9 +109,17 @@ class ModelConfig(BaseModel):
 
     def _check_dims(self) -> None:
         if self.dims == 2:
-            if self.z_strides is not None:
-                raise ValueError("z_strides are for 3D models: set model.dims 3, or remove them")
+            if self.z_strides is not None or self.z_kernels is not None:
+                raise ValueError(
+                    "z_strides and z_kernels are for 3D models: set model.dims 3, or remove them"
+                )
             return
+        zk = self.z_kernels
+        if zk is not None and (len(zk) != self.levels + 1 or set(zk) - {1, 3}):
+            raise ValueError(
+                f"z_kernels must list {self.levels + 1} numbers (full resolution, then each "
+                f"level), each 1 or 3; got {zk}"
+            )
         zs = self.z_strides
         if zs is not None and (len(zs) != self.levels or set(zs) - {1, 2}):
             raise ValueError(
@@ -113,7 +127,8 @@ class ModelConfig(BaseModel):
                 f"1 or 2; got {zs}"
             )
         m = self.multiples()[0]
-        if self.tile_depth % m:
+        # without z_strides a run chooses them from the voxel, and checks the depth then
+        if zs is not None and self.tile_depth % m:
             raise ValueError(
                 f"tile_depth {self.tile_depth} (data.tile_depth in a run config) is not "
                 f"divisible by {m}, the product of z_strides {self.strides_z()}; use a "
@@ -136,6 +151,13 @@ class ModelConfig(BaseModel):
         if self.dims == 2:
             return [(2, 2)] * self.levels
         return [(z, 2, 2) for z in self.strides_z()]
+
+    def kernels(self) -> list[int | tuple[int, int, int]]:
+        """The convolutions' kernel at full resolution (index 0) and at levels 1..levels: 3,
+        or (z, 3, 3) in 3D."""
+        if self.dims == 2:
+            return [3] * (self.levels + 1)
+        return [(z, 3, 3) for z in (self.z_kernels or [3] * (self.levels + 1))]
 
     def multiples(self) -> tuple[int, ...]:
         """What each spatial side of a tile must be a multiple of: (2**levels,) * 2, or
@@ -178,4 +200,20 @@ def z_strides_for(levels: int, z_over_xy: float) -> list[int]:
             out.append(2)
         else:
             out.append(1)
+    return out
+
+
+def z_kernels_for(levels: int, z_over_xy: float) -> list[int]:
+    """The convolutions' width in Z at full resolution and at each level (the ``z_kernels``
+    of voxels ``z_over_xy`` times as deep as wide, with :func:`z_strides_for`'s strides): 1
+    where the voxel there is more than twice as deep as wide, 3 elsewhere (nnU-Net's rule).
+    A plane apart is then too far for a 3-wide kernel to relate; the levels below, where
+    XY is coarser, see Z. ``z_over_xy`` 1: 3 everywhere; 3.6: 1 at full resolution only."""
+    strides = z_strides_for(levels, z_over_xy)
+    z, xy, out = float(z_over_xy), 1.0, []
+    for level in range(levels + 1):
+        out.append(1 if z > 2 * xy else 3)
+        if level < levels:
+            xy *= 2
+            z *= strides[level]
     return out

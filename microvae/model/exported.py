@@ -16,9 +16,10 @@ __all__ = ["Reconstructor"]
 
 
 class Reconstructor(nn.Module):
-    """``forward(x)``: (B, 1, H, W) float32 in model units ([-1, 1] for discrete data) to the
-    reconstruction (B, 1, H, W) in the same units: the posterior means at every level, the
-    likelihood's mean (deterministic). H and W: multiples of 2**levels."""
+    """``forward(x)``: (B, 1, H, W) float32 in model units ([-1, 1] for discrete data), or
+    (B, 1, D, H, W) for a 3D model, to the reconstruction of the same shape in the same units:
+    the posterior means at every level, the likelihood's mean (deterministic). H and W:
+    multiples of 2**levels; D: of the product of the Z strides."""
 
     def __init__(self, model: dict, likelihood: dict, bit_depth: int | None):
         super().__init__()

@@ -33,10 +33,14 @@ class _Level(nn.Module):
         blocks: list[nn.Module],
         block_kw: dict,
         up: tuple[int, ...] | None = (2, 2),
+        kernels: tuple = (3, 3),
     ):
+        """``kernels``: this level's convolution kernel and the one of the level below (the
+        upsampling's output)."""
         super().__init__()
         dims = block_kw["dims"]
-        self.prior = conv(dims, channels, 2 * latent)
+        kernel, below_kernel = kernels
+        self.prior = conv(dims, channels, 2 * latent, kernel)
         nn.init.zeros_(self.prior.weight)  # p(z_l | z_>l) starts as N(0, I)
         nn.init.zeros_(self.prior.bias)
         self.posterior = nn.Sequential(
@@ -48,12 +52,13 @@ class _Level(nn.Module):
                 norm=block_kw["norm"],
                 activation=block_kw["activation"],
                 dims=dims,
+                kernel=kernel,
             ),
-            conv(dims, channels, 2 * latent),
+            conv(dims, channels, 2 * latent, kernel),
         )
         self.read_z = conv(dims, latent, channels, 1)
         self.blocks = nn.Sequential(*blocks)
-        self.up = Up(channels, below, up) if up else nn.Identity()
+        self.up = Up(channels, below, up, below_kernel) if up else nn.Identity()
 
 
 class LadderVAE(VAE):
@@ -61,7 +66,7 @@ class LadderVAE(VAE):
 
     def __init__(self, config: ModelConfig, likelihood: Likelihood):
         super().__init__(config, likelihood)
-        ch, lat = self.channels, config.latents_per_level()
+        ch, lat, k = self.channels, config.latents_per_level(), self.kernels
         self.top = nn.Parameter(torch.zeros(1, ch[-1], *(1,) * config.dims))
         # top level first: index i holds level L - i, which upsamples by level L - i's stride
         self.td = nn.ModuleList(
@@ -69,9 +74,10 @@ class LadderVAE(VAE):
                 ch[lv],
                 ch[lv - 1],
                 lat[lv - 1],
-                self._blocks(ch[lv]),
+                self._blocks(ch[lv], lv),
                 self._block_kw,
                 up=self.strides[lv - 1],
+                kernels=(k[lv], k[lv - 1]),
             )
             for lv in range(config.levels, 0, -1)
         )
@@ -81,12 +87,13 @@ class LadderVAE(VAE):
                     ch[0],
                     ch[0],
                     config.full_resolution_latent,
-                    self._blocks(ch[0]),
+                    self._blocks(ch[0], 0),
                     self._block_kw,
                     up=None,
+                    kernels=(k[0], k[0]),
                 )
             )
-        self.final = nn.Sequential(*self._blocks(ch[0]))
+        self.final = nn.Sequential(*self._blocks(ch[0], 0))
 
     @property
     def n_latent_levels(self) -> int:

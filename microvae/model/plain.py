@@ -32,13 +32,16 @@ class PlainVAE(VAE):
             self.read_z = nn.Linear(d, cells)
         else:
             latent = config.latents_per_level()[-1]
-            self.posterior = conv(config.dims, ch[-1], 2 * latent)
+            self.posterior = conv(config.dims, ch[-1], 2 * latent, self.kernels[-1])
             self.read_z = conv(config.dims, latent, ch[-1], 1)
         self.stages = nn.ModuleList(
-            nn.Sequential(*self._blocks(ch[lv]), Up(ch[lv], ch[lv - 1], self.strides[lv - 1]))
+            nn.Sequential(
+                *self._blocks(ch[lv], lv),
+                Up(ch[lv], ch[lv - 1], self.strides[lv - 1], self.kernels[lv - 1]),
+            )
             for lv in range(config.levels, 0, -1)
         )
-        self.final = nn.Sequential(*self._blocks(ch[0]))
+        self.final = nn.Sequential(*self._blocks(ch[0], 0))
 
     def z_readers(self) -> list[nn.Module]:
         return [self.read_z]

@@ -29,18 +29,20 @@ class DeterministicUNetVAE(VAE):
         super().__init__(config, likelihood)
         ch, latent = self.channels, config.latents_per_level()[-1]
         d = config.dims
-        self.posterior = conv(d, ch[-1], 2 * latent)
+        k = self.kernels
+        self.posterior = conv(d, ch[-1], 2 * latent, k[-1])
         self.read_z = conv(d, latent, ch[-1], 1)
-        self.bottleneck = nn.Sequential(*self._blocks(ch[-1]))
+        self.bottleneck = nn.Sequential(*self._blocks(ch[-1], config.levels))
         # level l (top first) decodes at 1/2**l, upsamples, then merges the skip f_{l-1}
         self.ups = nn.ModuleList(
-            Up(ch[lv], ch[lv - 1], self.strides[lv - 1]) for lv in range(config.levels, 0, -1)
+            Up(ch[lv], ch[lv - 1], self.strides[lv - 1], k[lv - 1])
+            for lv in range(config.levels, 0, -1)
         )
         self.merges = nn.ModuleList(
             conv(d, 2 * ch[lv - 1], ch[lv - 1], 1) for lv in range(config.levels, 0, -1)
         )
         self.stages = nn.ModuleList(
-            nn.Sequential(*self._blocks(ch[lv - 1])) for lv in range(config.levels, 0, -1)
+            nn.Sequential(*self._blocks(ch[lv - 1], lv - 1)) for lv in range(config.levels, 0, -1)
         )
 
     def z_readers(self) -> list[nn.Module]:
