@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .axial import MIN_PLANES as AXIAL_MIN_PLANES
+from .axial import axial_frc, axial_hf_ratio, axial_power_spectrum
 from .fidelity import (
     Metrics,
     basic_metrics,
@@ -50,6 +52,9 @@ from .thinning import (
 )
 
 __all__ = [
+    "axial_frc",
+    "axial_hf_ratio",
+    "axial_power_spectrum",
     "NETWORK3D_FIELDS",
     "Network3D",
     "network_3d",
@@ -89,6 +94,7 @@ __all__ = [
     "signal_band",
     "skeleton_stats",
     "ssim",
+    "volume_metrics",
 ]
 
 
@@ -122,6 +128,27 @@ def fine_structure_metrics(
     for name in MORPHOLOGY_FIELDS:
         out[f"ref_{name}"] = float(getattr(ref, name))
     out.update({f"ratio_{k}": v for k, v in ratios.items()})
+    return out
+
+
+def volume_metrics(
+    reference: np.ndarray,
+    test: np.ndarray,
+    *,
+    voxel: tuple[float, float, float] | None = None,
+    unit: str | None = "um",
+) -> dict[str, float]:
+    """The 3D metrics of ``test`` against ``reference`` (volumes (Z, Y, X) of one shape), as
+    one flat dict: ``net3d_<field>``, the 3D network's ratios test / reference for every
+    :data:`NETWORK3D_FIELDS` at the reference's threshold (voxel (Z, Y, X) in ``unit``;
+    None: one XY pixel, Z as deep); ``hf_ratio_z`` and ``frc_z_planes``, sharpness and
+    resolution along Z (NaN for stacks under 8 planes)."""
+    kw = {"unit": unit} if voxel is None else {"voxel": tuple(voxel), "unit": unit}
+    _, _, ratios = network_3d_ratios(reference, test, **kw)
+    out = {f"net3d_{k}": float(v) for k, v in ratios.items()}
+    deep = len(reference) >= AXIAL_MIN_PLANES
+    out["hf_ratio_z"] = axial_hf_ratio(reference, test).ratio if deep else float("nan")
+    out["frc_z_planes"] = axial_frc(reference, test).resolution_px if deep else float("nan")
     return out
 
 

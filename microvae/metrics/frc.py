@@ -20,7 +20,7 @@ from scipy import fft
 
 from .spectrum import _ring_sums, apodise, ring_index
 
-__all__ = ["FRCResult", "frc", "FRC_THRESHOLD"]
+__all__ = ["FRCResult", "frc", "frc_result", "correlation_curve", "FRC_THRESHOLD"]
 
 FRC_THRESHOLD = 1 / 7
 
@@ -76,12 +76,30 @@ def frc(
     cross = _ring_sums((f1 * np.conj(f2)).real, ring, n)
     p1 = _ring_sums(f1.real**2 + f1.imag**2, ring, n)
     p2 = _ring_sums(f2.real**2 + f2.imag**2, ring, n)
+    return frc_result(freqs, correlation_curve(cross, p1, p2), threshold, pixel_size, unit)
+
+
+def correlation_curve(cross: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
+    """Per frequency, the cross power over the root of the two powers (all summed over a
+    ring, or a plane of frequencies); index 0, the mean, NaN."""
     denom = np.sqrt(p1 * p2)
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = np.where(denom > 0, cross / denom, 0.0)
     # two flat images have no power anywhere: they agree, so the curve is 1
     curve[(p1 == 0) & (p2 == 0)] = 1.0
     curve[0] = np.nan
+    return curve
+
+
+def frc_result(
+    freqs: np.ndarray,
+    curve: np.ndarray,
+    threshold: float = FRC_THRESHOLD,
+    pixel_size: float | None = None,
+    unit: str | None = "um",
+) -> FRCResult:
+    """The resolution of a correlation curve (``curve[0]``, the mean, ignored): where its
+    3-ring running mean first falls below ``threshold``, interpolated."""
     smooth = curve.copy()
     smooth[1:] = np.convolve(np.pad(curve[1:], 1, mode="edge"), np.ones(3) / 3, mode="valid")
     below = np.nonzero(smooth[1:] < threshold)[0]

@@ -29,6 +29,8 @@ __all__ = [
     "ring_index",
     "radial_power_spectrum",
     "signal_band",
+    "band_of",
+    "choose_band",
     "hf_power_ratio",
 ]
 
@@ -92,6 +94,14 @@ def signal_band(
     """(lowest, highest) frequency of the image's signal band in cycles/px (see the module
     docstring), or None when no frequency stands above the noise floor."""
     freqs, power = radial_power_spectrum(image, window=window)
+    return band_of(freqs, power, snr_factor)
+
+
+def band_of(
+    freqs: np.ndarray, power: np.ndarray, snr_factor: float = 10.0
+) -> tuple[float, float] | None:
+    """The signal band of a spectrum (``freqs`` in cycles/px from 0, ``power`` per
+    frequency), by :func:`signal_band`'s rule."""
     floor = float(np.median(power[freqs >= NOISE_FLOOR_FROM]))
     # a running median over 5 rings: one noisy ring neither ends the band nor extends it
     smooth = median_filter(power, size=5, mode="nearest")
@@ -110,6 +120,25 @@ class HFRatio:
     ratio: float
     band: tuple[float, float]
     auto: bool
+
+
+def choose_band(
+    band: tuple[float, float] | None,
+    spectrum,
+    snr_factor: float = 10.0,
+    unit: str = "cycles/px",
+) -> tuple[float, float] | None:
+    """``band`` checked, or where None the upper half of the signal band of ``spectrum()``
+    ((frequencies, power), computed only then); None where there is no signal band."""
+    if band is None:
+        found = band_of(*spectrum(), snr_factor)
+        if found is None:
+            return None
+        band = (found[1] / 2, found[1])
+    lo, hi = band
+    if not 0 <= lo < hi <= 0.5 + 1e-9:
+        raise ValueError(f"band must be 0 <= low < high <= 0.5 {unit}, got {band}")
+    return band
 
 
 def hf_power_ratio(
@@ -131,14 +160,10 @@ def hf_power_ratio(
             f"reference and test must be 2D of one shape, got {reference.shape}, {test.shape}"
         )
     auto = band is None
-    if auto:
-        found = signal_band(reference, snr_factor=snr_factor)
-        if found is None:
-            return HFRatio(float("nan"), (float("nan"), float("nan")), True)
-        band = (found[1] / 2, found[1])
+    band = choose_band(band, lambda: radial_power_spectrum(reference), snr_factor)
+    if band is None:
+        return HFRatio(float("nan"), (float("nan"), float("nan")), True)
     lo, hi = band
-    if not 0 <= lo < hi <= 0.5 + 1e-9:
-        raise ValueError(f"band must be 0 <= low < high <= 0.5 cycles/px, got {band}")
     f = radial_frequency(reference.shape)
     inside = (f >= lo) & (f <= hi)
 
