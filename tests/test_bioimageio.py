@@ -194,3 +194,32 @@ def test_export_refuses_an_image_smaller_than_a_tile(tmp_path, tiny_model_path):
     with pytest.raises(BioimageioError, match="smaller than the model's tile"):
         export_bioimageio(model, tmp_path / "x.zip", image=np.zeros((16, 16), np.uint16))
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_a_3d_model_exports_with_zyx_axes_and_loads_back(tmp_path, tiny_3d_model_path):
+    """A 3D model's package: b, c, z, y, x axes sized by its tile and strides, a test volume
+    that bioimageio.core's model test reproduces, and load_model reading it back."""
+    from bioimageio.core import test_model
+
+    original = microvae.load_model(tiny_3d_model_path)
+    stack = generate(shape=(16, 64, 64), seed=5, z_step_um=0.2, pixel_size_um=0.05).image
+    out = export_bioimageio(original, tmp_path / "tiny3d.zip", image=stack)
+    with zipfile.ZipFile(out) as z:
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+        test_input = np.load(io.BytesIO(z.read("test_input.npy")))
+    axes = rdf["inputs"][0]["axes"]
+    assert [a.get("id", a["type"]) for a in axes] == ["batch", "channel", "z", "y", "x"]
+    depth, side = original.config.data.tile_depth, original.config.data.tile_size
+    z_step = int(np.prod(original.config.model.strides_z()))
+    assert axes[2]["size"] == {"min": depth, "step": z_step}
+    assert axes[3]["size"] == {"min": side, "step": 2**original.config.model.levels}
+    assert test_input.shape == (1, 1, depth, side, side) and "3d" in rdf["tags"]
+    summary = test_model(out)
+    assert summary.status == "passed", [d.name for d in summary.details if d.status != "passed"]
+    loaded = microvae.load_model(out)
+    assert loaded.dims == 3 and loaded.config == original.config
+    np.testing.assert_array_equal(
+        loaded.reconstruct(stack, "ZYX"), original.reconstruct(stack, "ZYX")
+    )
+    with pytest.raises(BioimageioError, match=r"\(4 x 64 x 64\) is smaller .* \(8 x 32 x 32\)"):
+        export_bioimageio(original, tmp_path / "thin.zip", image=stack[:4])

@@ -62,39 +62,53 @@ def _processing(norm) -> tuple[list[dict], list[dict]]:
 
 
 def _test_tile(model: TrainedModel, image: np.ndarray | None) -> np.ndarray:
-    """A tile of the model's training size: the one with most signal of ``image``'s middle
-    plane, or synthetic mitochondria in the training data's intensity range."""
+    """A tile of the model's training size, (T, T), or (D, T, T) for a 3D model: where
+    ``image``'s middle plane has most signal (a 3D model's: the middle D planes there), or
+    synthetic mitochondria in the training data's intensity range."""
     t = model.default_tile()
+    depth = model.config.data.tile_depth if model.dims == 3 else 1
     if image is None:
         from ..synthetic import generate
 
-        s = generate(shape=(2 * t, 2 * t), seed=0).image.astype(np.float64)
+        shape = (2 * t, 2 * t) if model.dims == 2 else (depth, 2 * t, 2 * t)
+        s = generate(shape=shape, seed=0).image.astype(np.float64)
         norm = model.normalisation
         s = (s - s.min()) / max(np.ptp(s), 1e-12) * (norm.high - norm.low) + norm.low
         dtype = np.dtype(norm.dtype)
-        plane = np.rint(s).astype(dtype) if dtype.kind in "ui" else s.astype(np.float32)
+        stack = np.rint(s).astype(dtype) if dtype.kind in "ui" else s.astype(np.float32)
     else:
-        plane = np.asarray(image)
-        while plane.ndim > 2:
-            plane = plane[plane.shape[0] // 2]
-    h, w = plane.shape
-    if h < t or w < t:
-        raise BioimageioError(f"the test image ({h} x {w}) is smaller than the model's tile ({t})")
+        stack = np.asarray(image)
+        while stack.ndim > model.dims:  # the middle time point, channel or plane
+            stack = stack[stack.shape[0] // 2]
+    if model.dims == 2:
+        stack = stack[None]
+    h, w = stack.shape[1:]
+    if len(stack) < depth or h < t or w < t:
+        have = " x ".join(map(str, stack.shape[-model.dims :]))
+        want = f"{depth} x {t} x {t}" if model.dims == 3 else f"{t} x {t}"
+        raise BioimageioError(f"the test image ({have}) is smaller than the model's tile ({want})")
+    z = (len(stack) - depth) // 2
+    block = stack[z : z + depth]
     # the latent tools' choice of tile: the one with most signal (above the Otsu threshold)
-    return np.ascontiguousarray(tiles_from_planes([plane], t, max_tiles=1, min_signal=0).tiles[0])
+    _, y, x = tiles_from_planes([block[depth // 2]], t, max_tiles=1, min_signal=0).positions[0]
+    tile = block[:, y : y + t, x : x + t]
+    return np.ascontiguousarray(tile if model.dims == 3 else tile[0])
 
 
 def _readme(model: TrainedModel, name: str) -> str:
     cfg, s = model.config, model.summary or {}
     val = (s.get("validation") or {}).get("val/bits_per_dim")
     collapse = (s.get("collapse") or {}).get("verdict", "n/a")
+    tile = " x ".join(map(str, cfg.model.tile_shape()))
+    sizes = " x ".join(map(str, cfg.model.multiples()))
+    kind = "2D" if model.dims == 2 else "3D, a volume (Z, Y, X)"
     return f"""# {name}
 
 A microvae model (microvae {__version__}): a {cfg.model.skip_mode} VAE with a
 {cfg.likelihood.name} likelihood, {cfg.model.levels} latent levels, trained on
-{cfg.data.tile_size} x {cfg.data.tile_size} tiles for {s.get("steps", "?")} steps. It
-reconstructs a single-channel image (2D, any size that is a multiple of
-{2**cfg.model.levels}); the preprocessing maps raw intensities to the model's units, the
+{tile} tiles for {s.get("steps", "?")} steps. It
+reconstructs a single-channel image ({kind}, at least a tile, of sides that are multiples of
+{sizes}); the preprocessing maps raw intensities to the model's units, the
 postprocessing maps the reconstruction back and clips it to the data's range.
 
 With microvae installed: `microvae.load_model("package.zip")` loads it as the model it came
@@ -130,14 +144,17 @@ def export_bioimageio(
         The package path, written atomically after the description validated.
     """
     spec = require("bioimageio.spec", "bioimageio", "bioimage.io export")
-    model.require_2d("bioimage.io export")
     out = Path(out)
     if out.suffix != ".zip":
         raise BioimageioError(f"{out}: a bioimage.io package is a .zip; name it {out.stem}.zip")
     if not out.parent.is_dir():
         raise BioimageioError(f"{out}: folder {out.parent} does not exist")
     if isinstance(image, ImageRecord):
-        image = next(iter(image.iter_planes()))[1]
+        image = (
+            next(iter(image.iter_volumes()))[1]
+            if model.dims == 3
+            else next(iter(image.iter_planes()))[1]
+        )
     tile = _test_tile(model, image)
     raw_out = _reconstruct_raw(model, tile)
     name = name or f"microvae {model.config.model.skip_mode} {model.config.likelihood.name}"
@@ -176,7 +193,8 @@ def _write_files(folder: Path, model, tile, raw_out, name: str) -> list[dict]:
     torch.save(state, folder / WEIGHTS)
     np.save(folder / "test_input.npy", tile.astype(np.float32)[None, None])
     np.save(folder / "test_output.npy", raw_out)
-    save_png(folder / "cover.png", side_by_side(tile, raw_out[0, 0], zoom=4))
+    middle = (slice(None),) if tile.ndim == 2 else (len(tile) // 2,)  # a 3D tile's middle plane
+    save_png(folder / "cover.png", side_by_side(tile[middle], raw_out[0, 0][middle], zoom=4))
     (folder / "README.md").write_text(_readme(model, name))
     attachments = []
     if model.top_prior is not None:
@@ -219,7 +237,7 @@ def _description(spec, model, name, authors, license, description, attachments) 
         "keeps fine mitochondrial structure (microvae).",
         "authors": [{"name": a} for a in (list(authors) or ["microvae user"])],
         "license": license,
-        "tags": ["microvae", "vae", "fluorescence", "mitochondria", "2d", "pytorch"],
+        "tags": ["microvae", "vae", "fluorescence", "mitochondria", f"{model.dims}d", "pytorch"],
         "documentation": {"source": "README.md"},
         "covers": [{"source": "cover.png"}],
         "inputs": inputs,
@@ -242,22 +260,27 @@ def _description(spec, model, name, authors, license, description, attachments) 
 
 
 def _tensors(model) -> tuple[list[dict], list[dict]]:
-    """The input ``raw`` (b, c, y, x; y and x at least a tile, in steps of 2**levels) and the
-    output ``reconstruction`` of the same size, with their processing and test tensors."""
+    """The input ``raw`` (b, c, y, x; y and x at least a tile, in steps of 2**levels; a 3D
+    model's b, c, z, y, x, z at least the tile's depth, in steps of the product of its Z
+    strides) and the output ``reconstruction`` of the same size, with their processing and
+    test tensors."""
     cfg = model.config
     pre, post = _processing(model.normalisation)
-    space = {"min": int(cfg.data.tile_size), "step": 2**cfg.model.levels}
+    sizes = {
+        axis: {"min": int(side), "step": int(step)}
+        for axis, side, step in zip(
+            "zyx"[-model.dims :], cfg.model.tile_shape(), cfg.model.multiples()
+        )
+    }
     axes_in = [
         {"type": "batch"},
         {"type": "channel", "channel_names": ["intensity"]},
-        {"type": "space", "id": "y", "size": space},
-        {"type": "space", "id": "x", "size": space},
+        *({"type": "space", "id": a, "size": size} for a, size in sizes.items()),
     ]
     same = [
         {"type": "batch"},
         {"type": "channel", "channel_names": ["reconstruction"]},
-        {"type": "space", "id": "y", "size": {"tensor_id": "raw", "axis_id": "y"}},
-        {"type": "space", "id": "x", "size": {"tensor_id": "raw", "axis_id": "x"}},
+        *({"type": "space", "id": a, "size": {"tensor_id": "raw", "axis_id": a}} for a in sizes),
     ]
     inputs = {
         "id": "raw",

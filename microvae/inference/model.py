@@ -228,7 +228,7 @@ class TrainedModel:
             name = self.path.name if self.path is not None else "the model"
             raise ShapeError(
                 f"{name}: a 3D model (model.dims 3); {what} takes 2D models for now. "
-                "reconstruct, encode and predict take 3D models"
+                "reconstruct, encode, predict and bioimage.io export take 3D models"
             )
 
     def _tiles_3d(self, options: TileOptions) -> tuple[int, int, int, int]:
