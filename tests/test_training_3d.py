@@ -169,15 +169,55 @@ def test_a_3d_model_without_voxel_size_says_what_to_set(stacks, tmp_path, tiny_o
         )
 
 
-def test_what_3d_models_cannot_do_yet_says_so_in_one_line(model3d, stacks, tmp_path):
+def test_what_3d_models_cannot_do_yet_says_so_in_one_line(model3d, stacks):
     from microvae.errors import ShapeError
     from microvae.latent import collect_tiles
-    from microvae.report import evaluate
 
     model = microvae.load_model(model3d, device="cpu")
-    for call in (
-        lambda: evaluate(model, [stacks / "s0.tif"], tmp_path / "ev", progress=False),
-        lambda: collect_tiles(model, [stacks / "s0.tif"]),
-    ):
-        with pytest.raises(ShapeError, match="a 3D model .* takes 2D models for now"):
-            call()
+    with pytest.raises(ShapeError, match="a 3D model .* takes 2D models for now"):
+        collect_tiles(model, [stacks / "s0.tif"])
+
+
+def test_evaluate_scores_a_3d_model_per_plane_and_per_volume(model3d, tmp_path, caplog, capsys):
+    """evaluate with a 3D model: per-plane rows from the volume's reconstruction, a row per
+    volume and comparison with the 3D network and Z metrics, the noise-split estimate over
+    the volume, and a report that says what it leaves to 2D models."""
+    from microvae.metrics import network_3d_ratios
+    from microvae.report import evaluate
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    s = generate(shape=(16, 64, 64), seed=7, z_step_um=0.2, pixel_size_um=0.05)
+    microvae.write_image(folder / "v.tif", s.image, axes="ZYX", pixel_size=VOXEL)
+    microvae.write_image(folder / "v_gt.tif", s.ground_truth, axes="ZYX", pixel_size=VOXEL)
+    model = microvae.load_model(model3d, device="cpu")
+    result = evaluate(
+        model, folder, tmp_path / "ev", gt="{stem}_gt.tif", split_noise=True, progress=False
+    )
+    planes = [r for r in result.rows if r["file"] == "v.tif" and r["plane"] != "volume"]
+    volumes = {(r["reference"], r["compared"]): r for r in result.rows if r["plane"] == "volume"}
+    assert len(planes) == 3 * 16 and len(volumes) == 3
+    # the ground truth against the input needs no model: its 3D ratios, computed here apart
+    _, _, direct = network_3d_ratios(s.ground_truth, s.image, voxel=(0.2, 0.05, 0.05))
+    row = volumes[("ground truth", "input")]
+    for key, value in direct.items():
+        assert row[f"net3d_{key}"] == pytest.approx(value, nan_ok=True)
+    # noise adds power between planes that the noise-free truth lacks
+    assert row["hf_ratio_z"] > 1 and row["frc_z_planes"] > 2
+    assert np.isfinite(volumes[("ground truth", "reconstruction")]["hf_ratio_z"])
+    rec = volumes[("input", "reconstruction")]
+    assert np.isfinite(rec["split_psnr_db"]) and "hf_ratio_z" in rec
+    assert "split_psnr_db" not in planes[0]  # over the volume, not per plane
+    means = {(r["reference"], r["compared"]): r for r in result.rows if r["file"] == "all"}
+    assert means[("input", "reconstruction")]["net3d_total_length"] == pytest.approx(
+        rec["net3d_total_length"]
+    )
+    report = result.report.read_text()
+    assert "## Volumes" in report and "take 2D models for now" in report
+    assert "8x32x32 tiles" in report and (tmp_path / "ev" / "figures" / "crops.png").is_file()
+    assert "latent diagnostics, embeddings and generation figures take 2D" in caplog.text
+    from microvae.cli.evaluate_cmd import _say
+
+    _say(result, split_noise=True)  # what `microvae evaluate` prints of it
+    said = capsys.readouterr().out
+    assert "volumes: 3D network length ratio" in said and "noise-split estimate" in said

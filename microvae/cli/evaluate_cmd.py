@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         iwae=args.iwae,
     )
     _say(result, args.split_noise)
-    print(f"latent space: {result.diagnostics.get('verdict')}")
+    if result.diagnostics:  # a 3D model's evaluation has none (the report says why)
+        print(f"latent space: {result.diagnostics.get('verdict')}")
     print(f"report: {result.report}")
     return 0
 
@@ -110,6 +111,11 @@ def _say(result, split_noise: bool) -> None:
             f"{row['ssim']:.3f}, FRC {row['frc_resolution_px']:.2f} px, HF ratio "
             f"{row['hf_ratio']:.2f}, network length ratio {row['ratio_total_length_px']:.2f}"
         )
+        if "hf_ratio_z" in row:  # a 3D model's volumes
+            print(
+                f"  volumes: 3D network length ratio {row['net3d_total_length']:.2f}, junctions "
+                f"{row['net3d_n_junctions']:.2f}, HF ratio along Z {row['hf_ratio_z']:.2f}"
+            )
         if split_noise and "split_psnr_db" in row:
             print(
                 f"  noise-split estimate of the error to the signal: RMSE "

@@ -14,6 +14,7 @@ clusters).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -60,6 +61,7 @@ from ..metrics import (
     frc,
     realism_reference,
     split_noise_values,
+    volume_metrics,
 )
 from . import figures
 from .markdown import write_report
@@ -156,6 +158,12 @@ class _Scores(PlaneSink):
 
     def start(self, info: ImageInfo) -> None:
         super().start(info)
+        # a 3D model's planes come volume by volume, in Z order: (input, reconstruction,
+        # truth) of the volume under way, scored when its last plane is in
+        self._volume: list | None = None
+        if self.model.dims == 3:  # the pipeline has checked that the image has a Z
+            self._volume = []
+            self._depth = info.shape[info.axes.index(info.plane_axes[-1])]
         self._gt_planes = None
         if self.gt_path is not None:
             gt_rec = read_image(self.gt_path, channel=self.channel, axes=self.axes)
@@ -183,7 +191,9 @@ class _Scores(PlaneSink):
         for ref_name, test_name, ref, test in pairs:
             m = fine_structure_metrics(ref, test, pixel_size=px, unit=unit)
             self.rows.append({**where, "reference": ref_name, "compared": test_name, **m})
-        if self.split_noise:
+        if self._volume is not None:
+            self._add_to_volume(out, truth)
+        elif self.split_noise:
             est = _split_noise(
                 self.model,
                 plane,
@@ -195,13 +205,69 @@ class _Scores(PlaneSink):
             self.rows[first].update(est)
             self._split_failed = self._split_failed or math.isnan(est["split_mse"])
         if self.keep and out.index == 0:
-            self.kept = {
+            self.kept = {  # the first plane, for the crops and FRC figures
                 "input": plane,
                 "reconstruction": recon,
                 "ground truth": truth,
                 "pixel_size": px,
                 "unit": unit,
             }
+
+    def _add_to_volume(self, out: PlaneOutput, truth: np.ndarray | None) -> None:
+        """Keep a 3D model's plane; at its volume's last plane, that volume's rows."""
+        self._volume.append((out.plane, out.reconstruction, truth))
+        if out.position[-1] < self._depth - 1:
+            return
+        info = self.info
+        where = {"file": info.name, "plane": "volume"}
+        where.update(zip(info.plane_axes[:-1], out.position[:-1]))
+        rows, why = _volume_rows(
+            self.model,
+            self._volume,
+            where,
+            info,
+            self.options,
+            self.split_noise,
+            self.seed + out.index,
+        )
+        if why is not None and not self._split_failed:
+            _log.warning("%s: no noise-split estimate: %s", info.name, why)
+        self._split_failed = self._split_failed or why is not None
+        self.rows += rows
+        self._volume = []
+
+
+def _volume_rows(model, planes, where, info, options, split_noise, seed):
+    """A volume's rows (:func:`microvae.metrics.volume_metrics`: the reconstruction against
+    the input and, with a ground truth, both against it), the noise-split estimate over the
+    volume on request; and why that estimate is missing, or None."""
+    inp, rec = np.stack([p[0] for p in planes]), np.stack([p[1] for p in planes])
+    truth = None if planes[0][2] is None else np.stack([p[2] for p in planes])
+    px = info.pixel_size
+    voxel = tuple(px[a] for a in "ZYX") if all(a in px for a in "ZYX") else None
+    pairs = [("input", "reconstruction", inp, rec)]
+    if truth is not None:
+        pairs += [
+            ("ground truth", "reconstruction", truth, rec),
+            ("ground truth", "input", truth, inp),
+        ]
+    rows = [
+        {
+            **where,
+            "reference": a,
+            "compared": b,
+            **volume_metrics(r, t, voxel=voxel, unit=info.unit),
+        }
+        for a, b, r, t in pairs
+    ]
+    why = None
+    if split_noise:
+        kw = dataclasses.asdict(options)
+        values, why = split_noise_values(
+            inp, lambda v: model.reconstruct(v, "ZYX", **kw), seed=seed
+        )
+        rows[0].update(values)
+    return rows, why
 
 
 def _score_file(
@@ -259,7 +325,10 @@ def _summary_rows(rows: list[dict]) -> list[dict]:
     for ref, comp in keys:
         sel = [r for r in rows if r["reference"] == ref and r["compared"] == comp]
         mean = {"file": "all", "plane": "mean", "reference": ref, "compared": comp}
-        for k, v in sel[0].items():
+        # every row's numbers (a 3D model's volume rows hold their own), in first-seen order
+        numeric = {k: v for r in reversed(sel) for k, v in r.items()}
+        for k in dict.fromkeys(k for r in sel for k in r):
+            v = numeric[k]
             if k in mean or not isinstance(v, (int, float)) or k in ("plane",):
                 continue
             vals = np.array([r.get(k, np.nan) for r in sel], float)
@@ -445,9 +514,11 @@ def evaluate(
 
     Writes ``metrics.csv`` (a row per plane and comparison, then the means),
     ``diagnostics.json``, ``latent.json`` (embeddings, sample realism, holes),
-    ``figures/*.png`` and ``report.md``.
+    ``figures/*.png`` and ``report.md``. A 3D model's rows add one per volume and comparison
+    (plane ``volume``: :func:`microvae.metrics.volume_metrics`, and there the noise-split
+    estimate over the volume); its evaluation stops at the metrics and fidelity figures
+    (the latent tools take 2D models for now).
     """
-    model.require_2d("evaluate")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs = _inputs(inputs, gt)
@@ -456,6 +527,8 @@ def evaluate(
     )
     write_csv(out / "metrics.csv", rows)
     files = [p for p, _ in pairs]
+    if model.dims == 3:
+        return _volume_evaluation(model, out, rows, kept, files)
     tiles = _labelled_tiles(model, files, labels, max_tiles, channel, axes)
     diag = _diagnostics_part(model, tiles, out, iwae, seed)
     result = Evaluation(out, rows, diag, files=[p.name for p in files])
@@ -464,6 +537,20 @@ def evaluate(
     _generation_part(result, model, tiles, pooled, seed)
     with atomic_path(out / "latent.json") as tmp:
         tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
+    result.report = write_report(result, model)
+    return result
+
+
+def _volume_evaluation(model, out: Path, rows, kept, files) -> Evaluation:
+    """A 3D model's evaluation: the metrics and fidelity figures; the latent tools take 2D
+    tiles, and the report says so."""
+    _log.warning(
+        "%s: a 3D model; the latent diagnostics, embeddings and generation figures take 2D "
+        "models for now: metrics and fidelity figures only",
+        model.path,
+    )
+    result = Evaluation(out, rows, {}, files=[p.name for p in files])
+    _fidelity_figures(result, kept)
     result.report = write_report(result, model)
     return result
 
