@@ -775,6 +775,7 @@ def stacks3d_section(r: dict) -> str:
                 f"{a['ratio_n_junctions']:.2f} / {b['ratio_n_junctions']:.2f}",
                 f"{a['net3d_total_length']:.2f} / {b['net3d_total_length']:.2f}",
                 f"{a['net3d_n_junctions']:.2f} / {b['net3d_n_junctions']:.2f}",
+                f"{a['hf_ratio_z']:.2f} / {b['hf_ratio_z']:.2f}" if "hf_ratio_z" in b else "-",
                 f"{b['z_strides']}, {b['verdict']}",
             ]
         )
@@ -790,8 +791,9 @@ def stacks3d_section(r: dict) -> str:
         "(dB) on the held-out block, one split shared by both models (the 2D model "
         "reconstructs it plane by plane, the 3D model as a volume); HF ratio, network "
         "length and junction ratios per plane against the input, and the 3D network's "
-        "length and junction ratios against the input's (2D model / 3D model; 1 is a "
-        f"match). Targets: 3D >= 2D + {r['target_gain_db']} dB on every set; 3D ratios "
+        "length and junction ratios against the input's, and the HF ratio along Z "
+        "(`metrics.axial_hf_ratio`; runs before it existed show '-') (2D model / 3D model; 1 "
+        f"is a match). Targets: 3D >= 2D + {r['target_gain_db']} dB on every set; 3D ratios "
         "within 10% of 1.\n\n"
         + _table(
             [
@@ -804,11 +806,74 @@ def stacks3d_section(r: dict) -> str:
                 "junction ratio",
                 "3D length ratio",
                 "3D junction ratio",
+                "HF ratio along Z",
                 "3D z_strides, verdict",
             ],
             rows,
         )
     )
+
+
+def z_diagnosis_section(r: dict) -> str:
+    """What Z can give, and how fast 3D variants learn (benchmarks/z_diagnosis.py)."""
+    wiener = [
+        [
+            f"{w['z_step_um']} um, seed {w['seed']}",
+            f"{w['input_db']:.2f}",
+            f"{w['wiener_2d_db']:.2f}",
+            f"{w['wiener_3d_db']:.2f}",
+            f"{w['wiener_3d_db'] - w['wiener_2d_db']:+.2f}",
+        ]
+        for w in r["wiener"]
+    ]
+    text = (
+        "## Why 3D trails 2D: what Z can give, and how fast 3D variants learn\n\n"
+        + _machine(r)
+        + "\n`benchmarks/z_diagnosis.py`. Synthetic ZYX stacks (32 x 192 x 192, the "
+        "generator's optics: axial PSF sigma about one 0.2 um plane), PSNR (dB) against the "
+        "ground truth of the oracle Wiener filter (gains from the true spectra) per plane and "
+        "over the volume: the share of the error that pooling planes can remove, for a linear "
+        "estimate.\n\n"
+        + _table(["Z step, stack", "input", "Wiener per plane", "Wiener 3D", "3D - 2D"], wiener)
+    )
+    if "gaussian" in r:
+        rows = [
+            [
+                name,
+                f"{g['best_xy_db']:.2f} (sigma {g['best_xy_sigma_z_xy'][1]})",
+                f"{g['best_xyz_db']:.2f} (sigma Z {g['best_xyz_sigma_z_xy'][0]}, "
+                f"XY {g['best_xyz_sigma_z_xy'][1]})",
+            ]
+            for name, g in r["gaussian"].items()
+        ]
+        text += (
+            "\n\nThe real stacks' held-out blocks (as in stacks3d.py), the best Gaussian blur "
+            "by noise-split PSNR (dB), in XY alone and in XY and Z (sigmas in pixels and "
+            "planes):\n\n" + _table(["stack", "best XY blur", "best XYZ blur"], rows)
+        )
+    if "variants" in r:
+        rows = [
+            [
+                name,
+                f"{v['split_psnr_db']:.2f}",
+                f"{v['rmse_to_input']:.1f}",
+                f"{v['hf_ratio']:.2f}",
+                f"{v['seconds']:.0f}",
+                str(v["verdict"]),
+            ]
+            for name, v in r["variants"].items()
+        ]
+        text += (
+            f"\n\nMitoGraphTest001, every variant trained for {r['steps']} steps (one seed "
+            "each: a rerun repeats the numbers, but the spread between seeds was not measured, "
+            "so a difference of a dB or two may not hold), "
+            "scored on the held-out block: noise-split PSNR (dB), RMSE to the noisy input "
+            "(ADU), HF ratio, training seconds (data preparation and validation included).\n\n"
+            + _table(
+                ["variant", "split PSNR", "RMSE to input", "HF ratio", "seconds", "verdict"], rows
+            )
+        )
+    return text + "\n"
 
 
 def render() -> str:
@@ -834,6 +899,9 @@ def render() -> str:
         parts.append(real_variants_section(variants))
     for stacks in _runs("stacks3d"):
         parts.append(stacks3d_section(stacks))
+    z_diagnosis = _load("z_diagnosis")
+    if z_diagnosis:
+        parts.append(z_diagnosis_section(z_diagnosis))
     floors = _runs("noise_floor")
     if floors:
         parts.append(noise_floor_section(floors, _runs("fidelity")))
