@@ -814,6 +814,47 @@ def stacks3d_section(r: dict) -> str:
     )
 
 
+def synthetic3d_section(r: dict) -> str:
+    """3D against 2D on synthetic stacks against the ground truth (benchmarks/synthetic3d.py)."""
+    rows = []
+    for name, x in (("input", r["input"]), ("2D", r["2d"]), ("3D", r["3d"])):
+        psnr = r["input_psnr_db"] if name == "input" else x["psnr_db"]
+        how = "" if name == "input" else f"{x['steps']} steps, {x['seconds']:.0f} s"
+        rows.append(
+            [
+                name,
+                how,
+                f"{psnr:.2f}",
+                f"{x['net3d_total_length']:.2f}",
+                f"{x['net3d_n_junctions']:.2f}",
+                f"{x['net3d_volume']:.2f}",
+                _fmt_num(x["hf_ratio_z"]),
+            ]
+        )
+    missed = "" if r["target_met"] else " (missed)"
+    return (
+        "## 3D against 2D on synthetic Z-stacks, against the ground truth\n\n"
+        + _machine(r)
+        + "\n`benchmarks/synthetic3d.py`: the generator's optics and camera, "
+        f"{' x '.join(map(str, r['shape']))} stacks at {r['voxel_um']['Z']} um steps and "
+        f"{r['voxel_um']['X'] * 1000:.0f} nm pixels; {len(r['train_seeds'])} stacks train "
+        "both models, another is the test. `configs/cpu.yaml` against `configs/cpu3d.yaml` "
+        "given the same training time. PSNR (dB) against the ground truth over the test stack; "
+        "the 3D network's length, junction and volume ratios and the HF ratio along Z "
+        f"against the truth's (1 = same). Target: 3D >= 2D + {r['target_gain_db']} dB, "
+        f"ratios within 10% of 1. Measured: {r['gain_db']:+.2f} dB{missed}.\n\n"
+        + _table(
+            ["", "training", "PSNR", "3D length", "3D junctions", "3D volume", "HF ratio Z"],
+            rows,
+        )
+        + "\n"
+    )
+
+
+def _fmt_num(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.2f}"
+
+
 def z_diagnosis_section(r: dict) -> str:
     """What Z can give, and how fast 3D variants learn (benchmarks/z_diagnosis.py)."""
     wiener = [
@@ -899,6 +940,9 @@ def render() -> str:
         parts.append(real_variants_section(variants))
     for stacks in _runs("stacks3d"):
         parts.append(stacks3d_section(stacks))
+    synthetic3d = _load("synthetic3d")
+    if synthetic3d:
+        parts.append(synthetic3d_section(synthetic3d))
     z_diagnosis = _load("z_diagnosis")
     if z_diagnosis:
         parts.append(z_diagnosis_section(z_diagnosis))
