@@ -775,7 +775,9 @@ def stacks3d_section(r: dict) -> str:
                 f"{a['ratio_n_junctions']:.2f} / {b['ratio_n_junctions']:.2f}",
                 f"{a['net3d_total_length']:.2f} / {b['net3d_total_length']:.2f}",
                 f"{a['net3d_n_junctions']:.2f} / {b['net3d_n_junctions']:.2f}",
-                f"{a['hf_ratio_z']:.2f} / {b['hf_ratio_z']:.2f}" if "hf_ratio_z" in b else "-",
+                f"{_fmt_num(a['hf_ratio_z'])} / {_fmt_num(b['hf_ratio_z'])}"
+                if "hf_ratio_z" in b
+                else "-",
                 f"{b['z_strides']}, {b['verdict']}",
             ]
         )
@@ -792,9 +794,10 @@ def stacks3d_section(r: dict) -> str:
         "reconstructs it plane by plane, the 3D model as a volume); HF ratio, network "
         "length and junction ratios per plane against the input, and the 3D network's "
         "length and junction ratios against the input's, and the HF ratio along Z "
-        "(`metrics.axial_hf_ratio`; runs before it existed show '-') (2D model / 3D model; 1 "
-        f"is a match). Targets: 3D >= 2D + {r['target_gain_db']} dB on every set; 3D ratios "
-        "within 10% of 1.\n\n"
+        "(`metrics.axial_hf_ratio`; runs before it existed show '-', n/a where the block's "
+        "few planes show no signal band along Z) (2D model / 3D model; 1 is a match). "
+        f"Targets: 3D >= 2D + {r['target_gain_db']} dB on every set; 3D ratios within 10% "
+        "of 1.\n\n"
         + _table(
             [
                 "stack",
