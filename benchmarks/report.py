@@ -920,6 +920,12 @@ def z_diagnosis_section(r: dict) -> str:
     return text + "\n"
 
 
+def _if_run(name: str, section) -> list[str]:
+    """``section`` of results/NAME.json, where that run exists."""
+    r = _load(name)
+    return [section(r)] if r else []
+
+
 def render() -> str:
     """BENCHMARKS.md's text from the results now in results/."""
     parts = [
@@ -935,20 +941,11 @@ def render() -> str:
     real = _load("real_data")
     if real:
         parts.append(real_data_section(real, _load("real_data_samples")))
-    verdict = _load("real_data_verdict")
-    if verdict:
-        parts.append(verdict_rerun_section(verdict))
-    variants = _load("real_data_variants")
-    if variants:
-        parts.append(real_variants_section(variants))
-    for stacks in _runs("stacks3d"):
-        parts.append(stacks3d_section(stacks))
-    synthetic3d = _load("synthetic3d")
-    if synthetic3d:
-        parts.append(synthetic3d_section(synthetic3d))
-    z_diagnosis = _load("z_diagnosis")
-    if z_diagnosis:
-        parts.append(z_diagnosis_section(z_diagnosis))
+    parts += _if_run("real_data_verdict", verdict_rerun_section)
+    parts += _if_run("real_data_variants", real_variants_section)
+    parts += [stacks3d_section(stacks) for stacks in _runs("stacks3d")]
+    parts += _if_run("synthetic3d", synthetic3d_section)
+    parts += _if_run("z_diagnosis", z_diagnosis_section)
     floors = _runs("noise_floor")
     if floors:
         parts.append(noise_floor_section(floors, _runs("fidelity")))

@@ -11,7 +11,7 @@ the block's photo-electrons, the same for both models; the 2D model reconstructs
 plane, the 3D model as a volume), and by the 2D fine-structure metrics per plane against the
 input (HF ratio, network length and junction ratios), the 3D network's length and
 junction ratios against the input's (metrics.network_3d_ratios, at the input's threshold), and
-the HF ratio and Fourier correlation along Z (metrics.axial_hf_ratio, axial_frc).
+the HF ratio and Fourier correlation along Z (both in metrics.volume_metrics).
 The targets of issue 24: the 3D model's noise-split PSNR >= the 2D model's + 1.5 dB on every
 set, its 3D length and junction ratios within 10% of 1.
 
@@ -37,13 +37,7 @@ from _results import write_result
 
 from microvae import read_image, write_image
 from microvae.inference import load_model
-from microvae.metrics import (
-    axial_frc,
-    axial_hf_ratio,
-    fine_structure_metrics,
-    network_3d_ratios,
-    split_noise_error,
-)
+from microvae.metrics import fine_structure_metrics, split_noise_error, volume_metrics
 from microvae.training.session import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,14 +81,11 @@ def score(model, block: np.ndarray) -> dict:
         for k in ("hf_ratio", "ratio_total_length_px", "ratio_n_junctions", "ssim")
     }
     voxel = (VOXEL["Z"], VOXEL["Y"], VOXEL["X"])
-    _, _, net = network_3d_ratios(block, recon, voxel=voxel)
     return {
         "split_psnr_db": est.psnr_db,
         "split_rmse": est.rmse,
         **mean,
-        "hf_ratio_z": axial_hf_ratio(block, recon).ratio,
-        "frc_z_planes": axial_frc(block, recon).resolution_px,
-        **{f"net3d_{k}": float(v) for k, v in net.items()},
+        **volume_metrics(block, recon, voxel=voxel),
     }
 
 

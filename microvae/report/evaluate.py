@@ -325,10 +325,12 @@ def _summary_rows(rows: list[dict]) -> list[dict]:
     for ref, comp in keys:
         sel = [r for r in rows if r["reference"] == ref and r["compared"] == comp]
         mean = {"file": "all", "plane": "mean", "reference": ref, "compared": comp}
-        # every row's numbers (a 3D model's volume rows hold their own), in first-seen order
-        numeric = {k: v for r in reversed(sel) for k, v in r.items()}
-        for k in dict.fromkeys(k for r in sel for k in r):
-            v = numeric[k]
+        # every key of any row (a 3D model's volume rows hold their own), with its first value
+        first: dict = {}
+        for r in sel:
+            for k, v in r.items():
+                first.setdefault(k, v)
+        for k, v in first.items():
             if k in mean or not isinstance(v, (int, float)) or k in ("plane",):
                 continue
             vals = np.array([r.get(k, np.nan) for r in sel], float)
