@@ -3,6 +3,8 @@ a few slabs of planes in memory, the same sinks as planes."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,38 @@ def test_z_grid_reflects_as_numpy_does():
         assert (g.weights()[g.pad[0] : g.pad[0] + n] > 0).all()
     with pytest.raises(ValueError, match="not a multiple of 4"):
         ZGrid.plan(10, depth=6, overlap=2, multiple=4)
+
+
+def _peak_planes(n: int, side: int, wanted: set[int] | None) -> tuple[float, dict]:
+    """Peak traced memory of running a volume of ``n`` planes of side x side, in planes of
+    float32, and the finished planes."""
+    got = {}
+    tracemalloc.start()
+    try:
+        steps = iter_volume(
+            _Identity(),
+            (np.full((side, side), k, np.float32) for k in range(n)),
+            n,
+            (side, side),
+            TileOptions(batch_size=4),
+            tile=side,
+            overlap=0,
+            depth=8,
+            overlap_z=2,
+            wanted=wanted,
+        )
+        for _, _, done in steps:
+            got.update((f.k, f.reconstruction) for f in done)
+        return tracemalloc.get_traced_memory()[1] / (side * side * 4), got
+    finally:
+        tracemalloc.stop()
+
+
+def test_planes_before_the_wanted_ones_are_read_and_dropped():
+    """A block of planes at the end of a deep volume (a Dask worker's block) reads the planes
+    before it, in order, without keeping them: memory as for a thin volume run whole."""
+    thin, _ = _peak_planes(20, 64, None)
+    deep, got = _peak_planes(300, 64, set(range(290, 300)))
+    assert sorted(got) == list(range(290, 300))
+    np.testing.assert_allclose(got[295], 295, rtol=1e-6)
+    assert deep < thin + 4, (thin, deep)  # keeping the 290 planes passed would add 290

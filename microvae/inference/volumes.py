@@ -231,20 +231,23 @@ class _SlabReader:
         self.cache: dict[int, np.ndarray] = {}
         self.taken = 0  # planes taken from the iterator so far
 
-    def _plane(self, k: int) -> np.ndarray:
+    def _plane(self, k: int, needed: set[int]) -> np.ndarray:
         while k not in self.cache:
             if self.taken > k:
                 raise RuntimeError(f"plane {k} was needed again after it was freed")
-            padded = self.grid.pad_plane(np.asarray(next(self.planes)))
-            self.cache[self.taken] = self.norm.to_model(padded) if self.norm is not None else padded
+            plane = next(self.planes)
+            if self.taken in needed:  # planes before a later slab (wanted planes) pass by
+                padded = self.grid.pad_plane(np.asarray(plane))
+                self.cache[self.taken] = self.norm.to_model(padded) if self.norm is not None else padded
             self.taken += 1
         return self.cache[k]
 
     def slab(self, z0: int) -> np.ndarray:
-        """(depth, Hp, Wp) float32: the padded planes z0 .. z0 + depth - 1."""
-        self.needed = {self.zgrid.source(p) for p in range(z0, self.zgrid.padded)}
+        """(depth, Hp, Wp) float32: the padded planes z0 .. z0 + depth - 1. Planes read on
+        the way that no slab from ``z0`` on reads are dropped at once."""
+        needed = {self.zgrid.source(p) for p in range(z0, self.zgrid.padded)}
         return np.stack(
-            [self._plane(self.zgrid.source(p)) for p in range(z0, z0 + self.zgrid.depth)]
+            [self._plane(self.zgrid.source(p), needed) for p in range(z0, z0 + self.zgrid.depth)]
         )
 
     def forget_below(self, pz: int) -> None:
