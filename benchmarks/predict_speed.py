@@ -8,6 +8,14 @@
    architecture (the pipeline's memory does not depend on the model's size); peak resident
    memory above the start, in MB and in planes. Then the same for an OME-Zarr stack of
    ``--zarr-gb`` GB (chunked by plane) predicted with ``format="ome-zarr"`` (0: skip).
+3. The same for a 3D model (``--config3d``, default configs/cpu3d.yaml): its efficiency over a
+   volume of ``--planes3d`` planes of ``--side3d``^2 in 3D tiles (the bare network over the
+   same tiles, slab by slab), and its memory on the ``--zarr-gb`` OME-Zarr stack with a tiny 3D
+   architecture. Run whole, a 3D model on this CPU would take hours on 4 GB, so the memory run
+   finishes the first and the last ``--block3d`` planes (as a Dask worker runs its block
+   of a stack): every plane of the stack is still read, in order, and the slabs at both ends
+   run; beside it the same on a stack of 4 blocks' planes, since a 3D network's own working
+   memory (Conv3d unfolds its input on the CPU) is large and does not depend on the stack.
 
 The architecture of ``--config`` (default configs/demo.yaml) with untrained weights: speed
 does not depend on the weights. Results go to benchmarks/results/predict_speed[_DEVICE].json.
@@ -30,11 +38,13 @@ import torch
 from _results import RESULTS, PeakRSS, write_result
 
 from microvae.api import process_stacks
+from microvae.batch.stacks import process_file
 from microvae.config import load_config
 from microvae.data import Normalisation
 from microvae.devices import pick_device
-from microvae.inference import TrainedModel
+from microvae.inference import TileOptions, TrainedModel
 from microvae.inference.grid import TileGrid
+from microvae.inference.volumes import ZGrid
 from microvae.io import ZarrPlaneWriter, write_image
 from microvae.model import build_vae
 
@@ -49,52 +59,77 @@ def make_model(config: Path, overrides: list[str], device) -> TrainedModel:
     return TrainedModel(vae, cfg, norm).to(device)
 
 
+def stack_planes(planes: int, side: int):
+    """The benchmark stack's planes: one random 12-bit plane, shifted by a pixel per plane."""
+    base = np.random.default_rng(0).integers(100, 3000, (side, side), dtype=np.uint16)
+    return (np.roll(base, z, axis=1) for z in range(planes))
+
+
 def make_stack(path: Path, planes: int, side: int) -> None:
     """A uint16 ZYX stack (12-bit values), TIFF or, for a ``.ome.zarr`` path, OME-Zarr."""
-    rng = np.random.default_rng(0)
-    base = rng.integers(100, 3000, (side, side), dtype=np.uint16)
     shape = (planes, side, side)
     if path.name.endswith(".ome.zarr"):
         w = ZarrPlaneWriter(path, shape=shape, dtype=np.uint16, axes="ZYX")
-        for z in range(planes):
-            w.write(z, np.roll(base, z, axis=1))
+        for z, plane in enumerate(stack_planes(planes, side)):
+            w.write(z, plane)
         w.close()
         return
-    write_image(
-        path,
-        (np.roll(base, z, axis=1) for z in range(planes)),
-        axes="ZYX",
-        shape=shape,
-        dtype=np.uint16,
-    )
+    write_image(path, stack_planes(planes, side), axes="ZYX", shape=shape, dtype=np.uint16)
 
 
-def big_memory(model: TrainedModel, stack: Path, out: Path, gb: float, side: int) -> dict:
+def big_memory(
+    model: TrainedModel, stack: Path, out: Path, gb: float, side: int, block: int = 0
+) -> dict:
     """Peak resident memory of predicting a generated stack of ``gb`` GB (TIFF or
-    OME-Zarr, by ``stack``'s name; the outputs in the same format)."""
+    OME-Zarr, by ``stack``'s name; the outputs in the same format). ``block`` > 0: only the
+    first and the last ``block`` planes are finished (every plane is still read)."""
     n_big = max(1, math.ceil(gb * 1e9 / (side**2 * 2)))  # at least gb
-    make_stack(stack, n_big, side)
+    if not stack.exists():
+        make_stack(stack, n_big, side)
     fmt = "ome-zarr" if stack.name.endswith(".ome.zarr") else "tiff"
+    planes = None
+    if block:
+        planes = sorted({*range(block), *range(n_big - block, n_big)})
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         # large tiles: fewer Python iterations; memory does not depend on the tile
-        process_stacks(
-            model,
-            stack,
-            out,
-            outputs=["reconstruction", "embedding"],
-            batch_size=4,
-            tile_size=256,
-            progress=False,
-            format=fmt,
-        )
+        if planes is None:
+            process_stacks(
+                model,
+                stack,
+                out,
+                outputs=["reconstruction", "embedding"],
+                batch_size=4,
+                tile_size=256,
+                progress=False,
+                format=fmt,
+            )
+        else:  # as a Dask worker runs its block of a stack (the embedding needs 2D maps)
+            out.mkdir()
+            process_file(
+                model,
+                stack,
+                out,
+                outputs={"reconstruction"},
+                options=TileOptions(tile_size=256, batch_size=2),
+                channel=None,
+                axes=None,
+                metrics=None,
+                progress=False,
+                fmt=fmt,
+                resume=False,
+                planes=planes,
+                finish=False,
+            )
         seconds = time.perf_counter() - t0
     plane_mb = side**2 * 2 / 1e6
+    depth = f"{model.config.data.tile_depth}x" if model.dims == 3 else ""
     return {
-        "model": "tiny (levels 2, 4-8 channels), tiles of 256",
+        "model": f"tiny {model.dims}D (levels 2, 4-8 channels), tiles of {depth}256x256",
         "format": fmt,
         "stack_gb": round(n_big * plane_mb / 1e3, 2),
         "planes": n_big,
+        "planes_finished": n_big if planes is None else len(planes),
         "side": side,
         "seconds": round(seconds, 1),
         "peak_rss_above_start_mb": round((mem.peak - mem.start) / 1e6, 1),
@@ -126,6 +161,69 @@ def bare_forward(model: TrainedModel, plane: np.ndarray, planes: int, batch: int
     return time.perf_counter() - t0
 
 
+@torch.no_grad()
+def bare_forward_3d(model: TrainedModel, volume: np.ndarray, batch: int, device) -> float:
+    """Seconds for a 3D network alone over the 3D tiles that predict runs on ``volume``
+    (Z, H, W): the same grids in XY and Z, the tiles of each slab in batches."""
+    tile, depth = model.default_tile(), model.config.data.tile_depth
+    mz, mxy = model.config.model.multiples()[:2]
+    grid = TileGrid.plan(volume.shape[1:], tile=tile, overlap=tile // 4, multiple=mxy)
+    zgrid = ZGrid.plan(len(volume), depth=depth, overlap=depth // 4, multiple=mz)
+    padded = np.stack(
+        [
+            grid.pad_plane(model.normalisation.to_model(volume[zgrid.source(p)]))
+            for p in range(zgrid.padded)
+        ]
+    )
+    # as predict, only the slabs that cover a plane of the volume (not padding alone)
+    slabs = [z for z in zgrid.starts if z < zgrid.pad[0] + len(volume) and z + depth > zgrid.pad[0]]
+    tiles = [
+        padded[z : z + depth, y : y + tile, x : x + tile] for z in slabs for y, x in grid.positions
+    ]
+    model.vae.reconstruct(torch.from_numpy(np.stack(tiles[:batch])[:, None]).to(device))
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(0, len(tiles), batch):
+        model.vae.reconstruct(torch.from_numpy(np.stack(tiles[i : i + batch])[:, None]).to(device))
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def efficiency_3d(model: TrainedModel, tmp: Path, args, device) -> dict:
+    """Predict against the bare 3D network over the same tiles, on a volume of
+    ``--planes3d`` planes of ``--side3d``^2: the faster of two runs of each (this machine's
+    timings of the same work vary by 20%)."""
+    mvox = args.planes3d * args.side3d**2 / 1e6
+    make_stack(tmp / "volume.tif", args.planes3d, args.side3d)
+    volume = np.stack(list(stack_planes(args.planes3d, args.side3d)))
+    t_predict, t_bare = [], []
+    for i in range(2):
+        t0 = time.perf_counter()
+        process_stacks(
+            model,
+            tmp / "volume.tif",
+            tmp / f"out3d_{i}",
+            outputs=["reconstruction"],
+            batch_size=args.batch3d,
+            progress=False,
+        )
+        t_predict.append(time.perf_counter() - t0)
+        t_bare.append(bare_forward_3d(model, volume, args.batch3d, device))
+    t_predict, t_bare = min(t_predict), min(t_bare)
+    return {
+        "planes": args.planes3d,
+        "side": args.side3d,
+        "tile": [model.config.data.tile_depth, model.default_tile(), model.default_tile()],
+        "batch": args.batch3d,
+        "megavoxels": round(mvox, 2),
+        "predict_s": round(t_predict, 2),
+        "bare_forward_s": round(t_bare, 2),
+        "predict_mvox_per_s": round(mvox / t_predict, 3),
+        "bare_forward_mvox_per_s": round(mvox / t_bare, 3),
+        "ratio": round(t_bare / t_predict, 3),
+    }
+
+
 def efficiency(model: TrainedModel, tmp: Path, args, device) -> dict:
     """Predict against the bare network over the same tiles, on a stack of ``--planes``."""
     mpx = args.planes * args.side**2 / 1e6
@@ -154,7 +252,20 @@ def efficiency(model: TrainedModel, tmp: Path, args, device) -> dict:
     }
 
 
-PARTS = ("efficiency", "memory", "zarr")
+# part -> its key in the results
+PARTS = {
+    "efficiency": "efficiency",
+    "memory": "memory",
+    "zarr": "memory_ome_zarr",
+    "efficiency3d": "efficiency_3d",
+    "zarr3d": "memory_ome_zarr_3d",
+}
+TINY = [
+    "model.levels=2",
+    "model.base_channels=4",
+    "model.max_channels=8",
+    "model.latent_channels=2",
+]
 
 
 def main() -> None:
@@ -166,12 +277,17 @@ def main() -> None:
     ap.add_argument("--big-gb", type=float, default=2.0)
     ap.add_argument("--zarr-gb", type=float, default=4.0, help="OME-Zarr stack (0: skip)")
     ap.add_argument("--big-side", type=int, default=2048)
+    ap.add_argument("--config3d", type=Path, default=ROOT / "configs" / "cpu3d.yaml")
+    ap.add_argument("--planes3d", type=int, default=32)
+    ap.add_argument("--side3d", type=int, default=512)
+    ap.add_argument("--batch3d", type=int, default=4)
+    ap.add_argument("--block3d", type=int, default=8, help="planes finished at each end")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tmp", type=Path, default=None)
     ap.add_argument(
         "--parts",
         nargs="+",
-        choices=PARTS,
+        choices=list(PARTS),
         default=list(PARTS),
         help="what to measure; the others are kept from the results file, with their date",
     )
@@ -180,35 +296,27 @@ def main() -> None:
     model = make_model(args.config, [], device)
     result: dict = {
         "config": args.config.name,
+        "config3d": args.config3d.name,
         "tile": model.default_tile(),
         "overlap": model.default_tile() // 4,
         "batch": args.batch,
     }
     parts = set(args.parts)
-    if parts != set(PARTS):  # the other parts as an earlier run measured them
-        old = RESULTS / f"predict_speed{'' if device.type == 'cpu' else '_' + device.type}.json"
-        if old.is_file():
-            earlier = json.loads(old.read_text())
-            for key, part in (("efficiency", "efficiency"), ("memory", "memory")):
-                if part not in parts and key in earlier:
-                    result[key] = {"date": earlier["date"], **earlier[key]}
-            if "zarr" not in parts and "memory_ome_zarr" in earlier:
-                result["memory_ome_zarr"] = {"date": earlier["date"], **earlier["memory_ome_zarr"]}
+    old = RESULTS / f"predict_speed{'' if device.type == 'cpu' else '_' + device.type}.json"
+    if parts != set(PARTS) and old.is_file():  # the other parts as an earlier run measured them
+        earlier = json.loads(old.read_text())
+        for part, key in PARTS.items():
+            if part not in parts and key in earlier:
+                result[key] = {"date": earlier[key].get("date", earlier["date"]), **earlier[key]}
     today = time.strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
         if "efficiency" in parts:
             result["efficiency"] = {"date": today, **efficiency(model, tmp, args, device)}
-        tiny = make_model(
-            args.config,
-            [
-                "model.levels=2",
-                "model.base_channels=4",
-                "model.max_channels=8",
-                "model.latent_channels=2",
-            ],
-            device,
-        )
+        if "efficiency3d" in parts:
+            model3d = make_model(args.config3d, [], device)
+            result["efficiency_3d"] = {"date": today, **efficiency_3d(model3d, tmp, args, device)}
+        tiny = make_model(args.config, TINY, device)
         if "memory" in parts:
             result["memory"] = {
                 "date": today,
@@ -216,12 +324,33 @@ def main() -> None:
             }
             shutil.rmtree(tmp / "out_big")
             (tmp / "big.tif").unlink()
+        stack = tmp / "big.ome.zarr"
         if "zarr" in parts and args.zarr_gb > 0:
             result["memory_ome_zarr"] = {
                 "date": today,
-                **big_memory(
-                    tiny, tmp / "big.ome.zarr", tmp / "out_zarr", args.zarr_gb, args.big_side
-                ),
+                **big_memory(tiny, stack, tmp / "out_zarr", args.zarr_gb, args.big_side),
+            }
+        if "zarr3d" in parts and args.zarr_gb > 0:
+            tiny3d = make_model(args.config3d, [*TINY, "data.tile_depth=16"], device)
+            # the network's own working memory is large in 3D (Conv3d unfolds its input on
+            # the CPU): a stack of 4 blocks' planes, the same side, shows what is the pipeline's
+            thin_gb = 4 * args.block3d * args.big_side**2 * 2 / 1e9
+            thin = big_memory(
+                tiny3d,
+                tmp / "thin.ome.zarr",
+                tmp / "out_thin3d",
+                thin_gb,
+                args.big_side,
+                block=args.block3d,
+            )
+            big = big_memory(
+                tiny3d, stack, tmp / "out_zarr3d", args.zarr_gb, args.big_side, block=args.block3d
+            )
+            result["memory_ome_zarr_3d"] = {
+                "date": today,
+                **big,
+                "thin_stack_planes": thin["planes"],
+                "thin_stack_peak_rss_above_start_mb": thin["peak_rss_above_start_mb"],
             }
     path = write_result("predict_speed", result, device)
     print(path.read_text())

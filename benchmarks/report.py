@@ -33,6 +33,39 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _predict_3d_rows(pred: dict) -> list[list[str]]:
+    """predict_speed.py's 3D rows: a 3D model's efficiency and its memory on the OME-Zarr
+    stack (the first and last blocks of planes finished, every plane read)."""
+    rows = []
+    e = pred.get("efficiency_3d")
+    if e:
+        tile = "x".join(map(str, e["tile"]))
+        rows += [
+            [
+                f"3D predict ({pred.get('config3d', '3D config')}, tiles {tile})",
+                f"{e['predict_mvox_per_s']} Mvoxel/s",
+            ],
+            ["3D bare forward over the same tiles", f"{e['bare_forward_mvox_per_s']} Mvoxel/s"],
+            [
+                "3D ratio (target >= 0.85)",
+                f"{e['ratio']} ({'met' if e['ratio'] >= 0.85 else '**missed**'})",
+            ],
+        ]
+    z = pred.get("memory_ome_zarr_3d")
+    if z:
+        rows.append(
+            [
+                "peak memory of 3D predict, OME-Zarr in and out",
+                f"{z['peak_rss_above_start_mb']} MB above the start on a {z['stack_gb']} GB "
+                f"stack of {z['planes']} planes ({z['planes_finished']} finished, every plane "
+                f"read), against {z['thin_stack_peak_rss_above_start_mb']} MB on a stack of "
+                f"{z['thin_stack_planes']} such planes: it does not grow with the stack "
+                f"({z['model']}; the network's own working memory dominates)",
+            ]
+        )
+    return rows
+
+
 def _machine(r: dict) -> str:
     m = r["machine"]
     where = m.get("gpu") or f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads"
@@ -332,9 +365,15 @@ def speed_section() -> str:
                     ]
                     for z in [pred.get("memory_ome_zarr")]
                     if z
-                ],
+                ]
+                + _predict_3d_rows(pred),
             )
         )
+        dates = sorted({v["date"] for v in pred.values() if isinstance(v, dict) and "date" in v})
+        if len(dates) > 1:
+            out.append(
+                f"\nThe rows were measured on {', '.join(dates)} (each part's date in the JSON)."
+            )
     speed = _load("speed")
     if speed:
         s, c = speed["training_step"], speed["conv_microbenchmark"]
@@ -758,8 +797,79 @@ def _stall_causes(calls: list) -> str:
     )
 
 
+PEERS_3D = {"careamics-n2v2-3d": "N2V2", "careamics-lvae-3d": "LVAE (HDN)"}
+
+
+def stacks3d_peer_section(r: dict) -> str:
+    """careamics' N2V2 and LVAE in 3D against microvae's 2D and 3D models on the real
+    Z-stacks, at the 2D model's training time (benchmarks/stacks3d.py --peer / --lvae)."""
+    rows, about = [], {}
+    for name, x in r["sets"].items():
+        a, b = x["2d"], x["3d"]
+        for key, label in PEERS_3D.items():
+            if key not in x:
+                continue
+            n = x[key]
+            about[label] = n["peer"]
+            gain = n["gain_db_3d_over_peer"]
+            rows.append(
+                [
+                    name,
+                    f"careamics {label} 3D",
+                    f"{n['split_psnr_db']:.2f} ({n['peer']['steps']} steps, {n['seconds']:.0f} s)",
+                    f"{a['split_psnr_db']:.2f} / {b['split_psnr_db']:.2f}",
+                    f"{a['split_psnr_db'] - n['split_psnr_db']:+.2f}",
+                    "-" if gain is None else f"{gain:+.2f}" + ("" if gain > 0 else " (missed)"),
+                    f"{n['net3d_total_length']:.2f} / {n['net3d_n_junctions']:.2f}",
+                    f"{n['hf_ratio']:.2f}",
+                ]
+            )
+    source = f" (the VAEs' rows from results/{r['vaes_from']}.json)" if r.get("vaes_from") else ""
+    peers = []
+    if "N2V2" in about:
+        m = about["N2V2"]
+        peers.append(
+            f"N2V2 through its public API, with its defaults (UNet of {m['parameters']:,} "
+            f"parameters, patches {'x'.join(map(str, m['patch']))}, batch {m['batch']})"
+        )
+    if "LVAE (HDN)" in about:
+        m = about["LVAE (HDN)"]
+        peers.append(
+            f"the LVAE built in 3D by its factories ({m['parameters']:,} parameters, tiles "
+            f"{'x'.join(map(str, m['tile']))} from microvae's 3D sampler, levels halving Y and "
+            "X, trained by careamics/runner.py's loop)"
+        )
+    version = next(iter(about.values()))["careamics"] if about else "?"
+    flags = " ".join(f for f, k in (("--peer", "N2V2"), ("--lvae", "LVAE (HDN)")) if k in about)
+    return (
+        f"## careamics' {' and '.join(about)} in 3D on the real Z-stacks\n\n"
+        + _machine(r)
+        + f"\n`benchmarks/stacks3d.py {flags}`: careamics {version}: "
+        + "; ".join(peers)
+        + f"; each trained on the same planes for the 2D model's training time and scored as "
+        f"the VAEs on the held-out block{source}. Noise-split PSNR (dB); the peer's 3D network "
+        "length / junction ratios and its per-plane HF ratio against the input. Targets "
+        "(issue 24): the 3D VAE ahead of N2V2, and compared with the LVAE in 3D.\n\n"
+        + _table(
+            [
+                "stack",
+                "peer",
+                "peer PSNR",
+                "2D / 3D VAE PSNR",
+                "2D VAE - peer",
+                "3D VAE - peer",
+                "peer 3D length / junction ratio",
+                "peer HF ratio",
+            ],
+            rows,
+        )
+    )
+
+
 def stacks3d_section(r: dict) -> str:
     """3D against 2D on the real Z-stacks at equal wall-clock (benchmarks/stacks3d.py)."""
+    if r.get("vaes_from"):  # the peer's run: the VAEs' rows are those of another section
+        return stacks3d_peer_section(r)
     rows = []
     for name, x in r["sets"].items():
         a, b = x["2d"], x["3d"]

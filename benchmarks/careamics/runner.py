@@ -13,6 +13,10 @@ and standard deviation, as careamics does.
              both models see the same data), validation tiles (M, T, T), a wall-clock budget;
              random flips and rotations (careamics' XY flip and rotate-90 augmentations);
              validation loss every ``--val-every`` steps, the best weights kept and saved.
+    3D:      tiles (N, D, T, T) build the LVAE in 3D (its factories take 3 conv strides; the
+             levels halve Y and X only), augmented by flips and rotations in XY, and volumes
+             are predicted by 3D tiles (microvae's grid in XY, the same blend along Z); this is
+             benchmarks/stacks3d.py --lvae.
     predict: planes of any size by overlapping tiles, with microvae's own tile grid and blend
              window (microvae/inference/grid.py, loaded by path: pure numpy), the posterior
              mean at every level (careamics' ``mode_pred``), the likelihood's mean.
@@ -52,15 +56,21 @@ def _tiling():
     return module
 
 
-def build(tile: int, filters: int, z_dims: list[int]):
-    """(model, likelihood, loss function, loss config) from careamics' factories."""
+def build(shape: int | list[int], filters: int, z_dims: list[int]):
+    """(model, likelihood, loss function, loss config) from careamics' factories, for tiles
+    of side ``shape`` or of ``shape`` (depth, side, side): in 3D the levels halve Y and X
+    only (strides 1, 2, 2; Z steps are coarse in the stacks it is run on)."""
+    shape = [shape, shape] if isinstance(shape, int) else list(shape)
+    strides = [2, 2] if len(shape) == 2 else [1, 2, 2]
     cfg = LVAEConfig(
         architecture="LVAE",
-        input_shape=(tile, tile),
+        input_shape=tuple(shape),
         z_dims=z_dims,
         encoder_n_filters=filters,
         decoder_n_filters=filters,
         predict_logvar="pixelwise",
+        encoder_conv_strides=strides,
+        decoder_conv_strides=strides,
     )
     model = model_factory(cfg)
     likelihood = likelihood_factory(GaussianLikelihoodConfig(predict_logvar="pixelwise"))
@@ -69,10 +79,11 @@ def build(tile: int, filters: int, z_dims: list[int]):
 
 
 def _augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random rotations by 90 degrees and flips in XY (of planes or of volumes)."""
     out = np.empty_like(batch)
     for i, t in enumerate(batch):
-        t = np.rot90(t, int(rng.integers(4)))
-        out[i] = t[:, ::-1] if rng.random() < 0.5 else t
+        t = np.rot90(t, int(rng.integers(4)), axes=(-2, -1))
+        out[i] = t[..., ::-1] if rng.random() < 0.5 else t
     return out
 
 
@@ -90,7 +101,7 @@ def train(args: argparse.Namespace) -> None:
     mean, std = float(stats["mean"]), float(stats["std"])
     tiles = ((np.load(args.tiles).astype(np.float32)) - mean) / std
     val = torch.from_numpy(((np.load(args.val).astype(np.float32)) - mean) / std)[:, None]
-    tile = tiles.shape[-1]
+    tile = list(tiles.shape[1:]) if tiles.ndim == 4 else tiles.shape[-1]
     model, likelihood, loss_fn, loss_cfg = build(tile, args.filters, args.z_dims)
     opt = torch.optim.Adam(model.parameters())
     best, best_state, history = math.inf, None, []
@@ -176,15 +187,55 @@ def predict_planes(model, likelihood, planes, meta, overlap: int, batch: int) ->
     return outs
 
 
+def predict_volumes(model, likelihood, volumes, meta, overlap: int, batch: int) -> list:
+    """Reconstructions (Z, H, W) float32 of ``volumes`` in their own units, by 3D tiles of
+    the training tiles' shape: microvae's tile grid in XY, the same blend along Z (a volume
+    thinner than a tile is padded by reflection)."""
+    tiling = _tiling()
+    (depth, tile), mean, std = meta["tile"][:2], meta["mean"], meta["std"]
+    model.eval()
+    model.mode_pred = True
+    window = tiling.blend_window(tile, overlap)
+    outs = []
+    for volume in volumes:
+        n = len(volume)
+        grid = tiling.TileGrid.plan(volume.shape[1:], tile=tile, overlap=overlap, multiple=1)
+        padded = np.stack([(grid.pad_plane(p.astype(np.float32)) - mean) / std for p in volume])
+        if n < depth:  # reflect (repeating) to one tile's depth
+            index = np.pad(np.arange(n), (0, depth - n), mode="symmetric" if n > 1 else "edge")
+            padded = padded[index]
+        oz = min(depth // 4, max(n - depth, 0))
+        zstarts = tiling.plan_axis(len(padded), depth, max(1, depth - oz))
+        wz = tiling.blend_profile(depth, oz)
+        acc = np.zeros(padded.shape, np.float64)
+        wsum = np.zeros(padded.shape, np.float64)
+        where = [(z, y, x) for z in zstarts for y, x in grid.positions]
+        for i in range(0, len(where), batch):
+            chunk = where[i : i + batch]
+            x = np.stack(
+                [padded[z : z + depth, y : y + tile, x0 : x0 + tile] for z, y, x0 in chunk]
+            )
+            with torch.no_grad():
+                out, _ = model(torch.from_numpy(x)[:, None])
+                _, params = likelihood(out, None)
+                rec = likelihood.mean(params["params"])[:, 0].numpy()
+            w = wz[:, None, None] * window[None]
+            for (z, y, x0), r in zip(chunk, rec):
+                acc[z : z + depth, y : y + tile, x0 : x0 + tile] += r * w
+                wsum[z : z + depth, y : y + tile, x0 : x0 + tile] += w
+        full = (acc / wsum)[:n] * std + mean
+        outs.append(np.stack([grid.crop(p) for p in full]).astype(np.float32))
+    return outs
+
+
 def predict(args: argparse.Namespace) -> None:
     meta = json.loads((Path(args.model) / "meta.json").read_text())
     model, likelihood, *_ = build(meta["tile"], meta["filters"], meta["z_dims"])
     model.load_state_dict(torch.load(Path(args.model) / "weights.pt", weights_only=True))
     data = np.load(args.planes)
     names = list(data.files)
-    recon = predict_planes(
-        model, likelihood, [data[n] for n in names], meta, args.overlap, args.batch
-    )
+    run = predict_volumes if isinstance(meta["tile"], list) else predict_planes
+    recon = run(model, likelihood, [data[n] for n in names], meta, args.overlap, args.batch)
     np.savez(args.out, **dict(zip(names, recon)))
 
 
