@@ -238,7 +238,9 @@ class _SlabReader:
             plane = next(self.planes)
             if self.taken in needed:  # planes before a later slab (wanted planes) pass by
                 padded = self.grid.pad_plane(np.asarray(plane))
-                self.cache[self.taken] = self.norm.to_model(padded) if self.norm is not None else padded
+                if self.norm is not None:
+                    padded = self.norm.to_model(padded)
+                self.cache[self.taken] = padded
             self.taken += 1
         return self.cache[k]
 
