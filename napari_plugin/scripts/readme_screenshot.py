@@ -8,13 +8,16 @@
 - ``compare``: the demo model and that baseline beside the original, with the table;
 - ``latent``: the Latent space widget's prototype and samples;
 - ``explorer``: the Latent explorer's map of HeLa and yeast tiles, a tile clicked and a channel
-  moved.
+  moved;
+- ``volume``: a yeast Z-stack (MitoGraphTest001) and its reconstruction by a 3D model, side by
+  side in 3D rendering with one camera (``napari_3d.png``).
 
     xvfb-run -a .venv/bin/python napari_plugin/scripts/readme_screenshot.py [--model MODEL]
         [--only reconstruct,train,...]
 
 Without --model, configs/demo.yaml is first trained on the HeLa image (about 2 minutes on 2
-CPU cores; the run goes to --work). Needs ../shared/data/real/hela-cells_mito_ch1.tif (and
+CPU cores; the run goes to --work); without --model3d, configs/cpu3d.yaml on the yeast stack
+(--steps3d steps, about 7 minutes for 600). Needs ../shared/data/real/hela-cells_mito_ch1.tif (and
 MitoGraphTest001.tif for the explorer).
 """
 
@@ -35,7 +38,8 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 IMAGE = REAL / "hela-cells_mito_ch1.tif"
 YEAST = REAL / "MitoGraphTest001.tif"
 IMAGES = ROOT / "docs" / "images"
-SHOTS = ("reconstruct", "train", "compare", "latent", "explorer")
+SHOTS = ("reconstruct", "train", "compare", "latent", "explorer", "volume")
+YEAST_VOXEL = (0.2, 0.056, 0.056)  # um, Z Y X (../shared/data/real/README.md)
 
 
 class Session:
@@ -48,6 +52,7 @@ class Session:
         rec = microvae.read_image(args.image)
         self.image, self.px = rec.data, rec.pixel_size.get("X", 1.0)
         self.model = args.model
+        self.model3d = args.model3d
         self.baseline: Path | None = None
 
     @property
@@ -254,9 +259,47 @@ def shot_explorer(s: Session) -> None:
     viewer.close()
 
 
+def shot_volume(s: Session) -> None:
+    import microvae
+    from napari_microvae._reconstruct_widget import ReconstructWidget
+
+    viewer = s.viewer(1500, 800)
+    stack = microvae.read_image(YEAST).data
+    layer = viewer.add_image(stack, name="yeast", scale=YEAST_VOXEL, rendering="mip")
+    widget = ReconstructWidget(viewer)
+    s.dock(viewer, widget, "microvae", 460)
+    widget.layer.value = layer
+    widget.model_file.value = s.model3d
+    widget.device.value = "auto"
+    if widget.run() is None:
+        raise RuntimeError(f"the Reconstruct widget refused: {widget.status.value}")
+    s.wait(lambda: widget.busy == 0)
+    viewer.layers[-1].rendering = "mip"
+    viewer.reset_view()
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera.angles = (-20.0, 0.0, 90.0)  # the default view, tilted by 20 degrees: depth shows
+    camera.zoom *= 1.05
+    s.shoot(viewer, "napari_3d.png")
+    print(widget.metrics.value)
+    viewer.close()
+
+
+def _train(args, config: str, data: Path, out: Path, overrides: list[str]) -> Path:
+    """Train ``config`` on ``data`` in a process of its own, as the Train widget does:
+    Lightning's imports (triton) crash beside Mesa's software OpenGL in the viewer's process."""
+    cmd = [sys.executable, "-m", "microvae.cli.main", "train", str(ROOT / "configs" / config)]
+    cmd += ["--data", str(data), "--out", str(out), "--overwrite", "--no-progress"]
+    for o in ["data.num_workers=0", *overrides]:
+        cmd += ["--set", o]
+    subprocess.run(cmd, check=True)
+    return out / "model.pt"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--model3d", type=Path, default=None, help="a 3D model for the volume shot")
+    ap.add_argument("--steps3d", type=int, default=600, help="steps of the 3D model trained")
     ap.add_argument("--image", type=Path, default=IMAGE)
     ap.add_argument("--out", type=Path, default=IMAGES, help="folder of the screenshots")
     ap.add_argument("--work", type=Path, default=Path("napari_screenshot_run"))
@@ -284,20 +327,21 @@ def main() -> int:
     get_settings().application.gui_notification_level = "none"
 
     if args.model is None:
-        # in a process of its own, as the Train widget does: Lightning's imports (triton)
-        # crash beside Mesa's software OpenGL in the viewer's process
-        run = args.work / "demo"
-        cmd = [
-            sys.executable,
-            "-m",
-            "microvae.cli.main",
-            "train",
-            str(ROOT / "configs" / "demo.yaml"),
-        ]
-        cmd += ["--data", str(args.image), "--out", str(run), "--overwrite", "--no-progress"]
-        cmd += ["--set", f"train.max_steps={args.steps}", "--set", "data.num_workers=0"]
-        subprocess.run(cmd, check=True)
-        args.model = run / "model.pt"
+        args.model = _train(
+            args, "demo.yaml", args.image, args.work / "demo", [f"train.max_steps={args.steps}"]
+        )
+    if "volume" in wanted and args.model3d is None:
+        if not YEAST.is_file():
+            print(f"{YEAST}: not found (the shared real data)", file=sys.stderr)
+            return 2
+        z, _, x = YEAST_VOXEL
+        args.model3d = _train(
+            args,
+            "cpu3d.yaml",
+            YEAST,
+            args.work / "volume",
+            [f"train.max_steps={args.steps3d}", f"data.z_over_xy={z / x:.4g}"],
+        )
     session = Session(args)
     shots = {
         "reconstruct": shot_reconstruct,
@@ -305,6 +349,7 @@ def main() -> int:
         "compare": shot_compare,
         "latent": shot_latent,
         "explorer": shot_explorer,
+        "volume": shot_volume,
     }
     for name in SHOTS:
         if name in wanted:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import microvae
+from microvae.metrics import volume_metrics
 from microvae.synthetic import generate
 from napari_microvae._compare_widget import CompareWidget, model_names
 
@@ -77,3 +78,29 @@ def test_compare_errors_become_notifications(make_napari_viewer, tmp_path, model
     assert widget.run() is None and "bad.pt" in errors[-1]
     assert widget.view_metrics() is None and "compare models first" in errors[-1]
     assert [layer.name for layer in viewer.layers] == ["gray"]
+
+
+def test_a_2d_and_a_3d_model_compared_on_a_stack(
+    make_napari_viewer, qtbot, model_path, model3d_path, errors
+):
+    """The table gains the 3D columns, filled for the 3D model only; the 3D model's
+    noise-split estimate is over the volume (a plane alone it cannot reconstruct)."""
+    viewer = make_napari_viewer()
+    stack = generate(shape=(12, 64, 64), seed=6, z_step_um=0.2, pixel_size_um=0.05).image
+    orig = viewer.add_image(stack, name="stack", scale=(0.2, 0.05, 0.05))
+    widget = CompareWidget(viewer)
+    widget.layer.value = orig
+    widget.model_files.value = [model_path, model3d_path]
+    widget.device.value = "cpu"
+    assert widget.run() is not None, errors
+    qtbot.waitUntil(lambda: widget.busy == 0, timeout=WAIT_MS)
+    assert not errors, errors
+    table = widget.whole.value
+    columns = list(table["columns"])
+    length, split = columns.index("3D network length ratio"), columns.index("noise-split PSNR")
+    flat, deep = table["data"]
+    assert flat[length] == "n/a" and deep[length] != "n/a"
+    recon3d = viewer.layers[-1].data
+    expected = volume_metrics(stack, recon3d, voxel=(0.2, 0.05, 0.05), unit="um")
+    assert deep[length] == f"{expected['net3d_total_length']:.2f}"
+    assert flat[split].endswith(" dB") and deep[split].endswith(" dB"), (flat, deep)

@@ -194,3 +194,15 @@ def test_a_model_that_cannot_generate_maps_without_sliders(
     tile = widget.latent_map.tiles.tiles[0]
     np.testing.assert_array_equal(viewer.layers[RECONSTRUCTION].data, model.reconstruct(tile))
     assert TRAVERSAL not in viewer.layers and not errors
+
+
+def test_a_3d_model_is_refused_in_one_line(make_napari_viewer, qtbot, model3d_path, errors):
+    """The explorer maps 2D models' tiles; a 3D model gets one line that says so and what
+    does take it, and no map."""
+    viewer, widget = _widget(make_napari_viewer, model3d_path)
+    stack = viewer.add_image(generate(shape=(12, 64, 64), seed=3).image, name="stack")
+    widget.layers.value = [stack]
+    assert widget.map() is not None
+    qtbot.waitUntil(lambda: widget.busy == 0, timeout=WAIT_MS)
+    assert "a 3D model" in errors[-1] and "takes 2D models for now" in errors[-1], errors
+    assert "\n" not in errors[-1] and widget.latent_map is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from microvae.metrics import volume_metrics
 from microvae.synthetic import generate
 from napari_microvae._latent_widget import LatentWidget
 from napari_microvae._reconstruct_widget import ReconstructWidget
@@ -58,13 +59,19 @@ def test_a_3d_model_shows_the_stack_side_by_side_in_3d(make_napari_viewer, qtbot
     widget.layer.value = orig
     widget.model_file.value = model3d_path
     widget.device.value = "cpu"
-    widget.with_metrics.value = False
     _wait(qtbot, widget, widget.run())
     qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=WAIT_MS)
     recon = viewer.layers["stack reconstruction"]
     assert recon.data.shape == stack.shape and recon.data.dtype == stack.dtype
     assert viewer.dims.ndisplay == 3 and viewer.canvas.grid.enabled
     np.testing.assert_array_equal(recon.scale, orig.scale)
+    # the 3D metrics of the volume, in um from the layer's scale, under the plane metrics
+    qtbot.waitUntil(lambda: "3D network length ratio" in widget.metrics.value, timeout=WAIT_MS)
+    expected = volume_metrics(stack, recon.data, voxel=(0.2, 0.05, 0.05), unit="um")
+    text = widget.metrics.value
+    assert f"3D network length ratio: {expected['net3d_total_length']:.2f}" in text, text
+    assert f"FRC resolution along Z: {expected['frc_z_planes']:.2f} planes" in text, text
+    assert text.index("PSNR") < text.index("3D:")
 
 
 def test_reconstruct_a_stack_moves_with_the_sliders(make_napari_viewer, qtbot, model_path):

@@ -39,17 +39,20 @@ from ._widget_base import (
 from ._work import (
     SHOWN,
     SPLIT,
+    VOLUME_SHOWN,
     PluginError,
     reconstruct_steps,
     split_estimate,
     summary_metrics,
     total_steps,
     view_box,
+    z_step_of,
 )
 
 __all__ = ["CompareWidget", "compare_steps", "model_names"]
 
 COLUMNS = [(key, label) for key, label, _ in SHOWN + SPLIT]
+COLUMNS_3D = [(key, label) for key, label, _ in VOLUME_SHOWN]  # when a model is 3D
 
 
 def model_names(paths: list[Path]) -> list[str]:
@@ -83,16 +86,20 @@ def compare_steps(
     plane_index: tuple[int, ...] = (),
     split_noise: bool = True,
     pixel_size: float | None = None,
+    z_step: float | None = None,
     name: str = "layer",
 ) -> Generator[tuple[int, int], None, list[Compared]]:
     """Reconstruct ``data`` (..., Y, X) with each model in turn (yields (done, total)
-    batches of tiles); metrics are the mean over planes, and the noise-split estimate is of
-    the plane at ``plane_index`` (the sliders') since it reconstructs that plane again."""
+    batches of tiles); metrics are the mean over planes (and a 3D model's 3D metrics the mean
+    over volumes), and the noise-split estimate is of the plane at ``plane_index`` (the
+    sliders'; a 3D model: the volume that holds it) since it reconstructs that again."""
     data = np.asarray(data)
     totals = [total_steps(m, data.shape, options) for _, m in models]
     total, done, out = sum(totals) + (len(models) if split_noise else 0), 0, []
     for (label, model), n in zip(models, totals):
-        steps = reconstruct_steps(model, data, options, pixel_size=pixel_size, name=name)
+        steps = reconstruct_steps(
+            model, data, options, pixel_size=pixel_size, z_step=z_step, name=name
+        )
         while True:
             try:
                 k, _ = next(steps)
@@ -102,8 +109,11 @@ def compare_steps(
                 break
         done += n
         values = summary_metrics(result.metrics)
+        if result.volumes:
+            values.update(summary_metrics(result.volumes, VOLUME_SHOWN))
         if split_noise:
-            values.update(split_estimate(model, data[plane_index], options))
+            where = plane_index[:-1] if model.dims == 3 else plane_index
+            values.update(split_estimate(model, data[where], options))
             done += 1
             yield done, total
         out.append(Compared(label, result.reconstruction, values))
@@ -114,11 +124,12 @@ def _table_rows(names: list[str], values: list[dict]) -> dict:
     def fmt(v: float, pattern: str) -> str:
         return "n/a" if not np.isfinite(v) else pattern.format(v)
 
-    patterns = {key: pattern for key, _, pattern in SHOWN + SPLIT}
+    patterns = {key: pattern for key, _, pattern in SHOWN + SPLIT + VOLUME_SHOWN}
+    columns = COLUMNS + (COLUMNS_3D if any(k in v for v in values for k, _ in COLUMNS_3D) else [])
     return {
-        "data": [[fmt(v.get(k, np.nan), patterns[k]) for k, _ in COLUMNS] for v in values],
+        "data": [[fmt(v.get(k, np.nan), patterns[k]) for k, _ in columns] for v in values],
         "index": names,
-        "columns": [label for _, label in COLUMNS],
+        "columns": [label for _, label in columns],
     }
 
 
@@ -198,6 +209,7 @@ class CompareWidget(WorkerWidget):
             plane_index=index,
             split_noise=self.split_noise.value,
             pixel_size=px,
+            z_step=z_step_of(layer),
             name=layer.name,
             _progress={"desc": f"microvae: comparing {len(named)} models"},
         )
@@ -280,7 +292,8 @@ class CompareWidget(WorkerWidget):
                 out = []
                 for name, model, rec in pairs:
                     values = fine_structure_metrics(crop, rec, pixel_size=px)
-                    if split and min(crop.shape) >= model.default_tile():
+                    # a 3D model's estimate needs the volume: the whole-image table has it
+                    if split and model.dims == 2 and min(crop.shape) >= model.default_tile():
                         values.update(split_estimate(model, crop, options))
                     out.append((name, values))
                 return out

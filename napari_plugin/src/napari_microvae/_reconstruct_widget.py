@@ -21,12 +21,14 @@ from ._widget_base import (
     show_in_3d,
 )
 from ._work import (
+    VOLUME_SHOWN,
     chosen_path,
     format_metrics,
     reconstruct_steps,
     summary_metrics,
     total_steps,
     view_box,
+    z_step_of,
 )
 
 __all__ = ["ReconstructWidget"]
@@ -103,6 +105,7 @@ class ReconstructWidget(WorkerWidget):
             error=self.error.value,
             metrics=self.with_metrics.value,
             pixel_size=float(layer.scale[-1]) if layer.scale[-1] != 1 else None,
+            z_step=z_step_of(layer),
             unit="um" if unit in ("pixel", "px") else unit,
             name=layer.name,
             _progress={"total": total, "desc": f"microvae: {layer.name}"},
@@ -149,7 +152,13 @@ class ReconstructWidget(WorkerWidget):
         if result.metrics:
             n = len(result.metrics)
             head = "whole image" + (f" (mean of {n} planes)" if n > 1 else "")
-            self.metrics.value = f"{head}:\n" + format_metrics(summary_metrics(result.metrics))
+            text = f"{head}:\n" + format_metrics(summary_metrics(result.metrics))
+            if result.volumes:
+                n = len(result.volumes)
+                vol = summary_metrics(result.volumes, VOLUME_SHOWN)
+                text += f"\n3D{f' (mean of {n} volumes)' if n > 1 else ''}:\n"
+                text += format_metrics(vol, VOLUME_SHOWN)
+            self.metrics.value = text
         self._set_status(f"done: {recon.name} added beside {layer.name}")
 
     # -- metrics of the field of view ----------------------------------------------------------

@@ -24,7 +24,7 @@ from microvae.inference import (
     count_steps,
     image_steps,
 )
-from microvae.metrics import fine_structure_metrics
+from microvae.metrics import fine_structure_metrics, volume_metrics
 
 __all__ = [
     "PluginError",
@@ -52,6 +52,14 @@ SHOWN = [
     ("ratio_n_junctions", "junctions ratio", "{:.2f}"),
     ("ratio_n_end_points", "end points ratio", "{:.2f}"),
 ]
+# for a 3D model, per volume: the 3D network's ratios and sharpness and resolution along Z
+VOLUME_SHOWN = [
+    ("net3d_total_length", "3D network length ratio", "{:.2f}"),
+    ("net3d_n_junctions", "3D junctions ratio", "{:.2f}"),
+    ("net3d_volume", "3D volume ratio", "{:.2f}"),
+    ("hf_ratio_z", "HF ratio along Z", "{:.2f}"),
+    ("frc_z_planes", "FRC resolution along Z", "{:.2f} planes"),
+]
 # and, where the data allow, the ground-truth-free estimate (Compare widget)
 SPLIT = [
     ("split_psnr_db", "noise-split PSNR", "{:.2f} dB"),
@@ -66,11 +74,13 @@ class PluginError(Exception):
 @dataclass
 class ReconResult:
     """The reconstruction (the layer data's shape and dtype), |error| (float32) on request,
-    and per plane the metrics against the original."""
+    per plane the metrics against the original, and for a 3D model per volume the 3D ones
+    (:func:`microvae.metrics.volume_metrics`)."""
 
     reconstruction: np.ndarray
     error: np.ndarray | None = None
     metrics: list[dict] = field(default_factory=list)
+    volumes: list[dict] = field(default_factory=list)
 
 
 def chosen_path(text: str | None) -> Path:
@@ -119,11 +129,13 @@ def reconstruct_steps(
     error: bool = False,
     metrics: bool = True,
     pixel_size: float | None = None,
+    z_step: float | None = None,
     unit: str = "um",
     name: str = "layer",
 ) -> Generator[tuple[int, int], None, ReconResult]:
-    """Reconstruct a layer's data (..., Y, X) plane by plane through microvae's plane
-    pipeline; yields (steps done, steps in all) once per batch of tiles."""
+    """Reconstruct a layer's data (..., Y, X) through microvae's plane pipeline (a 3D model:
+    (..., Z, Y, X) volume by volume); yields (steps done, steps in all) once per batch of
+    tiles. ``pixel_size`` and ``z_step``: in ``unit`` (None: pixels, Z as deep as XY)."""
     data = np.asarray(data)  # dask or zarr layers: read here, in the worker
     try:
         image = as_image(data, stacks=True)
@@ -142,46 +154,64 @@ def reconstruct_steps(
     total = count_steps(model, data.shape, options)
     for k, _ in enumerate(image_steps(model, image, sinks, options=options, source=name), 1):
         yield k, total
+    volumes = []
+    if rows is not None and model.dims == 3:
+        voxel = None
+        if pixel_size is not None:
+            voxel = (z_step or pixel_size, pixel_size, pixel_size)
+        pairs = zip(data.reshape(-1, *data.shape[-3:]), recon.array.reshape(-1, *data.shape[-3:]))
+        volumes = [volume_metrics(a, b, voxel=voxel, unit=unit) for a, b in pairs]
     return ReconResult(
         recon.array,
         None if err is None else err.array,
         [] if rows is None else rows.values,
+        volumes,
     )
 
 
-def split_estimate(model: TrainedModel, plane: np.ndarray, options: TileOptions) -> dict:
+def split_estimate(model: TrainedModel, image: np.ndarray, options: TileOptions) -> dict:
     """The ground-truth-free estimate of the reconstruction's error to the noise-free signal
-    (binomial thinning, :func:`microvae.metrics.split_noise_values`) for one plane:
-    ``split_psnr_db``, ``split_rmse``; NaN where the plane's noise cannot be measured (e.g.
-    no camera or photon-count statistics)."""
+    (binomial thinning, :func:`microvae.metrics.split_noise_values`) for one plane (a 3D
+    model: one volume (Z, Y, X)): ``split_psnr_db``, ``split_rmse``; NaN where the noise
+    cannot be measured (e.g. no camera or photon-count statistics)."""
     from dataclasses import asdict
 
     from microvae.metrics import split_noise_values
 
-    def recon(p: np.ndarray) -> np.ndarray:
-        return model.reconstruct(p, **asdict(options))
+    axes = "ZYX" if model.dims == 3 else "YX"
 
-    values, _ = split_noise_values(np.asarray(plane), recon)  # NaN: shown as n/a
+    def recon(p: np.ndarray) -> np.ndarray:
+        return model.reconstruct(p, axes, **asdict(options))
+
+    values, _ = split_noise_values(np.asarray(image), recon)  # NaN: shown as n/a
     return {"split_psnr_db": values["split_psnr_db"], "split_rmse": values["split_rmse"]}
 
 
-def summary_metrics(rows: list[dict]) -> dict[str, float]:
-    """Mean of each shown metric over planes (finite values)."""
+def summary_metrics(rows: list[dict], shown: list = SHOWN) -> dict[str, float]:
+    """Mean of each ``shown`` metric over planes (or volumes) (finite values)."""
     out = {}
-    for key, _, _ in SHOWN:
+    for key, _, _ in shown:
         vals = np.array([r.get(key, np.nan) for r in rows], float)
         finite = vals[np.isfinite(vals)]
         out[key] = float(finite.mean()) if len(finite) else float("nan")
     return out
 
 
-def format_metrics(values: dict[str, float]) -> str:
-    """One line per shown metric."""
+def format_metrics(values: dict[str, float], shown: list = SHOWN) -> str:
+    """One line per ``shown`` metric."""
     lines = []
-    for key, label, fmt in SHOWN:
+    for key, label, fmt in shown:
         v = values.get(key, float("nan"))
         lines.append(f"{label}: {'n/a' if not np.isfinite(v) else fmt.format(v)}")
     return "\n".join(lines)
+
+
+def z_step_of(layer) -> float | None:
+    """A stack layer's Z step (its scale along the third axis from the end; None: a plane
+    or an unset scale of 1)."""
+    if layer.data.ndim < 3 or layer.scale[-3] == 1:
+        return None
+    return float(layer.scale[-3])
 
 
 def view_box(corner_pixels: np.ndarray, shape: tuple[int, int], minimum: int = 32):
