@@ -16,6 +16,9 @@
    of a stack): every plane of the stack is still read, in order, and the slabs at both ends
    run; beside it the same on a stack of 4 blocks' planes, since a 3D network's own working
    memory (Conv3d unfolds its input on the CPU) is large and does not depend on the stack.
+4. Posterior samples (``--samples``, default 16): the same stack of ``--planes`` planes of
+   ``--side``^2 predicted with 1 and with N draws per tile: seconds and peak resident memory
+   of each, and their ratios (issue 25's targets: time <= N x, memory the same).
 
 The architecture of ``--config`` (default configs/demo.yaml) with untrained weights: speed
 does not depend on the weights. Results go to benchmarks/results/predict_speed[_DEVICE].json.
@@ -253,12 +256,51 @@ def efficiency(model: TrainedModel, tmp: Path, args, device) -> dict:
 
 
 # part -> its key in the results
+def sampling_cost(model: TrainedModel, tmp: Path, args) -> dict:
+    """predict with 1 and with ``--samples`` posterior draws per tile, on the same stack:
+    seconds and peak resident memory above the start of each."""
+    make_stack(tmp / "sampled.tif", args.planes, args.side)
+    make_stack(tmp / "warm.tif", 1, 128)
+    for n in (1, args.samples):  # first calls allocate: both paths warm before measuring
+        process_stacks(model, tmp / "warm.tif", tmp / f"warm{n}", progress=False, samples=n, seed=0)
+    runs = {}
+    for n in (1, args.samples):
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            process_stacks(
+                model,
+                tmp / "sampled.tif",
+                tmp / f"out_samples{n}",
+                outputs=["reconstruction"],
+                batch_size=args.batch,
+                progress=False,
+                samples=n,
+                seed=0,
+            )
+            seconds = time.perf_counter() - t0
+        runs[n] = (seconds, (mem.peak - mem.start) / 1e6)
+    (t1, m1), (tn, mn) = runs[1], runs[args.samples]
+    return {
+        "planes": args.planes,
+        "side": args.side,
+        "batch": args.batch,
+        "samples": args.samples,
+        "seconds_1": round(t1, 2),
+        f"seconds_{args.samples}": round(tn, 2),
+        "time_ratio": round(tn / t1, 2),
+        "peak_rss_above_start_mb_1": round(m1, 1),
+        f"peak_rss_above_start_mb_{args.samples}": round(mn, 1),
+        "memory_ratio": round(mn / m1, 2) if m1 > 0 else None,
+    }
+
+
 PARTS = {
     "efficiency": "efficiency",
     "memory": "memory",
     "zarr": "memory_ome_zarr",
     "efficiency3d": "efficiency_3d",
     "zarr3d": "memory_ome_zarr_3d",
+    "samples": "samples",
 }
 TINY = [
     "model.levels=2",
@@ -282,6 +324,7 @@ def main() -> None:
     ap.add_argument("--side3d", type=int, default=512)
     ap.add_argument("--batch3d", type=int, default=4)
     ap.add_argument("--block3d", type=int, default=8, help="planes finished at each end")
+    ap.add_argument("--samples", type=int, default=16, help="posterior draws per tile")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tmp", type=Path, default=None)
     ap.add_argument(
@@ -313,6 +356,8 @@ def main() -> None:
         tmp = Path(tmp)
         if "efficiency" in parts:
             result["efficiency"] = {"date": today, **efficiency(model, tmp, args, device)}
+        if "samples" in parts:
+            result["samples"] = {"date": today, **sampling_cost(model, tmp, args)}
         if "efficiency3d" in parts:
             model3d = make_model(args.config3d, [], device)
             result["efficiency_3d"] = {"date": today, **efficiency_3d(model3d, tmp, args, device)}

@@ -33,6 +33,24 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _samples_rows(pred: dict) -> list[list[str]]:
+    """predict_speed.py's posterior-samples row: time and memory with N draws against one."""
+    x = pred.get("samples")
+    if not x:
+        return []
+    n = x["samples"]
+    time_ok = "met" if x["time_ratio"] <= n else "**missed**"
+    mem_ok = "met" if x["memory_ratio"] is not None and x["memory_ratio"] <= 1.1 else "**missed**"
+    return [
+        [
+            f"predict --samples {n} against one pass ({x['planes']} planes of {x['side']}^2)",
+            f"time x{x['time_ratio']} ({x['seconds_1']} s -> {x[f'seconds_{n}']} s; target <= "
+            f"{n}: {time_ok}); peak memory {x[f'peak_rss_above_start_mb_{n}']} MB against "
+            f"{x['peak_rss_above_start_mb_1']} MB (target: the same: {mem_ok})",
+        ]
+    ]
+
+
 def _predict_3d_rows(pred: dict) -> list[list[str]]:
     """predict_speed.py's 3D rows: a 3D model's efficiency and its memory on the OME-Zarr
     stack (the first and last blocks of planes finished, every plane read)."""
@@ -366,7 +384,8 @@ def speed_section() -> str:
                     for z in [pred.get("memory_ome_zarr")]
                     if z
                 ]
-                + _predict_3d_rows(pred),
+                + _predict_3d_rows(pred)
+                + _samples_rows(pred),
             )
         )
         dates = sorted({v["date"] for v in pred.values() if isinstance(v, dict) and "date" in v})

@@ -424,3 +424,49 @@ def test_a_killed_runs_temporaries_are_removed_and_counted(tmp_path, model_path)
     finally:
         live.kill()
         live.wait()
+
+
+def test_predict_samples_writes_the_mmse_and_std_and_resumes(tmp_path, model_path, monkeypatch):
+    """predict --samples 3: the reconstruction is the draws' mean and NAME_std the spread,
+    both as model.reconstruct's sampling gives them; a stopped OME-Zarr run resumes to the
+    same outputs (the draws are seeded per plane)."""
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    stack = generate(shape=(3, 40, 40), seed=4).image
+    write_image(data / "s.tif", stack, axes="ZYX")
+    args = ["predict", str(model_path), str(data), "--out", str(out), "--no-progress"]
+    args += ["--samples", "3", "--format", "ome-zarr", "--seed", "5"]
+    calls = {"n": 0}
+    original = TrainedModel.plane_steps
+
+    def interrupted(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return (yield from original(self, *a, **kw))
+
+    monkeypatch.setattr(TrainedModel, "plane_steps", interrupted)
+    assert main(args) == 130  # Ctrl-C: the command stops and says so
+    monkeypatch.setattr(TrainedModel, "plane_steps", original)
+    assert main([*args, "--resume"]) == 0
+    model = load_model(model_path)
+    recon = read_image(out / "s_recon.ome.zarr").data
+    std = read_image(out / "s_std.ome.zarr").data
+    np.testing.assert_array_equal(recon, model.reconstruct(stack, "ZYX", samples=3, seed=5))
+    assert std.dtype == np.float32 and std.shape == stack.shape and std.max() > 0
+    assert not np.array_equal(recon, model.reconstruct(stack, "ZYX"))
+
+
+def test_bad_samples_are_refused_in_one_line(tmp_path, model_path, capsys):
+    image = tmp_path / "a.tif"
+    write_image(image, generate(shape=(40, 40), seed=0).image, axes="YX")
+    with pytest.raises(SystemExit):
+        main(
+            ["predict", str(model_path), str(image), "--out", str(tmp_path / "o"), "--samples", "0"]
+        )
+    assert "--samples: must be a whole number >= 1, got '0'" in capsys.readouterr().err
+    model = load_model(model_path)
+    with pytest.raises(MicrovaeError, match="samples must be a whole number"):
+        process_stacks(model, image, tmp_path / "o", samples=0, progress=False)
+    with pytest.raises(MicrovaeError, match="std output needs posterior samples"):
+        process_stacks(model, image, tmp_path / "o", outputs=["std"], progress=False)

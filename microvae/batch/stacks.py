@@ -10,6 +10,9 @@ For every input file NAME (outputs written atomically, so a file that exists is 
 - ``NAME_latents_level{l}.npy`` (``latents``): the posterior-mean maps of latent level l (0 =
   top), (planes, C_l, H_l, W_l) float32, memory-mapped while written;
 - ``NAME_error.tif`` (``error``): |input - reconstruction|, float32, the input's axes;
+- ``NAME_std.tif`` (``std``, with ``samples`` >= 2): the standard deviation of the posterior
+  draws whose mean is then the reconstruction (:mod:`microvae.inference.sampling`), float32 in
+  the input's units and axes;
 - ``NAME_metrics.csv``: one row per plane with the metrics asked for; ``metrics.csv``
   gathers all files' rows, plus one row per stack over all its planes (plane = "all");
 - ``microvae-predict.json``: the record of which outputs came from which input, model and
@@ -71,7 +74,7 @@ __all__ = [
 
 _log = logging.getLogger("microvae.batch")
 
-OUTPUTS = ("reconstruction", "embedding", "latents", "error")
+OUTPUTS = ("reconstruction", "embedding", "latents", "error", "std")
 
 
 def output_paths(
@@ -88,6 +91,8 @@ def output_paths(
         paths["embedding"] = out_dir / f"{stem}_embedding.npz"
     if "error" in outputs:
         paths["error"] = out_dir / f"{stem}_error{image}"
+    if "std" in outputs:
+        paths["std"] = out_dir / f"{stem}_std{image}"
     if "latents" in outputs:
         for lv in range(n_levels):
             paths[f"latents_{lv}"] = out_dir / f"{stem}_latents_level{lv}{maps}"
@@ -168,7 +173,7 @@ def process_file(
 def _sinks(model, f, paths: dict, outputs: set[str], resume: bool, tag: str) -> list[PlaneSink]:
     """The sinks of the image outputs in format ``f`` (the metric rows' sink aside)."""
     sinks: list[PlaneSink] = []
-    for what in ("reconstruction", "error"):
+    for what in ("reconstruction", "error", "std"):
         if what in outputs:
             sinks.append(ImageFile(paths[what], what, open_writer=f.open_image, resume=resume))
     if "latents" in outputs:
@@ -239,7 +244,8 @@ def process_stacks(
     globs); see the module docstring for what is written to ``out_dir``.
 
     Args:
-        outputs: any of ``reconstruction``, ``embedding``, ``latents``, ``error``.
+        outputs: any of ``reconstruction``, ``embedding``, ``latents``, ``error`` (and
+            ``std``, added with the reconstruction when ``samples`` >= 2).
         resume: skip files whose outputs are all complete; with ``format="ome-zarr"``
             continue an unfinished file from the planes it holds. Only outputs that the
             folder's record (:mod:`.provenance`) says came from this model, these settings
@@ -269,10 +275,13 @@ def process_stacks(
     Returns:
         A BatchSummary; files that failed are in ``summary.failed`` with their message.
     """
-    outputs, fmt = _check_options(model, outputs, format, dask)
+    try:
+        options = TileOptions(**tile_options)
+    except ValueError as exc:  # a bad value (samples, quantiles): one line, no traceback
+        raise MicrovaeError(str(exc)) from None
+    outputs, fmt = _check_options(model, outputs, format, dask, options)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    options = TileOptions(**tile_options)
     record = RunRecord.load(out_dir, fresh=overwrite and not resume)
     paths, own = _inputs(inputs, record)
     settings = _settings(outputs, format, channel, axes, metrics, options)
@@ -330,9 +339,11 @@ def _run_on_dask(model, plan, out_dir, kwargs, dask: str, device, block: int, ba
     plan.done.update(zip(plan.todo, results))
 
 
-def _check_options(model: TrainedModel, outputs, format: str, dask: str | None):
+def _check_options(
+    model: TrainedModel, outputs, format: str, dask: str | None, options: TileOptions
+):
     """The outputs as a set and the format, checked before any work (with the extras they
-    need)."""
+    need). With posterior samples the standard deviation goes with the reconstruction."""
     outputs = set(outputs)
     fmt = get_format(format)
     unknown = outputs - set(OUTPUTS)
@@ -340,6 +351,10 @@ def _check_options(model: TrainedModel, outputs, format: str, dask: str | None):
         raise MicrovaeError(
             f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}"
         )
+    if options.sampled and "reconstruction" in outputs:
+        outputs.add("std")
+    if "std" in outputs and not options.sampled:
+        raise MicrovaeError("the std output needs posterior samples: pass samples >= 2")
     fmt.require()
     if dask is not None:
         require("distributed", "dask", "--dask")
@@ -446,7 +461,8 @@ def _inputs(inputs, record: RunRecord) -> tuple[list[Path], int]:
 
 
 def _settings(outputs, fmt, channel, axes, metrics, options: TileOptions) -> dict:
-    """What shapes a file's outputs, as plain data for the run record (batch_size does not)."""
+    """What shapes a file's outputs, as plain data for the run record (batch_size does not,
+    but for posterior samples)."""
     return {
         "outputs": sorted(outputs),
         "format": fmt,
@@ -461,6 +477,12 @@ def _settings(outputs, fmt, channel, axes, metrics, options: TileOptions) -> dic
         "seed": options.seed,
         # 3D models only; absent when unset, so that a record from before them still matches
         **{k: v for k in ("tile_depth", "overlap_z") if (v := getattr(options, k)) is not None},
+        # posterior samples: the draws depend on how tiles share a batch, so batch_size too
+        **(
+            {"samples": options.samples, "batch_size": options.batch_size}
+            if options.sampled
+            else {}
+        ),
     }
 
 

@@ -81,6 +81,21 @@ class Normalisation:
             raw = np.clip(np.rint(raw), info.min, info.max)
         return raw.astype(dtype)
 
+    def from_model_float(self, x: np.ndarray) -> np.ndarray:
+        """Model values -> raw intensities as float32, neither rounded nor clipped to the
+        training dtype (for quantiles and other summaries between intensity levels)."""
+        x = np.asarray(x, np.float32)
+        if self.bit_depth is None:
+            return ((x + 1) / 2 * (self.high - self.low) + self.low).astype(np.float32)
+        return ((x + 1) * np.float32((self.levels - 1) / 2)).astype(np.float32)
+
+    def raw_per_model_unit(self) -> float:
+        """Raw intensity per model unit (the slope of :meth:`from_model`, before rounding):
+        what converts a spread (a standard deviation) from model units to raw ones."""
+        if self.bit_depth is None:
+            return (self.high - self.low) / 2
+        return (self.levels - 1) / 2
+
     def encoder_affine(self) -> tuple[float, float]:
         """(scale, shift) with x_in = x * scale + shift mapping the percentiles to -1 and 1."""
         lo, hi = self.to_model(np.array([self.low, self.high]))

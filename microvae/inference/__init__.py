@@ -1,6 +1,6 @@
 """Applying trained models to images: the one plane pipeline (:mod:`.pipeline`)."""
 
-from .model import PlaneResult, TrainedModel, load_model
+from .model import PlaneResult, Posterior, TrainedModel, load_model
 from .pipeline import (
     ArraySink,
     EmbeddingSink,
@@ -11,6 +11,7 @@ from .pipeline import (
     PlaneOutput,
     PlaneSink,
     Progress,
+    QuantileSink,
     as_image,
     count_steps,
     image_steps,
@@ -37,7 +38,9 @@ __all__ = [
     "PlaneResult",
     "PlaneSink",
     "pool_latents",
+    "Posterior",
     "Progress",
+    "QuantileSink",
     "result_of",
     "run_image",
     "TileOptions",

@@ -23,7 +23,7 @@ from ..errors import ShapeError
 from ..io import ImageRecord
 from ..model import VAE, TopPrior, build_vae
 from .grid import TileGrid
-from .pipeline import ArraySink, EmbeddingSink, LatentSink, as_image, run_image
+from .pipeline import ArraySink, EmbeddingSink, LatentSink, QuantileSink, as_image, run_image
 from .tiled import TileOptions, iter_tiles
 from .volumes import ZGrid, iter_volume
 
@@ -35,10 +35,25 @@ _log = logging.getLogger("microvae.inference")
 @dataclass
 class PlaneResult:
     """What :meth:`TrainedModel.plane_steps` returns: the reconstruction (H, W) in the
-    plane's dtype, or None; the latents per level (top first), or None."""
+    plane's dtype, or None; the latents per level (top first), or None; when sampling
+    (``TileOptions.samples`` > 1) the draws' standard deviation (H, W) and the quantiles
+    asked (Q, H, W), float32 in the plane's units."""
 
     reconstruction: np.ndarray | None
     latents: list[np.ndarray] | None
+    std: np.ndarray | None = None
+    quantiles: np.ndarray | None = None
+
+
+@dataclass
+class Posterior:
+    """What :meth:`TrainedModel.posterior` returns: the MMSE reconstruction (the input's
+    shape and dtype), the per-pixel standard deviation of the draws and their quantiles
+    (Q, *shape), float32 in the input's units."""
+
+    mmse: np.ndarray
+    std: np.ndarray
+    quantiles: np.ndarray | None
 
 
 class TrainedModel:
@@ -128,6 +143,13 @@ class TrainedModel:
         return self.config.data.tile_size
 
     def _tiles(self, options: TileOptions) -> tuple[int, int]:
+        if options.sampled and not self.vae.can_generate:
+            name = self.path.name if self.path is not None else "the model"
+            raise ShapeError(
+                f"{name}: skip_mode '{self.config.model.skip_mode}' cannot sample its posterior "
+                "(its skips hand the input's features to the decoder, so draws barely differ); "
+                "use samples=1, or a ladder model"
+            )
         tile = options.tile_size or self.default_tile()
         m = 2**self.levels
         if tile % m:
@@ -290,15 +312,7 @@ class TrainedModel:
         )
         for done, total, finished in steps:
             results = [
-                (
-                    f.k,
-                    PlaneResult(
-                        None
-                        if f.reconstruction is None
-                        else self._from_model(f.reconstruction, dtype),
-                        f.latents,
-                    ),
-                )
+                (f.k, self._result(f.reconstruction, f.latents, f.std, f.quantiles, dtype))
                 for f in finished
             ]
             yield done, total, results
@@ -346,9 +360,23 @@ class TrainedModel:
             reconstruct=reconstruct,
             latents=latents,
         )
-        recon = out.get("reconstruction")
+        return self._result(
+            out.get("reconstruction"),
+            out.get("latents"),
+            out.get("std"),
+            out.get("quantiles"),
+            plane.dtype,
+        )
+
+    def _result(self, recon, latents, std, quantiles, dtype) -> PlaneResult:
+        """A PlaneResult in the input's units from model units: the reconstruction in
+        ``dtype``, the spread scaled to raw units and the quantiles mapped, both float32."""
+        norm = self.normalisation
         return PlaneResult(
-            None if recon is None else self._from_model(recon, plane.dtype), out.get("latents")
+            None if recon is None else self._from_model(recon, dtype),
+            latents,
+            None if std is None else (std * norm.raw_per_model_unit()).astype(np.float32),
+            None if quantiles is None else norm.from_model_float(quantiles),
         )
 
     def reconstruct(
@@ -367,16 +395,48 @@ class TrainedModel:
             axes: its axes (default ``YX`` for 2D arrays; stacks (..., Y, X) otherwise).
             channel: index to take from a C or S axis (the output then has no channel axis).
             **options: fields of :class:`TileOptions` (tile_size, overlap, batch_size,
-                output='mean'|'sample', posterior_levels, sample_latents, seed).
+                output='mean'|'sample', posterior_levels, sample_latents, seed; samples=N
+                for the mean of N posterior draws, the MMSE estimate, see :meth:`posterior`).
 
         Returns:
             An array of the input's shape (less a chosen channel axis) and dtype, in its
-            intensity range. Deterministic by default.
+            intensity range. Deterministic by default (with ``samples``, given a ``seed``).
         """
         sink = ArraySink("reconstruction")
         rec = as_image(image, axes, channel=channel)
         run_image(self, rec, [sink], options=TileOptions(**options))
         return sink.array
+
+    def posterior(
+        self,
+        image: np.ndarray | ImageRecord,
+        axes: str | None = None,
+        *,
+        samples: int = 16,
+        quantiles: tuple[float, ...] = (),
+        channel: int | None = None,
+        **options,
+    ) -> Posterior:
+        """Summarise ``samples`` posterior reconstructions of an image, drawn per tile with
+        every latent level sampled from q(z|x) (each draw the likelihood's mean; with
+        ``output="sample"`` a likelihood sample), accumulated tile by tile in one pass:
+        memory does not grow with ``samples`` (quantiles keep one batch of tiles' draws).
+        Arguments as :meth:`reconstruct`; pass ``seed`` for repeatable draws.
+
+        Returns:
+            :class:`Posterior`: ``mmse`` (the draws' mean, the input's shape and dtype),
+            ``std`` (their per-pixel standard deviation, float32, in the input's units) and
+            ``quantiles`` (len(quantiles), *shape) float32, or None.
+        """
+        if samples < 2:
+            raise ValueError(f"posterior needs samples >= 2 to measure a spread, got {samples}")
+        opts = TileOptions(samples=samples, quantiles=tuple(quantiles), **options)
+        rec = as_image(image, axes, channel=channel)
+        sinks = [ArraySink("reconstruction"), ArraySink("std")]
+        if quantiles:
+            sinks.append(QuantileSink(len(quantiles)))
+        run_image(self, rec, sinks, options=opts)
+        return Posterior(sinks[0].array, sinks[1].array, sinks[2].array if quantiles else None)
 
     def encode(
         self,

@@ -36,8 +36,10 @@ __all__ = [
     "LatentSink",
     "MetricRows",
     "MetricsFn",
+    "PLANE_OUTPUTS",
     "PlaneOutput",
     "PlaneSink",
+    "QuantileSink",
     "Progress",
     "as_image",
     "count_steps",
@@ -115,13 +117,17 @@ class PlaneOutput:
     over the plane axes, the input ``plane`` (H, W) raw, the ``reconstruction`` (H, W) in
     the input's dtype (None when not asked), and the ``latents`` (None when not asked): per
     level, top first, stitched posterior-mean maps (C_l, H_l, W_l) float32, or (n_tiles, D)
-    tile vectors for a global latent."""
+    tile vectors for a global latent. With ``TileOptions.samples`` > 1 the reconstruction is
+    the mean of the posterior draws, ``std`` their standard deviation (float32) and
+    ``quantiles`` (Q, H, W) float32 those asked, in the input's units."""
 
     index: int
     position: tuple[int, ...]
     plane: np.ndarray
     reconstruction: np.ndarray | None
     latents: list[np.ndarray] | None
+    std: np.ndarray | None = None  # sampling: the draws' standard deviation, raw units
+    quantiles: np.ndarray | None = None  # (Q, H, W) raw units, when asked
 
 
 class PlaneSink:
@@ -151,13 +157,14 @@ class PlaneSink:
 
 
 class ArraySink(PlaneSink):
-    """The reconstruction (``what="reconstruction"``: the input's shape and dtype) or the
-    absolute error |input - reconstruction| (``what="error"``: float32) as an array in
-    memory, ``.array``."""
+    """The reconstruction (``what="reconstruction"``: the input's shape and dtype), the
+    absolute error |input - reconstruction| (``what="error"``: float32) or, when sampling,
+    the draws' standard deviation (``what="std"``: float32) as an array in memory,
+    ``.array``."""
 
     def __init__(self, what: str = "reconstruction"):
-        if what not in ("reconstruction", "error"):
-            raise ValueError(f"what must be 'reconstruction' or 'error', got {what!r}")
+        if what not in PLANE_OUTPUTS:
+            raise ValueError(f"what must be one of {', '.join(PLANE_OUTPUTS)}, got {what!r}")
         self.what = what
         self.array: np.ndarray | None = None
 
@@ -170,10 +177,37 @@ class ArraySink(PlaneSink):
         self.array[self.info.where(out.position)] = plane_output(out, self.what)
 
 
+# what a finished plane gives as an image of the input's shape (plane_output)
+PLANE_OUTPUTS = ("reconstruction", "error", "std")
+
+
+class QuantileSink(PlaneSink):
+    """The quantiles of the posterior draws (``TileOptions.quantiles``) as an array in memory,
+    ``.array`` (Q, *the input's shape) float32 in its units."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.array: np.ndarray | None = None
+
+    def start(self, info: ImageInfo) -> None:
+        super().start(info)
+        self.array = np.empty((self.n, *info.shape), np.float32)
+
+    def add(self, out: PlaneOutput) -> None:
+        where = self.info.where(out.position)
+        for i, q in enumerate(out.quantiles):
+            self.array[i][where] = q
+
+
 def plane_output(out: PlaneOutput, what: str) -> np.ndarray:
-    """The reconstruction of a finished plane, or its absolute error (float32)."""
+    """The reconstruction of a finished plane, its absolute error (float32), or the posterior
+    draws' standard deviation (float32; sampling only)."""
     if what == "error":
         return np.abs(out.plane.astype(np.float32) - out.reconstruction.astype(np.float32))
+    if what == "std":
+        if out.std is None:
+            raise ValueError("a standard deviation needs posterior samples (samples >= 2)")
+        return out.std
     return out.reconstruction
 
 
@@ -326,7 +360,7 @@ def image_steps(
                 model.check_input(plane, source)
             steps = model.plane_steps(plane, options=options, source=source, **wants)
             result = yield from _relay(steps, k, info.n_planes)
-            out = PlaneOutput(k, position, plane, result.reconstruction, result.latents)
+            out = _output(k, position, plane, result)
             for sink in sinks:
                 sink.add(out)
         if finish:
@@ -388,13 +422,17 @@ def _volume_steps(model, rec: ImageRecord, sinks, options, source: str, todo, wa
         last = numbers[min(wanted)]
         for done, total, finished in steps:
             for kz, result in finished:
-                out = PlaneOutput(
-                    numbers[kz], positions[kz], raw.pop(kz), result.reconstruction, result.latents
-                )
+                out = _output(numbers[kz], positions[kz], raw.pop(kz), result)
                 for sink in sinks:
                     sink.add(out)
                 last = numbers[kz]
             yield Progress(last, rec.n_planes, done, total)
+
+
+def _output(index: int, position: tuple[int, ...], plane: np.ndarray, result) -> PlaneOutput:
+    """A finished plane for the sinks, from the model's :class:`PlaneResult`."""
+    r = result
+    return PlaneOutput(index, position, plane, r.reconstruction, r.latents, r.std, r.quantiles)
 
 
 def _todo(sinks: Sequence[PlaneSink], info: ImageInfo, planes) -> set[int] | None:
@@ -471,7 +509,7 @@ def count_steps(
     (..., Z, Y, X), volumes x slabs x batches of tiles per slab."""
     shape = tuple(shape)
     options = options or TileOptions()
-    per_plane = math.ceil(model.count_tiles(shape[-2:], options) / options.batch_size)
+    per_plane = math.ceil(model.count_tiles(shape[-2:], options) / options.tiles_per_batch())
     if model.dims == 3:
         return math.prod(shape[:-3]) * model.count_slabs(shape[-3], options) * per_plane
     return math.prod(shape[:-2]) * per_plane

@@ -16,15 +16,22 @@ import torch
 from ..data import Normalisation
 from ..model import VAE
 from .grid import TileGrid, blend_profile, blend_window
+from .sampling import posterior_stats
 
-__all__ = ["TileOptions", "iter_tiles"]
+__all__ = ["TileOptions", "iter_tiles", "split_stats"]
 
 
 @dataclass(frozen=True)
 class TileOptions:
     """How to run a plane: tile side and overlap (None: the model's defaults), tiles per batch,
     ``output`` mean (deterministic) or sample, coarse-to-fine ``posterior_levels``, and a seed
-    for sampling; for a 3D model also the tile's depth and its overlap in Z, in planes."""
+    for sampling; for a 3D model also the tile's depth and its overlap in Z, in planes.
+
+    ``samples`` > 1: the reconstruction is the mean of that many posterior draws (every latent
+    level sampled from q(z|x); each draw the likelihood's mean, or a likelihood sample with
+    ``output="sample"``), with their per-pixel standard deviation and the ``quantiles`` asked
+    (:mod:`.sampling`); ``batch_size`` then counts network inputs, the copies of a tile for
+    its draws included."""
 
     tile_size: int | None = None
     overlap: int | None = None
@@ -35,6 +42,38 @@ class TileOptions:
     posterior_levels: int | None = None
     sample_latents: bool = False
     seed: int | None = None
+    samples: int = 1
+    quantiles: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise ValueError(f"samples must be a whole number >= 1, got {self.samples!r}")
+        if self.quantiles and self.samples < 2:
+            raise ValueError("quantiles need samples >= 2 (the quantiles of the draws)")
+        if any(not 0.0 < q < 1.0 for q in self.quantiles):
+            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {self.quantiles}")
+        object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the posterior is summarised over several draws."""
+        return self.samples > 1
+
+    def tiles_per_batch(self) -> int:
+        """Tiles per network pass: ``batch_size``, shared among a tile's draws when sampling."""
+        return max(1, self.batch_size // self.samples) if self.sampled else self.batch_size
+
+
+def split_stats(stacked: np.ndarray, options: TileOptions) -> dict[str, np.ndarray]:
+    """The blended channels (C, ...) of a plane or volume, by name: ``reconstruction``; and
+    when sampling ``std`` (the square root of the blended variance) and ``quantiles``
+    (Q, ...), all in model units."""
+    out = {"reconstruction": stacked[0]}
+    if options.sampled:
+        out["std"] = np.sqrt(np.maximum(stacked[1], 0))
+        if options.quantiles:
+            out["quantiles"] = stacked[2:]
+    return out
 
 
 def _stitch(
@@ -84,19 +123,19 @@ def iter_tiles(
     gen = None
     if options.seed is not None:
         gen = torch.Generator(device=device).manual_seed(options.seed)
-    n = len(grid.positions)
-    for start in range(0, n, options.batch_size):
-        where = grid.positions[start : start + options.batch_size]
+    n, per = len(grid.positions), options.tiles_per_batch()
+    for start in range(0, n, per):
+        where = grid.positions[start : start + per]
         batch = np.stack([padded[y : y + tile, xx : xx + tile] for y, xx in where])[:, None]
         rec, zs = network_pass(vae, torch.from_numpy(batch).to(device), options, blend, maps, gen)
         if blend is not None:
-            blend.add(where, rec[:, 0].float().cpu().numpy())
+            blend.add(where, rec.float().cpu().numpy())
         if maps is not None:
             maps.add(where, [z.float().cpu().numpy() for z in zs])
-        yield min(start + options.batch_size, n), n
+        yield min(start + per, n), n
     out: dict = {}
     if blend is not None:
-        out["reconstruction"] = grid.crop(blend.result(grid))
+        out.update(split_stats(grid.crop(blend.result(grid)), options))
     if maps is not None:
         out["latents"] = maps.result(grid)
     return out
@@ -107,6 +146,17 @@ def network_pass(vae: VAE, xb: torch.Tensor, options: TileOptions, blend, maps, 
     of tiles; both from one pass through the network where the options allow."""
     if blend is None:
         return None, vae.encode(xb)
+    if options.sampled:
+        stats = posterior_stats(
+            vae,
+            xb,
+            samples=options.samples,
+            batch_size=options.batch_size,
+            output=options.output,
+            quantiles=options.quantiles,
+            generator=gen,
+        )
+        return stats, (vae.encode(xb) if maps is not None else None)
     one_pass = maps is not None and options.posterior_levels is None and not options.sample_latents
     if one_pass:
         return vae.reconstruct_and_encode(xb, output=options.output, generator=gen)
@@ -121,28 +171,32 @@ def network_pass(vae: VAE, xb: torch.Tensor, options: TileOptions, blend, maps, 
 
 
 class _Blend:
-    """The blended reconstruction of a padded plane, tile by tile."""
+    """The blended reconstruction of a padded plane (and, when sampling, its other channels:
+    variance, quantiles), tile by tile: (C, Hp, Wp)."""
 
     def __init__(self, shape: tuple[int, int], tile: int, overlap: int):
-        self.acc = np.zeros(shape, np.float32)
+        self.shape, self.acc = shape, None
         self.tile, self.overlap = tile, overlap
         self.window = blend_window(tile, overlap)
 
     def add(self, where, tiles: np.ndarray) -> None:
+        """``tiles`` (B, C, t, t)."""
+        if self.acc is None:
+            self.acc = np.zeros((tiles.shape[1], *self.shape), np.float32)
         t = self.tile
         for (y, x), r in zip(where, tiles):
-            self.acc[y : y + t, x : x + t] += r * self.window
+            self.acc[:, y : y + t, x : x + t] += r * self.window
 
     def result(self, grid: TileGrid) -> np.ndarray:
-        """The padded plane, divided by the summed weights."""
+        """The padded plane's channels (C, Hp, Wp), divided by the summed weights."""
         # The grid is rows x columns of starts and the window an outer product, so the summed
         # weights are the outer product of two 1D sums: divided in place, band by band.
         acc = self.acc
         w1d = blend_profile(self.tile, self.overlap)
-        rows = _axis_weights(acc.shape[0], sorted({y for y, _ in grid.positions}), w1d)
-        cols = _axis_weights(acc.shape[1], sorted({x for _, x in grid.positions}), w1d)
-        for a in range(0, acc.shape[0], 256):
-            acc[a : a + 256] /= rows[a : a + 256, None] * cols[None, :]
+        rows = _axis_weights(acc.shape[1], sorted({y for y, _ in grid.positions}), w1d)
+        cols = _axis_weights(acc.shape[2], sorted({x for _, x in grid.positions}), w1d)
+        for a in range(0, acc.shape[1], 256):
+            acc[:, a : a + 256] /= rows[None, a : a + 256, None] * cols[None, None, :]
         return acc
 
 

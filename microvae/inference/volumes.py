@@ -23,7 +23,7 @@ import torch
 from ..data import Normalisation
 from ..model import VAE
 from .grid import TileGrid, blend_profile, blend_window, plan_axis
-from .tiled import TileOptions, network_pass
+from .tiled import TileOptions, network_pass, split_stats
 
 __all__ = ["FinishedPlane", "ZGrid", "iter_volume"]
 
@@ -84,11 +84,13 @@ class ZGrid:
 class FinishedPlane:
     """A plane of the volume, done: its index ``k`` (0..n-1), the reconstruction (H, W) in
     model units or None, and per latent level (top first) the latent plane (C_l, H_l, W_l)
-    that covers it, or None."""
+    that covers it, or None; when sampling, the draws' standard deviation and quantiles."""
 
     k: int
     reconstruction: np.ndarray | None
     latents: list[np.ndarray] | None
+    std: np.ndarray | None = None  # when sampling (TileOptions.samples > 1), model units
+    quantiles: np.ndarray | None = None  # (Q, H, W), when asked
 
 
 class _Rolling:
@@ -163,16 +165,14 @@ def iter_volume(
     levels = _latent_scales(vae) if latents else []
     maps = [_Rolling(sz, sxy, grid, zgrid) for sz, sxy in levels]
     device = next(vae.parameters()).device
-    gen = None
-    if options.seed is not None:
-        gen = torch.Generator(device=device).manual_seed(options.seed)
-    per_slab = math.ceil(len(grid.positions) / options.batch_size)
-    total, done = per_slab * len(slabs), 0
+    gen = None if options.seed is None else torch.Generator(device).manual_seed(options.seed)
+    per = options.tiles_per_batch()
+    total, done = math.ceil(len(grid.positions) / per) * len(slabs), 0
     next_plane = 0  # padded index of the first plane not yet finished
     for s_i, z0 in enumerate(slabs):
         slab = reader.slab(z0)
-        for start in range(0, len(grid.positions), options.batch_size):
-            where = grid.positions[start : start + options.batch_size]
+        for start in range(0, len(grid.positions), per):
+            where = grid.positions[start : start + per]
             batch = np.stack([slab[:, y : y + tile, x : x + tile] for y, x in where])[:, None]
             xb = torch.from_numpy(batch).to(device)
             rec, zs = network_pass(vae, xb, options, recon, maps or None, gen)
@@ -182,28 +182,37 @@ def iter_volume(
                 m.add(z0, where, z.float().cpu().numpy())
             done += 1
             finished: list[FinishedPlane] = []
-            if start + options.batch_size >= len(grid.positions):
+            if start + per >= len(grid.positions):
                 # the slab is done: planes that no later slab covers are finished
                 upto = slabs[s_i + 1] if s_i + 1 < len(slabs) else zgrid.padded
-                finished = _finish(next_plane, upto, zgrid, grid, recon, maps, wanted)
+                finished = _finish(next_plane, upto, zgrid, grid, recon, maps, wanted, options)
                 next_plane = upto
                 reader.forget_below(upto)
             yield done, total, finished
 
 
-def _finish(first, upto, zgrid, grid, recon, maps, wanted) -> list[FinishedPlane]:
+def _finish(first, upto, zgrid, grid, recon, maps, wanted, options) -> list[FinishedPlane]:
     """The padded planes ``first`` .. ``upto - 1`` that are wanted planes of the volume,
     finished; the buffers of every plane below ``upto`` freed."""
     out = []
     for pz in range(first, upto):
         k = pz - zgrid.pad[0]
         keep = 0 <= k < zgrid.n and k in wanted
-        r = recon.pop(pz)[0] if recon is not None and pz in recon.acc else None
+        r = recon.pop(pz) if recon is not None and pz in recon.acc else None
         if keep:
             lat = None
             if maps:
                 lat = [grid.crop(m.acc[pz // m.sz] / m.wsum[pz // m.sz], scale=m.sxy) for m in maps]
-            out.append(FinishedPlane(k, None if r is None else grid.crop(r), lat))
+            parts = {} if r is None else split_stats(grid.crop(r), options)
+            out.append(
+                FinishedPlane(
+                    k,
+                    parts.get("reconstruction"),
+                    lat,
+                    parts.get("std"),
+                    parts.get("quantiles"),
+                )
+            )
     for m in maps:  # a latent plane goes with the last full-resolution plane it covers
         for lz in [lz for lz in m.acc if (lz + 1) * m.sz <= upto]:
             m.pop(lz)
