@@ -6,8 +6,10 @@ correlation and its 1/7 resolution in pixels and physical units (:mod:`.frc`), t
 high-frequency power ratio in the reference's signal band (:mod:`.spectrum`), blur
 (:func:`blur`), and MiNA-style network morphology with reconstruction / reference ratios
 (:mod:`.morphology`), and without ground truth the error to the noise-free signal estimated by
-binomial thinning (:func:`split_noise_error`, :mod:`.thinning`); and whether generated images
-look like the data, by the distance between their morphology statistics (:func:`realism`).
+binomial thinning (:func:`split_noise_error`, :mod:`.thinning`), and whether a predicted
+spread is calibrated, with ground truth or by the same split (:mod:`.calibration`); and
+whether generated images look like the data, by the distance between their morphology
+statistics (:func:`realism`).
 :func:`fine_structure_metrics` gathers the metrics against a reference in one flat dict, the
 form ``microvae predict --metrics fine`` and ``microvae evaluate`` write to CSV.
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from .axial import MIN_PLANES as AXIAL_MIN_PLANES
 from .axial import axial_frc, axial_hf_ratio, axial_power_spectrum
+from .calibration import CalibrationCurve, calibration_curve, split_calibration
 from .fidelity import (
     Metrics,
     basic_metrics,
@@ -44,8 +47,10 @@ from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_ban
 from .thinning import (
     SPLIT_KEYS,
     CameraModel,
+    SplitHalves,
     SplitNoiseError,
     estimate_camera,
+    split_halves,
     split_noise_error,
     split_noise_values,
     thin,
@@ -55,13 +60,18 @@ __all__ = [
     "axial_frc",
     "axial_hf_ratio",
     "axial_power_spectrum",
+    "CalibrationCurve",
+    "calibration_curve",
+    "split_calibration",
     "NETWORK3D_FIELDS",
     "Network3D",
     "network_3d",
     "network_3d_ratios",
     "CameraModel",
+    "SplitHalves",
     "SplitNoiseError",
     "estimate_camera",
+    "split_halves",
     "split_noise_error",
     "split_noise_values",
     "SPLIT_KEYS",

@@ -35,9 +35,11 @@ import numpy as np
 __all__ = [
     "CameraModel",
     "SPLIT_KEYS",
+    "SplitHalves",
     "SplitNoiseError",
     "estimate_camera",
     "thin",
+    "split_halves",
     "split_noise_error",
     "split_noise_values",
 ]
@@ -158,6 +160,52 @@ def thin(counts: np.ndarray, rng: np.random.Generator, p: float = 0.5):
     return a, k - a
 
 
+@dataclass(frozen=True)
+class SplitHalves:
+    """One binomial split of an image: ``full``, half A doubled back to a full-dose image in
+    the input's dtype and scale (what the model reconstructs), and ``b``, half B in
+    photo-electrons (what the reconstruction is scored against), with the ``camera``."""
+
+    full: np.ndarray
+    b: np.ndarray
+    camera: CameraModel
+
+    def squared_error(self, recon: np.ndarray) -> np.ndarray:
+        """Per pixel, an unbiased estimate of the squared error of ``recon`` (a
+        reconstruction of ``full``, ADU) to the noise-free signal, in ADU^2 of the input's
+        scale: noisy pixel by pixel (it can be negative), exact on average."""
+        cam = self.camera
+        r_half = cam.to_electrons(recon) / 2.0  # the reconstruction's estimate of s / 2
+        # Var(B) = E[B] + v0 / 4, v0 = the intercept plus the 1/12 that rounding to counts adds
+        half = (r_half - self.b) ** 2 - self.b - (cam.intercept + 1 / 12) / 4
+        return 4 * cam.gain**2 * half
+
+
+def split_halves(
+    image: np.ndarray,
+    *,
+    camera: CameraModel | None = None,
+    seed: int = 0,
+    what: str = "split_halves",
+) -> SplitHalves:
+    """Split a plane or a (Z, Y, X) volume (ADU or photon counts) into the two independent
+    halves of the noise-split estimate (camera estimated from the image when None)."""
+    plane = np.asarray(image)
+    if plane.ndim not in (2, 3):
+        raise ValueError(
+            f"{what}: expected a 2D plane or a (Z, Y, X) volume, got shape {plane.shape}"
+        )
+    cam = camera or estimate_camera(list(plane) if plane.ndim == 3 else plane)
+    rng = np.random.default_rng(seed)
+    electrons = np.clip(np.rint(cam.to_electrons(plane)), 0, None)
+    a, b = thin(electrons, rng)
+    full = cam.to_adu(2.0 * a)
+    if plane.dtype.kind in "ui":
+        info = np.iinfo(plane.dtype)
+        full = np.clip(np.rint(full), info.min, info.max)
+    return SplitHalves(full.astype(plane.dtype), b, cam)
+
+
 @dataclass
 class SplitNoiseError:
     """The estimate and what it rests on; errors in ADU^2 of the input's (full-dose) scale."""
@@ -199,23 +247,10 @@ def split_noise_error(
         The estimate, in ADU^2 of the input's scale (see the module docstring).
     """
     plane = np.asarray(image)
-    if plane.ndim not in (2, 3):
-        raise ValueError(
-            f"split_noise_error: expected a 2D plane or a (Z, Y, X) volume, got shape {plane.shape}"
-        )
-    cam = camera or estimate_camera(list(plane) if plane.ndim == 3 else plane)
-    rng = np.random.default_rng(seed)
-    electrons = np.clip(np.rint(cam.to_electrons(plane)), 0, None)
-    a, b = thin(electrons, rng)
-    full = cam.to_adu(2.0 * a)
-    if plane.dtype.kind in "ui":
-        info = np.iinfo(plane.dtype)
-        full = np.clip(np.rint(full), info.min, info.max)
-    recon = np.asarray(reconstruct(full.astype(plane.dtype)), np.float64)
-    r_half = cam.to_electrons(recon) / 2.0  # the reconstruction's estimate of s / 2
-    # Var(B) = E[B] + v0 / 4, v0 = the intercept plus the 1/12 that rounding to counts adds
-    mse_half = float(np.mean((r_half - b) ** 2) - np.mean(b) - (cam.intercept + 1 / 12) / 4)
-    mse = 4 * cam.gain**2 * mse_half
+    halves = split_halves(plane, camera=camera, seed=seed, what="split_noise_error")
+    recon = np.asarray(reconstruct(halves.full), np.float64)
+    mse = float(np.mean(halves.squared_error(recon)))
+    cam = halves.camera
     if data_range is None:
         lo, hi = np.percentile(plane, [0.1, 99.9])
         data_range = float(hi - lo) or 1.0
