@@ -20,7 +20,7 @@ import numpy as np
 
 from .axial import MIN_PLANES as AXIAL_MIN_PLANES
 from .axial import axial_frc, axial_hf_ratio, axial_power_spectrum
-from .calibration import CalibrationCurve, calibration_curve, split_calibration
+from .calibration import CalibrationCurve, calibration_curve, split_calibration, split_errors
 from .fidelity import (
     Metrics,
     basic_metrics,
@@ -63,6 +63,7 @@ __all__ = [
     "CalibrationCurve",
     "calibration_curve",
     "split_calibration",
+    "split_errors",
     "NETWORK3D_FIELDS",
     "Network3D",
     "network_3d",

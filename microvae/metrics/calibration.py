@@ -29,7 +29,7 @@ import numpy as np
 
 from .thinning import CameraModel, split_halves
 
-__all__ = ["CalibrationCurve", "calibration_curve", "split_calibration"]
+__all__ = ["CalibrationCurve", "calibration_curve", "split_calibration", "split_errors"]
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,22 @@ def split_calibration(
         ValueError: where the image's noise cannot be measured (no camera or photon-count
             statistics), as the noise-split estimate does.
     """
+    predicted, error = split_errors(image, posterior, camera=camera, seed=seed)
+    return calibration_curve(predicted, error, bins=bins)
+
+
+def split_errors(
+    image: np.ndarray,
+    posterior: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    *,
+    camera: CameraModel | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the predicted variance and the noise-split estimate of the squared error
+    (float64, the image's shape and units squared) that :func:`split_calibration` bins; to
+    pool several images into one curve, concatenate these and call
+    :func:`calibration_curve`."""
     halves = split_halves(np.asarray(image), camera=camera, seed=seed, what="split_calibration")
     recon, std = posterior(halves.full)
-    recon = np.asarray(recon, np.float64)
-    error = halves.squared_error(recon)
-    return calibration_curve(np.asarray(std, np.float64) ** 2, error, bins=bins)
+    error = halves.squared_error(np.asarray(recon, np.float64))
+    return np.asarray(std, np.float64) ** 2, error
