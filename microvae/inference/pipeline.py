@@ -429,9 +429,8 @@ def _volume_steps(model, rec: ImageRecord, sinks, options, source: str, todo, wa
             yield Progress(last, rec.n_planes, done, total)
 
 
-def _output(index: int, position: tuple[int, ...], plane: np.ndarray, result) -> PlaneOutput:
-    """A finished plane for the sinks, from the model's :class:`PlaneResult`."""
-    r = result
+def _output(index: int, position: tuple[int, ...], plane: np.ndarray, r) -> PlaneOutput:
+    """A finished plane for the sinks, from the model's :class:`PlaneResult` ``r``."""
     return PlaneOutput(index, position, plane, r.reconstruction, r.latents, r.std, r.quantiles)
 
 
