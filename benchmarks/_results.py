@@ -15,6 +15,10 @@ import microvae
 from microvae.io import atomic_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# which metrics.estimate_camera a result's noise-split figures used: 2 reads the noise from
+# second differences binned by an independent mean (2026-12-07); results without the key used
+# the 2x2 Haar details before it (report.py flags their split figures)
+CAMERA_ESTIMATE = 2
 
 
 def machine(device: torch.device | None = None) -> dict:
@@ -43,6 +47,7 @@ def write_result(name: str, payload: dict, device: torch.device | None = None) -
         "benchmark": name,
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(device),
+        "camera_estimate": CAMERA_ESTIMATE,
         **payload,
     }
     RESULTS.mkdir(exist_ok=True)
