@@ -15,7 +15,13 @@ pooled (one image's bright bins hold too few pixels for the split's noisy per-pi
   split, half B as the reference), against the ground truth's slope for that same half-dose
   reconstruction (target: within 10%);
 - the MMSE's PSNR against the ground truth beside the single posterior-mean reconstruction's,
-  and the seconds per draw.
+  and the seconds per draw;
+- then ``microvae calibrate`` (report.calibrate) on ``--calibrate-images`` other images of the
+  generator, as a user would on their own data (no ground truth: the noise split at 1/4, 1/2
+  and 3/4 of the dose, extrapolated to full dose), and the coverage and the truth's slope
+  again with the calibrated spread (the targets apply after it); then the same with calibrate
+  fitted on the held-out images themselves (it needs no ground truth, so a user can fit it on
+  the images they analyse).
 
     python benchmarks/calibration.py [--steps 800] [--samples 16] [--images 4] [--keep DIR]
     python benchmarks/calibration.py --model DIR/run/model.pt      # score a trained model
@@ -24,11 +30,13 @@ pooled (one image's bright bins hold too few pixels for the split's noisy per-pi
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
 from _results import write_result
 from skimage.filters import threshold_otsu
@@ -36,6 +44,7 @@ from skimage.filters import threshold_otsu
 from microvae.inference import load_model
 from microvae.metrics import CameraModel, calibration_curve, estimate_camera, psnr, split_errors
 from microvae.metrics.thinning import split_halves
+from microvae.report import calibrate
 from microvae.synthetic import SynthParams, generate, write_synthetic_set
 from microvae.training.session import fit
 
@@ -58,28 +67,61 @@ def train_model(steps: int, keep: Path | None):
     return run / "model.pt", summary["seconds"]
 
 
+def coverage_after(model, images: int, side: int, samples: int) -> dict:
+    """With the calibrated spread (the scale stored by calibrate): coverage of the 50% and
+    90% intervals on structure and background, and the slope with the ground truth."""
+    inside = {k: [] for k in ("s50", "s90", "b50", "b90")}
+    pv, se = [], []
+    for i in range(images):
+        test = generate(shape=(side, side), seed=1000 + i)
+        truth = test.ground_truth.astype(np.float64)
+        post = model.posterior(test.image, samples=samples, seed=0, quantiles=QUANTILES)
+        _inside(inside, post, truth)
+        pv.append(post.std.astype(np.float64).ravel() ** 2)
+        se.append(((post.mmse - truth) ** 2).ravel())
+    return {
+        "coverage_structure": {
+            "cover50": coverage(inside, "s50"),
+            "cover90": coverage(inside, "s90"),
+        },
+        "coverage_background": {
+            "cover50": coverage(inside, "b50"),
+            "cover90": coverage(inside, "b90"),
+        },
+        "calibration_truth": calibration_curve(np.concatenate(pv), np.concatenate(se)).to_dict(),
+    }
+
+
+def _inside(inside: dict, post, truth: np.ndarray) -> None:
+    """Whether each ground-truth pixel lies inside the 50% and 90% intervals, by region."""
+    structure = truth > threshold_otsu(truth)
+    q05, q25, q75, q95 = post.quantiles
+    in90, in50 = (truth >= q05) & (truth <= q95), (truth >= q25) & (truth <= q75)
+    for mask, tag in ((structure, "s"), (~structure, "b")):
+        inside[tag + "50"].append(in50[mask])
+        inside[tag + "90"].append(in90[mask])
+
+
 def score_images(model, images: int, side: int, samples: int) -> dict:
-    """Posterior draws on ``images`` held-out synthetic images (seeds 1000...), pooled."""
+    """Posterior draws on ``images`` held-out synthetic images (seeds 1000...), pooled; the
+    model's own spread (uncalibrated)."""
     pv, se, pv_h, se_h, pv_s, se_s, pv_c, se_c = [], [], [], [], [], [], [], []
     inside = {k: [] for k in ("s50", "s90", "b50", "b90")}
     psnr_mmse, psnr_single, seconds = [], [], 0.0
 
     def posterior(x):
-        p = model.posterior(x, samples=samples, seed=0)
+        p = model.posterior(x, samples=samples, seed=0, calibrated=False)
         return p.mmse, p.std
 
     for i in range(images):
         test = generate(shape=(side, side), seed=1000 + i)
         image, truth = test.image, test.ground_truth.astype(np.float64)
         t0 = time.perf_counter()
-        post = model.posterior(image, samples=samples, seed=0, quantiles=QUANTILES)
+        post = model.posterior(
+            image, samples=samples, seed=0, quantiles=QUANTILES, calibrated=False
+        )
         seconds += time.perf_counter() - t0
-        structure = truth > threshold_otsu(truth)
-        q05, q25, q75, q95 = post.quantiles
-        in90, in50 = (truth >= q05) & (truth <= q95), (truth >= q25) & (truth <= q75)
-        for mask, tag in ((structure, "s"), (~structure, "b")):
-            inside[tag + "50"].append(in50[mask])
-            inside[tag + "90"].append(in90[mask])
+        _inside(inside, post, truth)
         rng = float(truth.max() - truth.min())
         psnr_mmse.append(psnr(truth, post.mmse, data_range=rng))
         psnr_single.append(psnr(truth, model.reconstruct(image), data_range=rng))
@@ -129,6 +171,16 @@ def score_images(model, images: int, side: int, samples: int) -> dict:
     }
 
 
+def _calibration(report, images: int) -> dict:
+    return {
+        "images": images,
+        "seconds": round(report.seconds, 1),
+        "before": report.before.to_dict(),
+        "after": report.after.to_dict(),
+        "scale": report.scale,
+    }
+
+
 def _gain_error(images: int, side: int) -> list[float]:
     """Per held-out image, the gain the split estimates from the image over the generator's."""
     out = []
@@ -146,12 +198,16 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=256, help="side of each held-out image")
     ap.add_argument("--model", type=Path, default=None, help="a trained model: skip training")
     ap.add_argument("--keep", type=Path, default=None, help="train into this folder, kept")
+    ap.add_argument("--calibrate-images", type=int, default=3, help="for calibrate, 256^2 each")
     ap.add_argument("--name", default="calibration")
     args = ap.parse_args()
     seconds = None
     if args.model is None:
         args.model, seconds = train_model(args.steps, args.keep)
-    model = load_model(args.model)
+    # calibrate stores its scale in the model file: a copy, the given model stays as it is
+    work = Path(tempfile.mkdtemp())
+    shutil.copy(args.model, work / "model.pt")
+    model = load_model(work / "model.pt")
     result = {
         "config": "demo.yaml",
         "model": "trained here" if seconds is not None else str(args.model),
@@ -159,6 +215,22 @@ def main() -> None:
         "train_seconds": seconds,
         **score_images(model, args.images, args.side, args.samples),
     }
+    # microvae calibrate on other images of the generator (seeds 2000...), as a user would
+    # on their own data, then the held-out images again with the calibrated spread
+    for i in range(args.calibrate_images):
+        g = generate(shape=(args.side, args.side), seed=2000 + i)
+        tifffile.imwrite(work / f"calibrate_{i}.tif", g.image)
+    report = calibrate(model, sorted(work.glob("calibrate_*.tif")), samples=args.samples)
+    result["calibrate"] = _calibration(report, args.calibrate_images)
+    result["calibrated"] = coverage_after(model, args.images, args.side, args.samples)
+    # and calibrated on the held-out images themselves: calibrate needs no ground truth, so a
+    # user can fit it on the very images they analyse
+    for i in range(args.images):
+        g = generate(shape=(args.side, args.side), seed=1000 + i)
+        tifffile.imwrite(work / f"held_out_{i}.tif", g.image)
+    report = calibrate(model, sorted(work.glob("held_out_*.tif")), samples=args.samples)
+    result["calibrate_self"] = _calibration(report, args.images)
+    result["calibrated_self"] = coverage_after(model, args.images, args.side, args.samples)
     path = write_result(args.name, result, torch.device("cpu"))
     print(path.read_text())
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _peers import PEER_DIR, PEER_PYTHON, Predicted, run_peer_script
 from _results import write_result
 from fidelity import KEYS, MODELS
 from scipy import ndimage
@@ -63,8 +63,6 @@ SETS = {
 BENCH_MODELS = ("ladder+dmol", "none+gaussian")
 IN_FOCUS = 2  # held-out planes scored per set
 PEER = "careamics-lvae"
-PEER_DIR = Path(__file__).resolve().parent / "careamics"
-PEER_PYTHON = PEER_DIR / ".venv" / "bin" / "python"
 PEER_TILES = 8192  # the peer's training tiles, drawn once (with 8 flips/rotations each)
 CONFIG = ROOT / "configs" / "cpu.yaml"
 # variants measured on real images, to decide what the CPU config keeps (BENCHMARKS.md):
@@ -218,13 +216,6 @@ def run_one(set_name: str, model_name: str, steps: int, work: Path, config: Path
     }
 
 
-def _peer(*args: str) -> None:
-    cmd = [str(PEER_PYTHON), str(PEER_DIR / "runner.py"), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-
-
 def run_peer(set_name: str, seconds: float, work: Path, config: Path = CONFIG) -> dict:
     """careamics' LVAE for ``seconds`` of training on the set, scored as microvae's models."""
     file, channel = SETS[set_name]
@@ -243,7 +234,8 @@ def run_peer(set_name: str, seconds: float, work: Path, config: Path = CONFIG) -
     np.save(out / "val.npy", val)
     stats = {"mean": float(pixels.mean()), "std": float(pixels.std())}
     (out / "stats.json").write_text(json.dumps(stats))
-    _peer(
+    run_peer_script(
+        "runner.py",
         "train", "--tiles", str(out / "tiles.npy"), "--val", str(out / "val.npy"),
         "--stats", str(out / "stats.json"), "--seconds", str(seconds), "--out", str(out),
     )  # fmt: skip
@@ -254,21 +246,13 @@ def run_peer(set_name: str, seconds: float, work: Path, config: Path = CONFIG) -
     wanted: list[np.ndarray] = []
     _score(planes, lambda p: wanted.append(p) or np.zeros(p.shape, np.float32))
     np.savez(out / "planes.npz", *wanted)
-    _peer("predict", "--model", str(out), "--planes", str(out / "planes.npz"),
-          "--out", str(out / "recon.npz"))  # fmt: skip
+    run_peer_script(
+        "runner.py", "predict", "--model", str(out),
+        "--planes", str(out / "planes.npz"), "--out", str(out / "recon.npz"),
+    )  # fmt: skip
     recon = np.load(out / "recon.npz")
-    lookup = [(p, recon[f"arr_{i}"]) for i, p in enumerate(wanted)]
-
-    def reconstruct(plane: np.ndarray) -> np.ndarray:
-        for p, r in lookup:
-            if p.shape == plane.shape and np.array_equal(p, plane):
-                if plane.dtype.kind in "ui":  # rounded and clipped, as microvae's to_raw does
-                    info = np.iinfo(plane.dtype)
-                    return np.clip(np.rint(r), info.min, info.max).astype(plane.dtype)
-                return r
-        raise KeyError("plane not reconstructed by the peer")
-
-    mean, split = _score(planes, reconstruct)
+    peer = Predicted([(p, recon[f"arr_{i}"]) for i, p in enumerate(wanted)])
+    mean, split = _score(planes, peer.reconstruct)
     return {
         "set": set_name,
         "model": PEER,

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _peers import PEER_PYTHON, Predicted, run_peer_script
 from _results import RESULTS, write_result
 
 from microvae import read_image, write_image
@@ -65,8 +65,6 @@ TARGET_GAIN_DB = 1.5
 PEER = "careamics-n2v2-3d"
 LVAE_PEER = "careamics-lvae-3d"
 LVAE_TILES = 4096  # the LVAE's training tiles, drawn once by microvae's 3D sampler
-PEER_DIR = Path(__file__).resolve().parent / "careamics"
-PEER_PYTHON = PEER_DIR / ".venv" / "bin" / "python"
 PEER_PATCH = (8, 64, 64)
 
 
@@ -106,28 +104,6 @@ def score(model, block: np.ndarray) -> dict:
     }
 
 
-class _Predicted:
-    """A peer's reconstructions, made in its own environment, looked up by input: what
-    :func:`score` calls as a model."""
-
-    def __init__(self, pairs: list[tuple[np.ndarray, np.ndarray]]):
-        self.pairs = pairs
-
-    def reconstruct(self, volume: np.ndarray, axes: str) -> np.ndarray:
-        for x, r in self.pairs:
-            if x.shape == volume.shape and np.array_equal(x, volume):
-                info = np.iinfo(volume.dtype)  # rounded and clipped, as microvae's to_raw does
-                return np.clip(np.rint(r), info.min, info.max).astype(volume.dtype)
-        raise KeyError("volume not reconstructed by the peer")
-
-
-def _peer(script: str, *args: str) -> None:
-    cmd = [str(PEER_PYTHON), str(PEER_DIR / script), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-
-
 def _scored_inputs(block: np.ndarray) -> list[np.ndarray]:
     """The volumes score() reconstructs: the block and its noise-split input (seed 0)."""
     inputs = [block]
@@ -159,18 +135,20 @@ def run_lvae(name: str, files: list[str], block: np.ndarray, seconds: float, wor
     np.save(out / "val.npy", val)
     stats = {"mean": float(pixels.mean()), "std": float(pixels.std())}
     (out / "stats.json").write_text(json.dumps(stats))
-    _peer(
+    run_peer_script(
         "runner.py", "train", "--tiles", str(out / "tiles.npy"), "--val", str(out / "val.npy"),
         "--stats", str(out / "stats.json"), "--seconds", str(seconds), "--out", str(out),
         "--batch", "4",
     )  # fmt: skip
     inputs = _scored_inputs(block)
     np.savez(out / "inputs.npz", *inputs)
-    _peer("runner.py", "predict", "--model", str(out), "--planes", str(out / "inputs.npz"),
-          "--out", str(out / "recon.npz"), "--batch", "4")  # fmt: skip
+    run_peer_script(
+        "runner.py", "predict", "--model", str(out), "--planes", str(out / "inputs.npz"),
+        "--out", str(out / "recon.npz"), "--batch", "4",
+    )  # fmt: skip
     meta = json.loads((out / "meta.json").read_text())
     recon = np.load(out / "recon.npz")
-    peer = _Predicted([(x, recon[f"arr_{i}"]) for i, x in enumerate(inputs)])
+    peer = Predicted([(x, recon[f"arr_{i}"]) for i, x in enumerate(inputs)])
     keep = ("careamics", "torch", "tile", "filters", "z_dims", "parameters", "steps", "batch")
     return {
         "seconds": meta["train_seconds"],
@@ -188,13 +166,13 @@ def run_peer(name: str, parts: list[np.ndarray], block: np.ndarray, seconds: flo
     np.savez(out / "train.npz", *parts)
     np.savez(out / "inputs.npz", *inputs)
     patch = [str(min(p, s)) for p, s in zip(PEER_PATCH, (min(len(q) for q in parts), 1e9, 1e9))]
-    _peer(
+    run_peer_script(
         "n2v2.py", "--train", str(out / "train.npz"), "--axes", "ZYX", "--patch", *patch,
         "--seconds", str(seconds), "--predict", str(out / "inputs.npz"), "--out", str(out),
     )  # fmt: skip
     meta = json.loads((out / "meta.json").read_text())
     recon = np.load(out / "recon.npz")
-    peer = _Predicted([(x, recon[f"arr_{i}"]) for i, x in enumerate(inputs)])
+    peer = Predicted([(x, recon[f"arr_{i}"]) for i, x in enumerate(inputs)])
     return {"seconds": meta["train_seconds"], "peer": meta, **score(peer, block)}
 
 

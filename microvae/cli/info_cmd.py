@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if s.get("data"):
         lines.append(f"  split        {s['data'].get('split')}")
+    cal = d.get("calibration")
+    if cal:
+        lines.append(
+            f"  calibrated   posterior std x {cal['scale']:.3f} (microvae calibrate, "
+            f"{cal.get('date', '?')}, {len(cal.get('images', []))} images)"
+        )
     v = d["versions"]
     lines.append(f"  versions     microvae {v.get('microvae')}, torch {v.get('torch')}")
     print("\n".join(lines))

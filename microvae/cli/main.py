@@ -13,6 +13,7 @@ import sys
 from .. import __version__
 from ..errors import MicrovaeError
 from . import (
+    calibrate_cmd,
     configs_cmd,
     demo_cmd,
     diagnose_cmd,
@@ -35,6 +36,7 @@ SUBCOMMANDS = (
     info_cmd,
     predict_cmd,
     evaluate_cmd,
+    calibrate_cmd,
     diagnose_cmd,
     export_cmd,
     demo_cmd,

@@ -9,6 +9,7 @@ from .modelfile import (
     ModelFileError,
     read_model_file,
     save_model_file,
+    write_calibration,
 )
 from .package import TOP_PRIOR, WEIGHTS
 from .run import (
@@ -40,4 +41,5 @@ __all__ = [
     "TOP_PRIOR",
     "TrainConfig",
     "WEIGHTS",
+    "write_calibration",
 ]

@@ -22,7 +22,14 @@ from ..io import atomic_path, file_kind
 from .format import FORMAT, FORMAT_VERSION, REQUIRED, ModelFileError
 from .package import is_bioimageio_package, read_package
 
-__all__ = ["ModelFileError", "FORMAT", "FORMAT_VERSION", "save_model_file", "read_model_file"]
+__all__ = [
+    "ModelFileError",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "save_model_file",
+    "read_model_file",
+    "write_calibration",
+]
 
 
 def plain(obj: Any, where: str = "value") -> Any:
@@ -136,3 +143,31 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
             f"reads up to {FORMAT_VERSION}); upgrade microvae"
         )
     return payload
+
+
+def write_calibration(path: str | os.PathLike, calibration: dict | None) -> Path:
+    """Store ``calibration`` (plain data: what ``microvae calibrate`` fitted, with its
+    ``scale``) in the model file at ``path``, replacing any before it (None removes it);
+    the rest of the file is kept as it is. Written atomically: an interruption leaves the
+    old file.
+
+    Raises:
+        ModelFileError: not a microvae model file, or an exported bioimage.io package (its
+            files are checked by their hashes; calibrate the model.pt it came from and
+            export again).
+    """
+    path = Path(path)
+    if is_bioimageio_package(path):
+        raise ModelFileError(
+            f"{path.name}: a bioimage.io package cannot be changed (its files are hashed); "
+            "calibrate the model.pt it was exported from, then export it again"
+        )
+    read_model_file(path)  # the checks, and their messages
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if calibration is None:
+        payload.pop("calibration", None)
+    else:
+        payload["calibration"] = plain(calibration, "calibration")
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path

@@ -69,12 +69,15 @@ class TrainedModel:
         versions: dict | None = None,
         path: Path | None = None,
         top_prior: TopPrior | None = None,
+        calibration: dict | None = None,
     ):
         self.vae = vae.eval()
         # the top level's fitted aggregate posterior (microvae.model.top_prior), for samples
         self.top_prior = top_prior
         self.config, self.normalisation = config, normalisation
         self.summary, self.versions, self.path = summary or {}, versions or {}, path
+        # what `microvae calibrate` fitted (report.calibrate), or None
+        self.calibration = calibration
         self._warned: set[str] = set()
 
     @classmethod
@@ -116,8 +119,15 @@ class TrainedModel:
             versions=payload.get("versions"),
             path=path,
             top_prior=top,
+            calibration=payload.get("calibration"),
         )
         return model.to(device)
+
+    @property
+    def spread_scale(self) -> float:
+        """The factor ``microvae calibrate`` fitted for the posterior's standard deviation
+        (1.0 for a model never calibrated)."""
+        return float((self.calibration or {}).get("scale", 1.0))
 
     @property
     def device(self) -> torch.device:
@@ -312,7 +322,7 @@ class TrainedModel:
         )
         for done, total, finished in steps:
             results = [
-                (f.k, self._result(f.reconstruction, f.latents, f.std, f.quantiles, dtype))
+                (f.k, self._result(f.reconstruction, f.latents, f.std, f.quantiles, dtype, options))
                 for f in finished
             ]
             yield done, total, results
@@ -366,12 +376,20 @@ class TrainedModel:
             out.get("std"),
             out.get("quantiles"),
             plane.dtype,
+            options,
         )
 
-    def _result(self, recon, latents, std, quantiles, dtype) -> PlaneResult:
+    def _result(self, recon, latents, std, quantiles, dtype, options: TileOptions) -> PlaneResult:
         """A PlaneResult in the input's units from model units: the reconstruction in
-        ``dtype``, the spread scaled to raw units and the quantiles mapped, both float32."""
+        ``dtype``, the spread scaled to raw units and the quantiles mapped, both float32;
+        with ``options.calibrated``, the spread and the quantiles' distances from the mean
+        widened by the model's :attr:`spread_scale`."""
         norm = self.normalisation
+        scale = self.spread_scale if options.calibrated else 1.0
+        if std is not None and scale != 1.0:
+            std = std * scale
+            if quantiles is not None:
+                quantiles = recon + scale * (quantiles - recon)
         return PlaneResult(
             None if recon is None else self._from_model(recon, dtype),
             latents,
@@ -426,7 +444,9 @@ class TrainedModel:
         Returns:
             :class:`Posterior`: ``mmse`` (the draws' mean, the input's shape and dtype),
             ``std`` (their per-pixel standard deviation, float32, in the input's units) and
-            ``quantiles`` (len(quantiles), *shape) float32, or None.
+            ``quantiles`` (len(quantiles), *shape) float32, or None. A model calibrated by
+            ``microvae calibrate`` widens ``std`` and the quantiles' distances from the mean
+            by its :attr:`spread_scale`; ``calibrated=False`` gives the draws' own.
         """
         if samples < 2:
             raise ValueError(f"posterior needs samples >= 2 to measure a spread, got {samples}")
@@ -474,6 +494,7 @@ class TrainedModel:
             "versions": self.versions,
             "summary": self.summary,
             "config": self.config.to_dict(),
+            "calibration": self.calibration,
         }
 
 

@@ -31,7 +31,9 @@ class TileOptions:
     level sampled from q(z|x); each draw the likelihood's mean, or a likelihood sample with
     ``output="sample"``), with their per-pixel standard deviation and the ``quantiles`` asked
     (:mod:`.sampling`); ``batch_size`` then counts network inputs, the copies of a tile for
-    its draws included."""
+    its draws included. ``calibrated``: the spread (and the quantiles' distances from the
+    mean) widened by the scale ``microvae calibrate`` stored in the model file, if any; False
+    gives the model's own spread (what calibrate itself measures)."""
 
     tile_size: int | None = None
     overlap: int | None = None
@@ -44,6 +46,7 @@ class TileOptions:
     seed: int | None = None
     samples: int = 1
     quantiles: tuple[float, ...] = ()
+    calibrated: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.samples, int) or self.samples < 1:

@@ -20,7 +20,16 @@ import numpy as np
 
 from .axial import MIN_PLANES as AXIAL_MIN_PLANES
 from .axial import axial_frc, axial_hf_ratio, axial_power_spectrum
-from .calibration import CalibrationCurve, calibration_curve, split_calibration, split_errors
+from .calibration import (
+    FRACTIONS,
+    CalibrationCurve,
+    SpreadFit,
+    calibration_curve,
+    extrapolate_slope,
+    fit_spread,
+    split_calibration,
+    split_errors,
+)
 from .fidelity import (
     Metrics,
     basic_metrics,
@@ -64,6 +73,10 @@ __all__ = [
     "calibration_curve",
     "split_calibration",
     "split_errors",
+    "SpreadFit",
+    "extrapolate_slope",
+    "fit_spread",
+    "FRACTIONS",
     "NETWORK3D_FIELDS",
     "Network3D",
     "network_3d",

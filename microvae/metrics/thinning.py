@@ -196,23 +196,29 @@ def thin(counts: np.ndarray, rng: np.random.Generator, p: float = 0.5):
 
 @dataclass(frozen=True)
 class SplitHalves:
-    """One binomial split of an image: ``full``, half A doubled back to a full-dose image in
-    the input's dtype and scale (what the model reconstructs), and ``b``, half B in
-    photo-electrons (what the reconstruction is scored against), with the ``camera``."""
+    """One binomial split of an image: ``full``, part A (a ``fraction`` of the photo-electrons)
+    scaled back to a full-dose image in the input's dtype and scale (what the model
+    reconstructs), and ``b``, the rest in photo-electrons (what the reconstruction is scored
+    against), with the ``camera``. The halves of the noise-split estimate are fraction 1/2."""
 
     full: np.ndarray
     b: np.ndarray
     camera: CameraModel
+    fraction: float = 0.5
+    # per pixel, the variance that rounding the electrons to counts added (f (1 - f) for a
+    # fractional part f, by dithered rounding); None: 1/12 everywhere
+    rounding_var: np.ndarray | None = None
 
     def squared_error(self, recon: np.ndarray) -> np.ndarray:
         """Per pixel, an unbiased estimate of the squared error of ``recon`` (a
         reconstruction of ``full``, ADU) to the noise-free signal, in ADU^2 of the input's
         scale: noisy pixel by pixel (it can be negative), exact on average."""
-        cam = self.camera
-        r_half = cam.to_electrons(recon) / 2.0  # the reconstruction's estimate of s / 2
-        # Var(B) = E[B] + v0 / 4, v0 = the intercept plus the 1/12 that rounding to counts adds
-        half = (r_half - self.b) ** 2 - self.b - (cam.intercept + 1 / 12) / 4
-        return 4 * cam.gain**2 * half
+        cam, q = self.camera, 1.0 - self.fraction
+        r = cam.to_electrons(recon)  # the reconstruction's estimate of the signal s
+        # B / q estimates s with Var(B / q) = E[B] / q^2 + v0, v0 = the intercept plus the
+        # variance that rounding to counts adds (thinning keeps q^2 of the excess variance)
+        rounding = 1 / 12 if self.rounding_var is None else self.rounding_var
+        return cam.gain**2 * ((r - self.b / q) ** 2 - self.b / q**2 - (cam.intercept + rounding))
 
 
 def split_halves(
@@ -221,23 +227,33 @@ def split_halves(
     camera: CameraModel | None = None,
     seed: int = 0,
     what: str = "split_halves",
+    fraction: float = 0.5,
 ) -> SplitHalves:
-    """Split a plane or a (Z, Y, X) volume (ADU or photon counts) into the two independent
-    halves of the noise-split estimate (camera estimated from the image when None)."""
+    """Split a plane or a (Z, Y, X) volume (ADU or photon counts) into two independent parts,
+    A with ``fraction`` of the photo-electrons (scaled back to full dose) and B with the rest
+    (camera estimated from the image when None); fraction 1/2: the noise-split estimate's."""
     plane = np.asarray(image)
     if plane.ndim not in (2, 3):
         raise ValueError(
             f"{what}: expected a 2D plane or a (Z, Y, X) volume, got shape {plane.shape}"
         )
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"{what}: the fraction of part A must lie in (0, 1), got {fraction}")
     cam = camera or estimate_camera(list(plane) if plane.ndim == 3 else plane)
     rng = np.random.default_rng(seed)
-    electrons = np.clip(np.rint(cam.to_electrons(plane)), 0, None)
-    a, b = thin(electrons, rng)
-    full = cam.to_adu(2.0 * a)
+    # dithered rounding (down or up with the odds that keep the mean), whose added variance
+    # f (1 - f) is known pixel by pixel: plain rounding of counts scaled by an estimated
+    # gain near 1 (photon counts) moves whole ranges of counts by one, which biased the
+    # estimate by more than the error of a good denoiser
+    value = np.clip(cam.to_electrons(plane), 0, None)
+    frac = value - np.floor(value)
+    electrons = np.floor(value) + (rng.random(value.shape) < frac)
+    a, b = thin(electrons, rng, fraction)
+    full = cam.to_adu(a / fraction)
     if plane.dtype.kind in "ui":
         info = np.iinfo(plane.dtype)
         full = np.clip(np.rint(full), info.min, info.max)
-    return SplitHalves(full.astype(plane.dtype), b, cam)
+    return SplitHalves(full.astype(plane.dtype), b, cam, fraction, frac * (1 - frac))
 
 
 @dataclass

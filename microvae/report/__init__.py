@@ -1,5 +1,15 @@
 """Evaluation reports: metrics.csv, diagnostics.json, figures (PNG) and report.md."""
 
+from .calibrate import CalibrationReport, calibrate, calibrate_arrays, calibration_images
 from .evaluate import Evaluation, evaluate, ground_truth_path, read_labels
 
-__all__ = ["Evaluation", "evaluate", "ground_truth_path", "read_labels"]
+__all__ = [
+    "CalibrationReport",
+    "calibrate",
+    "calibrate_arrays",
+    "calibration_images",
+    "Evaluation",
+    "evaluate",
+    "ground_truth_path",
+    "read_labels",
+]
