@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from microvae.cli.main import main
+from microvae.errors import MicrovaeError
 from microvae.inference import load_model
 from microvae.latent import TileSet, embed, linear_probe, tiles_from_planes
 from microvae.latent.diagnostics import diagnose
@@ -117,6 +118,8 @@ def test_embeddings_separate_tubular_from_fragmented_on_held_out_images(ladder):
 
 
 FIGURES = (
+    "presence_0",
+    "calibration",
     "crops",
     "frc",
     "kl",
@@ -153,11 +156,23 @@ def test_evaluate_writes_metrics_diagnostics_and_a_report_with_every_figure(
             "--split-noise",
             "--iwae",
             "8",
+            "--samples",
+            "4",
             "--no-progress",
         ]
     )
     assert status == 0
     printed = capsys.readouterr().out
+    # how sure of each structure: intervals over 4 draws of each file's first plane, branch
+    # presence, and the draws' calibration by the noise split
+    unc = json.loads((out / "uncertainty.json").read_text())
+    assert unc["samples"] == 4 and len(unc["planes"]) == 4
+    for plane in unc["planes"]:
+        value, low, high = plane["intervals"]["total_length_px"]
+        assert low <= high and 0.3 < value < 3 and plane["branches"] > 0
+    assert np.isfinite(unc["calibration"]["slope"]) and unc["calibration"]["slope_stderr"] > 0
+    assert "## How sure of each structure" in (out / "report.md").read_text()
+    assert "network length" in printed
     # the importance-weighted bound beside the ELBO: tighter (>=), in bits/dim of the tiles
     b = json.loads((out / "diagnostics.json").read_text())["bounds"]
     assert b["k"] == 8 and b["is_bound"] and b["iwae_nats"] >= b["elbo_nats"]
@@ -225,6 +240,8 @@ def test_evaluate_of_a_deterministic_unet_says_it_cannot_generate(tmp_path, data
     assert result.diagnostics["verdict"] == "collapsed"
     assert set(result.figures) == {"crops", "frc", "kl", "embedding"}
     assert "cannot generate" in result.report.read_text()
+    with pytest.raises(MicrovaeError, match="cannot sample"):  # before any work
+        evaluate(load_model(deterministic), [data / "tubular_005.tif"], tmp_path, samples=4)
 
 
 def test_evaluate_reports_a_missing_ground_truth(tmp_path, data, ladder, capsys):

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
 import tifffile
 
+from microvae.batch.provenance import model_digest
 from microvae.cli.main import main
 from microvae.errors import MicrovaeError
 from microvae.inference import load_model
@@ -29,12 +31,15 @@ def _images(synth_data):
 
 
 def test_calibrate_stores_the_scale_and_the_model_applies_it(model_copy, synth_data):
+    digest = model_digest(load_model(model_copy))
     report = calibrate(load_model(model_copy), _images(synth_data), samples=4, planes=1)
     assert len(report.images) == 3 and report.before.fractions == (0.25, 0.35, 0.5)
     assert report.scale == pytest.approx(np.sqrt(report.before.slope))
     assert np.isfinite(report.after.slope) and report.after.scale > 0
     model = load_model(model_copy)  # read back from the file
     assert model.spread_scale == pytest.approx(report.scale)
+    # what the model computes changed (its std): a resumed predict must not mix the two
+    assert model_digest(model) != digest
     assert model.calibration["after"]["slope"] == pytest.approx(report.after.slope)
     image = tifffile.imread(_images(synth_data)[0])
     kw = dict(samples=4, seed=1, quantiles=(0.1, 0.9))
@@ -74,3 +79,28 @@ def test_cli_dry_run_reports_and_stores_nothing(model_copy, synth_data, tmp_path
     assert len(report["before"]["slopes"]) == 3 and report["stored"] is False
     with pytest.raises(SystemExit):
         main(["calibrate", str(model_copy), image, "--samples", "1"])
+
+
+def test_a_3d_model_calibrates_on_each_file_s_first_volume(tiny_3d_model_path, tmp_path):
+    import microvae
+    from microvae.synthetic import generate
+
+    stack = generate(shape=(16, 64, 64), seed=7, z_step_um=0.2, pixel_size_um=0.05).image
+    path = tmp_path / "stack.tif"
+    microvae.write_image(path, np.stack([stack, stack]), axes="TZYX")
+    model = load_model(tiny_3d_model_path)
+    report = calibrate(model, [path], samples=3, store=False)
+    assert report.images == ["stack.tif[0]"] and report.stored is None
+    assert all(np.isfinite(c.slope) for c in report.before.curves)
+    assert model.spread_scale == 1.0  # a dry run changes nothing
+
+
+def test_a_bioimageio_package_is_refused_before_any_work(tmp_path):
+    from microvae.config import ModelFileError, check_changeable, write_calibration
+
+    package = tmp_path / "exported.zip"
+    with zipfile.ZipFile(package, "w") as z:
+        z.writestr("rdf.yaml", "type: model\n")
+    for call in (lambda: check_changeable(package), lambda: write_calibration(package, {})):
+        with pytest.raises(ModelFileError, match="calibrate the model.pt it was exported from"):
+            call()

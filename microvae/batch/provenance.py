@@ -42,10 +42,13 @@ _log = logging.getLogger("microvae.batch")
 
 def model_digest(model: TrainedModel) -> str:
     """sha256 (hex) of what the model computes: its weights (names, dtypes, shapes, bytes),
-    config and normalisation. The same model gives the same digest from ``model.pt`` or from
-    its bioimage.io package; any changed weight gives another."""
+    config, normalisation and, once ``microvae calibrate`` stored one, its spread scale (a
+    posterior's std changes with it). The same model gives the same digest from ``model.pt``
+    or from its bioimage.io package; any changed weight gives another."""
     h = hashlib.sha256()
     meta = {"config": model.config.to_dict(), "normalisation": model.normalisation.to_dict()}
+    if model.spread_scale != 1.0:  # absent when uncalibrated: earlier digests still match
+        meta["spread_scale"] = model.spread_scale
     h.update(json.dumps(meta, sort_keys=True).encode())
     for name, tensor in sorted(model.vae.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()

@@ -64,6 +64,15 @@ def _analysis_args(p: argparse.ArgumentParser) -> None:
         "it against the other (gain and offset from the image's mean-variance)",
     )
     p.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="how sure of each structure: N posterior draws of the first plane of the first "
+        "files, network statistics with intervals, branch presence, and with --split-noise "
+        "the calibration of the draws' spread (2D models; 0: not computed)",
+    )
+    p.add_argument(
         "--iwae",
         type=int,
         default=0,
@@ -95,10 +104,14 @@ def run(args: argparse.Namespace) -> int:
         posterior_levels=args.posterior_levels,
         split_noise=args.split_noise,
         iwae=args.iwae,
+        samples=args.samples,
     )
     _say(result, args.split_noise)
     if result.diagnostics:  # a 3D model's evaluation has none (the report says why)
         print(f"latent space: {result.diagnostics.get('verdict')}")
+    for plane in result.uncertainty.get("planes", []):
+        v, lo, hi = plane["intervals"]["total_length_px"]
+        print(f"{plane['file']}: network length {v:.2f} [{lo:.2f}, {hi:.2f}] of the input's")
     print(f"report: {result.report}")
     return 0
 

@@ -7,6 +7,7 @@ from .modelfile import (
     FORMAT,
     FORMAT_VERSION,
     ModelFileError,
+    check_changeable,
     read_model_file,
     save_model_file,
     write_calibration,
@@ -26,6 +27,7 @@ from .run import (
 
 __all__ = [
     "apply_overrides",
+    "check_changeable",
     "ConfigError",
     "find_config",
     "FORMAT",

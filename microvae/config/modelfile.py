@@ -29,6 +29,7 @@ __all__ = [
     "save_model_file",
     "read_model_file",
     "write_calibration",
+    "check_changeable",
 ]
 
 
@@ -145,6 +146,18 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def check_changeable(path: str | os.PathLike) -> None:
+    """Raise :class:`ModelFileError` unless ``path`` is a microvae model file that can be
+    changed in place (a bioimage.io package cannot: its files are checked by their hashes)."""
+    path = Path(path)
+    if is_bioimageio_package(path):
+        raise ModelFileError(
+            f"{path.name}: a bioimage.io package cannot be changed (its files are hashed); "
+            "calibrate the model.pt it was exported from, then export it again"
+        )
+    read_model_file(path)  # the checks, and their messages
+
+
 def write_calibration(path: str | os.PathLike, calibration: dict | None) -> Path:
     """Store ``calibration`` (plain data: what ``microvae calibrate`` fitted, with its
     ``scale``) in the model file at ``path``, replacing any before it (None removes it);
@@ -157,12 +170,7 @@ def write_calibration(path: str | os.PathLike, calibration: dict | None) -> Path
             export again).
     """
     path = Path(path)
-    if is_bioimageio_package(path):
-        raise ModelFileError(
-            f"{path.name}: a bioimage.io package cannot be changed (its files are hashed); "
-            "calibrate the model.pt it was exported from, then export it again"
-        )
-    read_model_file(path)  # the checks, and their messages
+    check_changeable(path)
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if calibration is None:
         payload.pop("calibration", None)

@@ -458,6 +458,30 @@ class TrainedModel:
         run_image(self, rec, sinks, options=opts)
         return Posterior(sinks[0].array, sinks[1].array, sinks[2].array if quantiles else None)
 
+    def draws(
+        self,
+        image: np.ndarray | ImageRecord,
+        axes: str | None = None,
+        *,
+        samples: int = 16,
+        seed: int = 0,
+        channel: int | None = None,
+        **options,
+    ) -> Iterator[np.ndarray]:
+        """Yield ``samples`` posterior draws of a whole image, one at a time (memory: one
+        image), each with every latent level sampled from q(z|x) per tile (draw k seeded
+        ``seed + k``) and the likelihood's mean; where tiles overlap their draws are blended,
+        which smooths a draw a little there. Arguments as :meth:`reconstruct`; each draw has
+        the input's shape and dtype. For the draws' mean and spread without keeping them, use
+        :meth:`posterior`."""
+        if samples < 1:
+            raise ValueError(f"draws needs samples >= 1, got {samples}")
+        self._tiles(TileOptions(samples=2))  # refuses a model that cannot sample, in one line
+        for k in range(samples):
+            yield self.reconstruct(
+                image, axes, channel=channel, sample_latents=True, seed=seed + k, **options
+            )
+
     def encode(
         self,
         image: np.ndarray | ImageRecord,

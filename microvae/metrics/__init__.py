@@ -44,6 +44,7 @@ from .frc import FRC_THRESHOLD, FRCResult, frc
 from .morphology import (
     MORPHOLOGY_FIELDS,
     Morphology,
+    branch_labels,
     branch_lengths,
     morphology_ratios,
     network_morphology,
@@ -51,6 +52,7 @@ from .morphology import (
     skeleton_stats,
 )
 from .network3d import NETWORK3D_FIELDS, Network3D, network_3d, network_3d_ratios
+from .presence import BranchPresence, Interval, branch_presence, structure_intervals
 from .realism import Realism, RealismReference, realism, realism_reference
 from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_band
 from .thinning import (
@@ -102,6 +104,11 @@ __all__ = [
     "basic_metrics",
     "blur",
     "branch_lengths",
+    "branch_labels",
+    "BranchPresence",
+    "Interval",
+    "branch_presence",
+    "structure_intervals",
     "data_range_of",
     "fidelity",
     "fine_structure_metrics",

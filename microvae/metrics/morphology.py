@@ -32,6 +32,7 @@ __all__ = [
     "MORPHOLOGY_FIELDS",
     "skeleton_stats",
     "branch_lengths",
+    "branch_labels",
     "network_morphology",
     "network_threshold",
     "network_mask",
@@ -124,10 +125,19 @@ def branch_lengths(skeleton: np.ndarray) -> np.ndarray:
     label order): the branches of :func:`skeleton_stats`, measured as its total length is (1
     per 4-step, sqrt(2) per diagonal step not covered by two 4-steps), without the hub pixels
     around junctions; an isolated pixel is a branch of length 0."""
+    return branch_labels(skeleton)[1]
+
+
+def branch_labels(skeleton: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The branches of a 2D bool skeleton (those of :func:`skeleton_stats`): (H, W) int32
+    labels, branch k's pixels holding k (1..n; hub pixels around junctions and background 0),
+    and their lengths as :func:`branch_lengths` gives them."""
     sk = np.asarray(skeleton, bool)
     if sk.ndim != 2:
         raise ValueError(f"expected a 2D skeleton, got shape {sk.shape}")
-    return _arm_lengths(sk & ~_graph(sk)[2])
+    arms = sk & ~_graph(sk)[2]
+    labels, _ = ndimage.label(arms, structure=_EIGHT)
+    return labels.astype(np.int32), _arm_lengths(arms)
 
 
 def _arm_lengths(arms: np.ndarray) -> np.ndarray:

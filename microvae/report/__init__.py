@@ -2,6 +2,11 @@
 
 from .calibrate import CalibrationReport, calibrate, calibrate_arrays, calibration_images
 from .evaluate import Evaluation, evaluate, ground_truth_path, read_labels
+from .uncertainty import (
+    StructureUncertainty,
+    structure_uncertainty,
+    structure_uncertainty_steps,
+)
 
 __all__ = [
     "CalibrationReport",
@@ -12,4 +17,7 @@ __all__ = [
     "evaluate",
     "ground_truth_path",
     "read_labels",
+    "StructureUncertainty",
+    "structure_uncertainty",
+    "structure_uncertainty_steps",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import write_calibration
+from ..config import check_changeable, write_calibration
 from ..data import find_images
 from ..errors import MicrovaeError
 from ..inference import TrainedModel
@@ -129,6 +129,8 @@ def calibrate_arrays(
     _require_spread(model)
     if store and model.path is None:
         raise MicrovaeError("calibrate: the model was not loaded from a file; nothing to store in")
+    if store:
+        check_changeable(model.path)  # before the work, not after it
     _check_noise(images, names)
     t0 = time.perf_counter()
     before = _fit(model, images, samples, seed, 1.0, options)

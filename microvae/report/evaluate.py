@@ -57,14 +57,17 @@ from ..latent import (
 )
 from ..metrics import (
     FRC_THRESHOLD,
+    calibration_curve,
     fine_structure_metrics,
     frc,
     realism_reference,
+    split_errors,
     split_noise_values,
     volume_metrics,
 )
 from . import figures
 from .markdown import write_report
+from .uncertainty import structure_uncertainty
 
 __all__ = ["Evaluation", "evaluate", "ground_truth_path", "read_labels", "sample_realism"]
 
@@ -89,6 +92,7 @@ class Evaluation:
     latent: dict = field(default_factory=dict)
     report: Path | None = None
     files: list[str] = field(default_factory=list)
+    uncertainty: dict = field(default_factory=dict)
 
 
 def ground_truth_path(path: Path, pattern: str) -> Path:
@@ -496,31 +500,31 @@ def evaluate(
     progress: bool = True,
     split_noise: bool = False,
     iwae: int = 0,
+    samples: int = 0,
     **tile_options: Any,
 ) -> Evaluation:
     """Evaluate ``model`` on ``inputs`` (files, folders, globs) into ``out_dir``.
 
     Args:
         gt: ground-truth pattern beside each input, e.g. ``"{stem}_gt.tif"``.
-        labels: file name -> label (e.g. a phenotype; see :func:`read_labels`): colours the
-            embedding map and defines the groups between which holes are sought; default
-            the file names.
+        labels: file name -> label (e.g. a phenotype; :func:`read_labels`): colours the
+            embedding map, groups the holes; default the file names.
         max_tiles: tiles (training size) for diagnostics, embeddings and the latent figures.
-        split_noise: also estimate, on the input-vs-reconstruction rows, the squared error to
-            the noise-free signal by binomial thinning (``split_*`` columns; see
-            :func:`microvae.metrics.split_noise_error`): for real data without ground truth.
+        split_noise: also the input-vs-reconstruction rows' error to the noise-free signal by
+            binomial thinning (``split_*``, :func:`microvae.metrics.split_noise_error`).
         iwae: K > 0: also the importance-weighted bound IWAE_K beside the ELBO on the tiles
             (:func:`microvae.latent.diagnostics.likelihood_bounds`), in ``diagnostics.json``
             (``bounds``) and the report.
+        samples: N >= 2: how sure of each structure on the crops' planes, by N draws
+            (:func:`~microvae.report.structure_uncertainty`; with ``split_noise``, also the
+            draws' calibration curve), in ``uncertainty.json``, figures and the report.
         **tile_options: fields of :class:`~microvae.inference.TileOptions`.
 
-    Writes ``metrics.csv`` (a row per plane and comparison, then the means),
-    ``diagnostics.json``, ``latent.json`` (embeddings, sample realism, holes),
-    ``figures/*.png`` and ``report.md``. A 3D model's rows add one per volume and comparison
-    (plane ``volume``: :func:`microvae.metrics.volume_metrics`, and there the noise-split
-    estimate over the volume); its evaluation stops at the metrics and fidelity figures
-    (the latent tools take 2D models for now).
-    """
+    Writes ``metrics.csv`` (a row per plane and comparison, then the means; a 3D model's
+    a row per volume too, :func:`microvae.metrics.volume_metrics`, and there the noise split),
+    ``diagnostics.json``, ``latent.json``, ``figures/*.png`` and ``report.md`` (a 3D model's:
+    metrics and fidelity figures; the latent tools take 2D models for now)."""
+    _check_samples(model, samples)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs = _inputs(inputs, gt)
@@ -537,10 +541,85 @@ def evaluate(
     _fidelity_figures(result, kept)
     pooled = _embedding_part(result, model, tiles, bool(labels))
     _generation_part(result, model, tiles, pooled, seed)
+    _uncertainty_part(result, model, kept, samples, split_noise, seed, tile_options)
     with atomic_path(out / "latent.json") as tmp:
         tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
     result.report = write_report(result, model)
     return result
+
+
+def _check_samples(model: TrainedModel, samples: int) -> None:
+    """Refuse at once what the draws would refuse after all the scoring (0: no draws)."""
+    if samples == 0:
+        return
+    if samples < 2:
+        raise MicrovaeError(f"samples must be >= 2 for a spread, got {samples}")
+    if not model.vae.can_generate:
+        raise MicrovaeError(
+            f"{model.path.name if model.path else 'the model'}: skip_mode "
+            f"'{model.config.model.skip_mode}' cannot sample its posterior; leave out samples"
+        )
+    if model.dims == 3:
+        raise MicrovaeError(
+            "samples: how sure of each structure is measured on 2D planes for now; a 3D "
+            "model's draws are in model.posterior and predict --samples"
+        )
+
+
+def _uncertainty_part(result: Evaluation, model, kept, samples, split_noise, seed, opts) -> None:
+    """How sure of each structure on the kept planes (the first of the first files), and
+    with ``split_noise`` the draws' calibration without ground truth; uncertainty.json.
+    Nothing without ``samples``."""
+    if not samples:
+        return
+    fig_dir = result.out_dir / "figures"
+    planes, pooled = [], ([], [])
+    for k, (name, first) in enumerate(kept):
+        plane = first["input"]
+        u = structure_uncertainty(model, plane, samples=samples, seed=seed, **opts)
+        p = u.presence
+        total = float(p.lengths.sum())
+        sure = float(p.lengths[p.presence >= 0.9].sum()) / total if total else None
+        figure = figures.save_presence(fig_dir / f"presence_{k}.png", u.mmse, p.map())
+        planes.append(
+            {
+                "file": name,
+                "intervals": {f: [iv.value, iv.low, iv.high] for f, iv in u.intervals.items()},
+                "branches": int(p.presence.size),
+                "length_share_presence_0.9": sure,
+                "figure": str(figure.relative_to(result.out_dir)),
+            }
+        )
+        if split_noise:
+            try:
+                pv, err = split_errors(plane, _posterior_fn(model, samples, seed, opts), seed=seed)
+            except ValueError as exc:
+                _log.warning("%s: no calibration curve: %s", name, exc)
+                continue
+            pooled[0].append(pv.ravel())
+            pooled[1].append(err.ravel())
+    result.uncertainty = {"samples": samples, "planes": planes}
+    if pooled[0]:
+        curve = calibration_curve(np.concatenate(pooled[0]), np.concatenate(pooled[1]))
+        path = figures.save_calibration(
+            fig_dir / "calibration.png",
+            curve.predicted,
+            curve.observed,
+            curve.stderr,
+            label="noise split (half dose)",
+        )
+        result.uncertainty["calibration"] = curve.to_dict()
+        result.uncertainty["calibration_figure"] = str(path.relative_to(result.out_dir))
+    with atomic_path(result.out_dir / "uncertainty.json") as tmp:
+        tmp.write_text(json.dumps(result.uncertainty, indent=2) + "\n")
+
+
+def _posterior_fn(model, samples: int, seed: int, opts: dict):
+    def posterior(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = model.posterior(x, samples=samples, seed=seed, **opts)
+        return p.mmse, p.std
+
+    return posterior
 
 
 def _volume_evaluation(model, out: Path, rows, kept, files) -> Evaluation:

@@ -228,3 +228,37 @@ def save_density_paths(path: Path, paths: list[tuple[str, np.ndarray, int]]) -> 
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def save_calibration(
+    path: Path, predicted: np.ndarray, observed: np.ndarray, stderr: np.ndarray, *, label: str
+) -> Path:
+    """A calibration curve: per bin, the mean predicted variance against the mean squared
+    error (with 2 standard errors), on log axes, beside the line of a calibrated spread."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ok = observed > 0  # the split's estimate of a bin's error can be <= 0 where it is tiny
+    ax.errorbar(predicted[ok], observed[ok], yerr=2 * stderr[ok], fmt="o", ms=4, lw=1, label=label)
+    lo = float(min(predicted.min(), observed[ok].min() if ok.any() else predicted.min()))
+    hi = float(max(predicted.max(), observed.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="calibrated")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted variance (draws)")
+    ax.set_ylabel("squared error")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def save_presence(path: Path, image: np.ndarray, presence_map: np.ndarray) -> Path:
+    """The MMSE reconstruction in grey with its skeleton's branches coloured by presence
+    (the fraction of posterior draws holding each; NaN off the skeleton)."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    lo, hi = _limits(image)
+    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
+    shown = ax.imshow(
+        np.ma.masked_invalid(presence_map), cmap="RdYlGn", vmin=0, vmax=1, interpolation="none"
+    )
+    fig.colorbar(shown, ax=ax, fraction=0.046, label="branch presence in the draws")
+    ax.set_axis_off()
+    return _save(fig, path)

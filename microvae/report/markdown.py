@@ -118,6 +118,7 @@ def write_report(result, model: TrainedModel) -> Path:
         *_header(result, info, model.config.model.tile_shape()),
         *_fidelity_section(result),
         *_volume_section(result),
+        *_uncertainty_section(result),
         *latent,
     ]
     path = result.out_dir / "report.md"
@@ -203,6 +204,69 @@ VOLUME_SUMMARY = [
     ("hf_ratio_z", "HF ratio along Z"),
     ("frc_z_planes", "FRC along Z (planes)"),
 ]
+
+
+# the network statistics shown with their intervals over the draws
+INTERVALS = (
+    ("total_length_px", "length"),
+    ("n_junctions", "junctions"),
+    ("n_branches", "branches"),
+    ("mean_branch_length_px", "mean branch length"),
+)
+
+
+def _interval(v: list[float]) -> str:
+    """value [low, high]"""
+    value, low, high = (_fmt("{:.2f}", x) for x in v)
+    return f"{value} [{low}, {high}]"
+
+
+def _uncertainty_section(result) -> list[str]:
+    """How sure of each structure: intervals over the draws, branch presence and, with the
+    noise split, the draws' calibration."""
+    u = result.uncertainty
+    if not u:
+        return []
+    rows = []
+    for plane in u["planes"]:
+        iv = plane["intervals"]
+        share = plane["length_share_presence_0.9"]
+        rows.append(
+            [plane["file"]]
+            + [_interval(iv[f]) for f, _ in INTERVALS]
+            + [str(plane["branches"]), _fmt("{:.0%}", share)]
+        )
+    parts = [
+        "## How sure of each structure\n",
+        f"{u['samples']} posterior draws of the first plane of each file (every latent level "
+        "drawn from q(z|x)). Network statistics of the draws' mean (MMSE) over the input's, "
+        "with the central 90% interval of the draws'; branches: those of the MMSE's skeleton, "
+        "and the share of their length present (within 2 px) in at least 90% of the draws.\n",
+        _table(
+            ["file"] + [h for _, h in INTERVALS] + ["branches", "length with presence >= 0.9"],
+            rows,
+        ),
+        "",
+    ]
+    for plane in u["planes"]:
+        path = result.out_dir / plane["figure"]
+        parts.append(_figure(result.out_dir, path, f"{plane['file']}: branch presence"))
+    if "calibration" in u:
+        c = u["calibration"]
+        parts += [
+            "Is the draws' spread right? Without ground truth (the noise split: the model "
+            "reconstructs half of each image's photo-electrons, the other half scores it), "
+            "binned by predicted variance: the slope of error over prediction is "
+            f"{c['slope']:.2f} +- {c['slope_stderr']:.2f} (1: calibrated; above 1 "
+            "overconfident). It measures the model at half the dose; `microvae calibrate` "
+            "fits the full-dose scale and stores it.\n",
+            _figure(
+                result.out_dir,
+                result.out_dir / u["calibration_figure"],
+                "calibration of the draws' spread (noise split)",
+            ),
+        ]
+    return parts
 
 
 def _volume_section(result) -> list[str]:

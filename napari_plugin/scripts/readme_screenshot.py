@@ -10,7 +10,10 @@
 - ``explorer``: the Latent explorer's map of HeLa and yeast tiles, a tile clicked and a channel
   moved;
 - ``volume``: a yeast Z-stack (MitoGraphTest001) and its reconstruction by a 3D model, side by
-  side in 3D rendering with one camera (``napari_3d.png``).
+  side in 3D rendering with one camera (``napari_3d.png``);
+- ``uncertainty``: Reconstruct with 16 posterior samples on a crop of the HeLa image: the
+  MMSE, the draws' standard deviation and the skeleton's branches coloured by presence, with
+  the network intervals in the widget (``napari_uncertainty.png``).
 
     xvfb-run -a .venv/bin/python napari_plugin/scripts/readme_screenshot.py [--model MODEL]
         [--only reconstruct,train,...]
@@ -38,7 +41,7 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 IMAGE = REAL / "hela-cells_mito_ch1.tif"
 YEAST = REAL / "MitoGraphTest001.tif"
 IMAGES = ROOT / "docs" / "images"
-SHOTS = ("reconstruct", "train", "compare", "latent", "explorer", "volume")
+SHOTS = ("reconstruct", "train", "compare", "latent", "explorer", "volume", "uncertainty")
 YEAST_VOXEL = (0.2, 0.056, 0.056)  # um, Z Y X (../shared/data/real/README.md)
 
 
@@ -149,6 +152,29 @@ def shot_reconstruct(s: Session) -> None:
     s.wait(lambda: widget.busy == 0)
     s.zoom(viewer, 2)
     s.shoot(viewer, "napari_side_by_side.png")
+    print(widget.metrics.value)
+    viewer.close()
+
+
+def shot_uncertainty(s: Session) -> None:
+    """16 draws of a crop of HeLa (the region with most fine detail, 192 px a side): the
+    MMSE, the spread and branch presence side by side, the intervals in the widget."""
+    from microvae.report.figures import detail_crop
+    from napari_microvae._reconstruct_widget import ReconstructWidget
+
+    rows, cols = detail_crop(s.image, 192)
+    viewer = s.viewer(1700, 800)
+    layer = viewer.add_image(s.image[rows, cols], name="HeLa mitochondria", scale=(s.px, s.px))
+    widget = ReconstructWidget(viewer)
+    s.dock(viewer, widget, "microvae", 430)
+    widget.layer.value = layer
+    widget.model_file.value = s.model
+    widget.device.value = "auto"
+    widget.samples.value = 16
+    widget.run()
+    s.wait(lambda: widget.busy == 0)
+    viewer.reset_view()
+    s.shoot(viewer, "napari_uncertainty.png")
     print(widget.metrics.value)
     viewer.close()
 
@@ -350,6 +376,7 @@ def main() -> int:
         "latent": shot_latent,
         "explorer": shot_explorer,
         "volume": shot_volume,
+        "uncertainty": shot_uncertainty,
     }
     for name in SHOTS:
         if name in wanted:

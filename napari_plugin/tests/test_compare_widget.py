@@ -65,6 +65,28 @@ def test_two_models_side_by_side_with_a_table(
     assert len(viewer.layers) == 3 and not errors
 
 
+def test_compare_with_posterior_samples_shows_spread_and_intervals(
+    make_napari_viewer, qtbot, model_path, errors
+):
+    viewer = make_napari_viewer()
+    orig = viewer.add_image(generate(shape=(96, 96), seed=22).image, name="mito")
+    widget = CompareWidget(viewer)
+    widget.layer.value = orig
+    widget.model_files.value = [model_path]
+    widget.device.value = "cpu"
+    widget.samples.value = 4
+    assert widget.run() is not None, errors
+    qtbot.waitUntil(lambda: widget.busy == 0, timeout=WAIT_MS)
+    assert not errors, errors
+    assert [la.name for la in viewer.layers] == ["mito", "mito · run", "mito · run posterior std"]
+    mmse = microvae.load_model(model_path).posterior(orig.data, samples=4, seed=0).mmse
+    np.testing.assert_array_equal(viewer.layers[1].data, mmse)  # the draws' mean
+    table = widget.whole.value
+    col = list(table["columns"]).index("network length (MMSE [90% of draws])")
+    cell = table["data"][0][col]
+    assert cell.count("[") == 1 and cell.endswith("]"), cell
+
+
 def test_compare_errors_become_notifications(make_napari_viewer, tmp_path, model_path, errors):
     viewer = make_napari_viewer()
     widget = CompareWidget(viewer)

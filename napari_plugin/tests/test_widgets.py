@@ -49,6 +49,25 @@ def test_reconstruct_2d_side_by_side_with_linked_contrast(make_napari_viewer, qt
     qtbot.waitUntil(lambda: widget.metrics.value.startswith("view: rows"), timeout=WAIT_MS)
 
 
+def test_reconstruct_with_posterior_samples_adds_spread_and_presence(
+    make_napari_viewer, qtbot, model_path
+):
+    viewer = make_napari_viewer()
+    orig = viewer.add_image(generate(shape=(96, 96), seed=6).image, name="mito")
+    widget = ReconstructWidget(viewer)
+    widget.layer.value = orig
+    widget.model_file.value = model_path
+    widget.device.value = "cpu"
+    widget.samples.value = 4
+    _wait(qtbot, widget, widget.run())
+    qtbot.waitUntil(lambda: len(viewer.layers) == 4, timeout=WAIT_MS)
+    std = viewer.layers["mito posterior std"]
+    presence = viewer.layers["mito branch presence"]
+    assert std.data.shape == orig.data.shape and float(std.data.max()) > 0
+    assert presence.data.shape == orig.data.shape and presence.data.max() > 0
+    assert "network length" in widget.metrics.value and "posterior draws" in widget.metrics.value
+
+
 def test_a_3d_model_shows_the_stack_side_by_side_in_3d(make_napari_viewer, qtbot, model3d_path):
     """A 3D model reconstructs the stack in 3D tiles, and the grid renders in 3D: one
     camera for every cell, so the original and its reconstruction turn together."""

@@ -14,7 +14,9 @@ from napari_microvae._work import (
     interpolation,
     latent_tile,
     load,
+    presence_colours,
     reconstruct_steps,
+    structure_text,
     summary_metrics,
     total_steps,
     view_box,
@@ -46,6 +48,33 @@ def test_reconstruct_steps_yield_per_batch_and_match_the_core(model_path):
     assert len(result.metrics) == 3 and "frc_resolution_um" in result.metrics[0]
     mean = summary_metrics(result.metrics)
     assert mean["psnr_db"] == pytest.approx(np.mean([r["psnr_db"] for r in result.metrics]))
+
+
+def test_posterior_samples_give_the_spread_and_how_sure_of_each_structure(model_path):
+    """With samples on one 2D plane: the draws' mean and spread as the core gives them, and
+    then the draws one by one (a step each) for the network intervals and branch presence."""
+    model = load(model_path, "cpu")
+    plane = generate(shape=(96, 96), seed=3).image
+    opts = TileOptions(samples=4, seed=0)
+    n, result = _exhaust(reconstruct_steps(model, plane, opts))
+    assert (
+        n
+        == total_steps(model, plane.shape, opts)
+        == total_steps(model, plane.shape, TileOptions(samples=4))
+    )
+    core = microvae.load_model(model_path).posterior(plane, samples=4, seed=0)
+    np.testing.assert_array_equal(result.reconstruction, core.mmse)
+    np.testing.assert_allclose(result.std, core.std, rtol=1e-6)
+    u = result.structure
+    assert u is not None and u.samples == 4
+    assert u.presence.labels.shape == plane.shape and u.presence.presence.size > 0
+    text = structure_text(u)
+    assert "network length" in text and "[" in text and "of their length" in text
+    colours = presence_colours(np.array([0.0, 1.0]))
+    assert colours[0][3] == 0 and colours[1][:2] == (1.0, 0.0) and colours[2][:2] == (0.0, 1.0)
+    # a stack: the spread for every plane, no per-structure draws (one plane's question)
+    n, result = _exhaust(reconstruct_steps(model, np.stack([plane, plane]), opts))
+    assert result.std.shape == (2, 96, 96) and result.structure is None
 
 
 def test_stopping_the_generator_stops_the_work(model_path):

@@ -10,7 +10,7 @@ measured), for the whole image and, on request, for the view.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import napari
@@ -20,6 +20,7 @@ from magicgui.widgets import (
     ComboBox,
     Label,
     PushButton,
+    SpinBox,
     Table,
 )
 from napari.experimental import link_layers
@@ -37,6 +38,7 @@ from ._widget_base import (
     show_in_3d,
 )
 from ._work import (
+    INTERVALS,
     SHOWN,
     SPLIT,
     VOLUME_SHOWN,
@@ -71,11 +73,15 @@ def model_names(paths: list[Path]) -> list[str]:
 
 @dataclass
 class Compared:
-    """One model's reconstruction of the image and its metrics (whole image)."""
+    """One model's reconstruction of the image and its metrics (whole image); with posterior
+    samples the draws' standard deviation and, for one 2D plane, the network statistics'
+    intervals over the draws as table cells ("1.00 [0.97, 1.04]")."""
 
     name: str
     reconstruction: np.ndarray
     metrics: dict[str, float]
+    std: np.ndarray | None = None
+    intervals: dict[str, str] = field(default_factory=dict)
 
 
 def compare_steps(
@@ -116,21 +122,28 @@ def compare_steps(
             values.update(split_estimate(model, data[where], options))
             done += 1
             yield done, total
-        out.append(Compared(label, result.reconstruction, values))
+        cells = {}
+        if result.structure is not None:  # a plane's (a 3D model's volume has other fields)
+            cells = {k: str(v) for k, v in result.structure.intervals.items()}
+        out.append(Compared(label, result.reconstruction, values, result.std, cells))
     return out
 
 
-def _table_rows(names: list[str], values: list[dict]) -> dict:
+def _table_rows(names: list[str], values: list[dict], intervals: list[dict] | None = None) -> dict:
+    """The table's cells: the metrics, and with posterior samples the intervals' columns."""
+
     def fmt(v: float, pattern: str) -> str:
         return "n/a" if not np.isfinite(v) else pattern.format(v)
 
     patterns = {key: pattern for key, _, pattern in SHOWN + SPLIT + VOLUME_SHOWN}
     columns = COLUMNS + (COLUMNS_3D if any(k in v for v in values for k, _ in COLUMNS_3D) else [])
-    return {
-        "data": [[fmt(v.get(k, np.nan), patterns[k]) for k, _ in columns] for v in values],
-        "index": names,
-        "columns": [label for _, label in columns],
-    }
+    data = [[fmt(v.get(k, np.nan), patterns[k]) for k, _ in columns] for v in values]
+    labels = [label for _, label in columns]
+    if intervals and any(intervals):
+        labels += [f"{label} (MMSE [90% of draws])" for _, label in INTERVALS]
+        for row, cells in zip(data, intervals):
+            row += [cells.get(key, "n/a") for key, _ in INTERVALS]
+    return {"data": data, "index": names, "columns": labels}
 
 
 class CompareWidget(WorkerWidget):
@@ -142,6 +155,7 @@ class CompareWidget(WorkerWidget):
         self.model_files = model_field("models", several=True)
         self.device = device_field()
         self.batch_size = batch_field()
+        self.samples = SpinBox(label="posterior samples (1: none)", value=1, min=1, max=256)
         self.split_noise = CheckBox(
             text="noise-split estimate (no ground truth needed)", value=True
         )
@@ -160,6 +174,7 @@ class CompareWidget(WorkerWidget):
                 self.model_files,
                 self.device,
                 self.batch_size,
+                self.samples,
                 self.split_noise,
                 self.run_button,
                 self.cancel_button,
@@ -187,7 +202,8 @@ class CompareWidget(WorkerWidget):
         return paths
 
     def options(self) -> TileOptions:
-        return TileOptions(batch_size=self.batch_size.value)
+        n = self.samples.value
+        return TileOptions(batch_size=self.batch_size.value, samples=n, seed=0 if n > 1 else None)
 
     def run(self, *_):
         return self._guard(self._start)
@@ -252,6 +268,12 @@ class CompareWidget(WorkerWidget):
                 )
             )
         link_layers([layer, *added], ("contrast_limits",))
+        for (name, _), r in zip(named, results):
+            if r.std is not None:  # each model's spread after the reconstructions
+                title = f"{layer.name} · {name} posterior std"
+                if title in self.viewer.layers:
+                    self.viewer.layers.remove(title)
+                self.viewer.add_image(r.std, name=title, colormap="inferno", **common)
         grid = self.viewer.canvas.grid
         grid.stride, grid.enabled = 1, True
         show_in_3d(self.viewer, layer, [m for _, m in named])
@@ -263,7 +285,9 @@ class CompareWidget(WorkerWidget):
         if planes > 1 and self.split_noise.value:
             head += "; noise split: the plane under the sliders"
         self.whole_label.value = head + (")" if planes > 1 else "")
-        self.whole.value = _table_rows([r.name for r in results], [r.metrics for r in results])
+        self.whole.value = _table_rows(
+            [r.name for r in results], [r.metrics for r in results], [r.intervals for r in results]
+        )
         self.whole.native.resizeColumnsToContents()
         self.view_button.enabled = True
         self.status.value = f"done: {len(results)} models beside {layer.name}"

@@ -6,6 +6,7 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Label, PushButton, SpinBox
 from napari.experimental import link_layers
+from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
 
 from microvae.devices import release_memory
@@ -24,7 +25,9 @@ from ._work import (
     VOLUME_SHOWN,
     chosen_path,
     format_metrics,
+    presence_colours,
     reconstruct_steps,
+    structure_text,
     summary_metrics,
     total_steps,
     view_box,
@@ -45,6 +48,7 @@ class ReconstructWidget(WorkerWidget):
         self.overlap = SpinBox(label="overlap (-1: tile/4)", value=-1, min=-1, max=2048)
         self.batch_size = batch_field()
         self.device = device_field()
+        self.samples = SpinBox(label="posterior samples (1: none)", value=1, min=1, max=256)
         self.error = CheckBox(text="add |error| layer", value=False)
         self.with_metrics = CheckBox(text="metrics (PSNR, SSIM, FRC, ...)", value=True)
         self.run_button = PushButton(text="Run")
@@ -61,6 +65,7 @@ class ReconstructWidget(WorkerWidget):
                 self.overlap,
                 self.batch_size,
                 self.device,
+                self.samples,
                 self.error,
                 self.with_metrics,
                 self.run_button,
@@ -83,6 +88,8 @@ class ReconstructWidget(WorkerWidget):
             tile_size=self.tile_size.value or None,
             overlap=None if self.overlap.value < 0 else self.overlap.value,
             batch_size=self.batch_size.value,
+            samples=self.samples.value,
+            seed=0 if self.samples.value > 1 else None,
         )
 
     def run(self, *_):
@@ -143,6 +150,7 @@ class ReconstructWidget(WorkerWidget):
             self.viewer.add_image(
                 result.error, name=f"{layer.name} |error|", colormap="magma", **common
             )
+        self._add_uncertainty(layer, result, common)
         grid = self.viewer.canvas.grid
         grid.stride = 1  # layers in list order: the original first (left), then the rest
         grid.enabled = True
@@ -159,7 +167,25 @@ class ReconstructWidget(WorkerWidget):
                 text += f"\n3D{f' (mean of {n} volumes)' if n > 1 else ''}:\n"
                 text += format_metrics(vol, VOLUME_SHOWN)
             self.metrics.value = text
+        if result.structure is not None:
+            self.metrics.value = f"{self.metrics.value}\n{structure_text(result.structure)}"
         self._set_status(f"done: {recon.name} added beside {layer.name}")
+
+    def _add_uncertainty(self, layer, result, common: dict) -> None:
+        """With posterior samples: the draws' standard deviation, and for a 2D plane the
+        MMSE skeleton's branches coloured by presence (red: in no draw, green: in all)."""
+        if result.std is not None:
+            self.viewer.add_image(
+                result.std, name=f"{layer.name} posterior std", colormap="inferno", **common
+            )
+        if result.structure is not None and result.structure.presence is not None:
+            p = result.structure.presence
+            self.viewer.add_labels(
+                p.labels,
+                name=f"{layer.name} branch presence",
+                colormap=DirectLabelColormap(color_dict=presence_colours(p.presence)),
+                **common,
+            )
 
     # -- metrics of the field of view ----------------------------------------------------------
 

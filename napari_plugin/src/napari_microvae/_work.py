@@ -25,6 +25,7 @@ from microvae.inference import (
     image_steps,
 )
 from microvae.metrics import fine_structure_metrics, volume_metrics
+from microvae.report import StructureUncertainty, structure_uncertainty_steps
 
 __all__ = [
     "PluginError",
@@ -73,14 +74,53 @@ class PluginError(Exception):
 
 @dataclass
 class ReconResult:
-    """The reconstruction (the layer data's shape and dtype), |error| (float32) on request,
-    per plane the metrics against the original, and for a 3D model per volume the 3D ones
-    (:func:`microvae.metrics.volume_metrics`)."""
+    """The reconstruction (the layer data's shape and dtype; with posterior samples their
+    mean), |error| (float32) on request, per plane the metrics against the original, for a 3D
+    model per volume the 3D ones (:func:`microvae.metrics.volume_metrics`); with posterior
+    samples the draws' standard deviation (float32) and, for a single 2D plane, how sure of
+    each structure (:func:`microvae.report.structure_uncertainty`)."""
 
     reconstruction: np.ndarray
     error: np.ndarray | None = None
     metrics: list[dict] = field(default_factory=list)
     volumes: list[dict] = field(default_factory=list)
+    std: np.ndarray | None = None
+    structure: StructureUncertainty | None = None
+
+
+# the network statistics shown with their intervals over the draws (a plane; a volume)
+INTERVALS = [
+    ("total_length_px", "network length"),
+    ("n_junctions", "junctions"),
+    ("mean_branch_length_px", "mean branch length"),
+]
+INTERVALS_3D = [
+    ("total_length", "3D network length"),
+    ("n_junctions", "3D junctions"),
+    ("volume", "3D volume"),
+]
+
+
+def structure_text(u: StructureUncertainty) -> str:
+    """The intervals and the branches' presence, a line each."""
+    lines = [f"{u.samples} posterior draws, of the input's (MMSE [90% of draws]):"]
+    shown = INTERVALS if u.presence is not None else INTERVALS_3D
+    lines += [f"{label}: {u.intervals[key]}" for key, label in shown]
+    p = u.presence
+    total = 0.0 if p is None else float(p.lengths.sum())
+    if total:
+        sure = float(p.lengths[p.presence >= 0.9].sum()) / total
+        lines.append(f"branches: {p.presence.size}, {sure:.0%} of their length in >= 90% of draws")
+    return "\n".join(lines)
+
+
+def presence_colours(presence: np.ndarray) -> dict:
+    """A Labels colormap for branch presence: label k + 1 red (in no draw) through yellow
+    to green (in every draw); the background transparent."""
+    colours = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    for k, p in enumerate(np.asarray(presence, float), 1):
+        colours[k] = (min(1.0, 2 * (1 - p)), min(1.0, 2 * p), 0.0, 1.0)
+    return colours
 
 
 def chosen_path(text: str | None) -> Path:
@@ -118,7 +158,14 @@ def check_layer(data: np.ndarray, *, rgb: bool, name: str) -> None:
 
 def total_steps(model: TrainedModel, shape: tuple[int, ...], options: TileOptions) -> int:
     """Number of yields of :func:`reconstruct_steps` for data of ``shape``."""
-    return count_steps(model, shape, options)
+    draws = options.samples if _structure(model, shape, options) else 0
+    return count_steps(model, shape, options) + draws
+
+
+def _structure(model: TrainedModel, shape: tuple[int, ...], options: TileOptions) -> bool:
+    """Whether how sure of each structure is measured: posterior samples of one 2D plane (a
+    3D model: of one volume)."""
+    return options.sampled and len(shape) == model.dims
 
 
 def reconstruct_steps(
@@ -151,9 +198,16 @@ def reconstruct_steps(
     rows = MetricRows(fine_structure_metrics) if metrics else None
     if rows is not None:
         sinks.append(rows)
-    total = count_steps(model, data.shape, options)
+    std = ArraySink("std") if options.sampled else None
+    if std is not None:
+        sinks.append(std)
+    total = total_steps(model, data.shape, options)
     for k, _ in enumerate(image_steps(model, image, sinks, options=options, source=name), 1):
         yield k, total
+    structure = None
+    if _structure(model, data.shape, options):  # the draws one by one, for the skeletons
+        voxel = None if pixel_size is None else (z_step or pixel_size, pixel_size, pixel_size)
+        structure = yield from _structure_steps(model, data, options, total, voxel)
     volumes = []
     if rows is not None and model.dims == 3:
         voxel = None
@@ -166,7 +220,26 @@ def reconstruct_steps(
         None if err is None else err.array,
         [] if rows is None else rows.values,
         volumes,
+        None if std is None else std.array,
+        structure,
     )
+
+
+def _structure_steps(model: TrainedModel, image: np.ndarray, options: TileOptions, total, voxel):
+    """How sure of each structure, after the pipeline's steps: yields (steps done, total)
+    per draw; returns the StructureUncertainty."""
+    tiles = {"tile_size": options.tile_size, "overlap": options.overlap}
+    if model.dims == 3:
+        tiles.update(tile_depth=options.tile_depth, overlap_z=options.overlap_z)
+    steps = structure_uncertainty_steps(
+        model, image, samples=options.samples, seed=options.seed or 0, voxel=voxel, **tiles
+    )
+    while True:
+        try:
+            k, _ = next(steps)
+        except StopIteration as done:
+            return done.value
+        yield total - options.samples + k, total
 
 
 def split_estimate(model: TrainedModel, image: np.ndarray, options: TileOptions) -> dict:
