@@ -268,21 +268,17 @@ def main() -> None:
         **score_images(model, args.images, args.side, args.samples),
     }
     # microvae calibrate on other images of the generator (seeds 2000...), as a user would
-    # on their own data, then the held-out images again with the calibrated spread
-    for i in range(args.calibrate_images):
-        g = generate(shape=(args.side, args.side), seed=2000 + i)
-        tifffile.imwrite(work / f"calibrate_{i}.tif", g.image)
-    report = calibrate(model, sorted(work.glob("calibrate_*.tif")), samples=args.samples)
-    result["calibrate"] = _calibration(report, args.calibrate_images)
-    result["calibrated"] = coverage_after(model, args.images, args.side, args.samples)
-    # and calibrated on the held-out images themselves: calibrate needs no ground truth, so a
-    # user can fit it on the very images they analyse
-    for i in range(args.images):
-        g = generate(shape=(args.side, args.side), seed=1000 + i)
-        tifffile.imwrite(work / f"held_out_{i}.tif", g.image)
-    report = calibrate(model, sorted(work.glob("held_out_*.tif")), samples=args.samples)
-    result["calibrate_self"] = _calibration(report, args.images)
-    result["calibrated_self"] = coverage_after(model, args.images, args.side, args.samples)
+    # on their own data, then on the held-out images themselves (calibrate needs no ground
+    # truth, so a user can fit it on the very images they analyse); after each, the held-out
+    # images again with the calibrated spread
+    for key, first, n in (("", 2000, args.calibrate_images), ("_self", 1000, args.images)):
+        files = []
+        for i in range(n):
+            files.append(work / f"calibrate{key}_{i}.tif")
+            tifffile.imwrite(files[-1], generate(shape=(args.side,) * 2, seed=first + i).image)
+        report = calibrate(model, files, samples=args.samples)
+        result[f"calibrate{key}"] = _calibration(report, n)
+        result[f"calibrated{key}"] = coverage_after(model, args.images, args.side, args.samples)
     result["presence"] = presence_on_truth(model, args.images, args.side, args.samples)
     path = write_result(args.name, result, torch.device("cpu"))
     print(path.read_text())
