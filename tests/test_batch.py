@@ -427,15 +427,15 @@ def test_a_killed_runs_temporaries_are_removed_and_counted(tmp_path, model_path)
 
 
 def test_predict_samples_writes_the_mmse_and_std_and_resumes(tmp_path, model_path, monkeypatch):
-    """predict --samples 3: the reconstruction is the draws' mean and NAME_std the spread,
-    both as model.reconstruct's sampling gives them; a stopped OME-Zarr run resumes to the
-    same outputs (the draws are seeded per plane)."""
+    """predict --samples 3 --quantiles: the reconstruction is the draws' mean, NAME_std the
+    spread and NAME_q10/NAME_q90 the quantiles, all as model.posterior gives them; a stopped
+    OME-Zarr run resumes to the same outputs (the draws are seeded per plane)."""
     data, out = tmp_path / "in", tmp_path / "out"
     data.mkdir()
     stack = generate(shape=(3, 40, 40), seed=4).image
     write_image(data / "s.tif", stack, axes="ZYX")
     args = ["predict", str(model_path), str(data), "--out", str(out), "--no-progress"]
-    args += ["--samples", "3", "--format", "ome-zarr", "--seed", "5"]
+    args += ["--samples", "3", "--format", "ome-zarr", "--seed", "5", "--quantiles", "0.1", "0.9"]
     calls = {"n": 0}
     original = TrainedModel.plane_steps
 
@@ -452,8 +452,13 @@ def test_predict_samples_writes_the_mmse_and_std_and_resumes(tmp_path, model_pat
     model = load_model(model_path)
     recon = read_image(out / "s_recon.ome.zarr").data
     std = read_image(out / "s_std.ome.zarr").data
-    np.testing.assert_array_equal(recon, model.reconstruct(stack, "ZYX", samples=3, seed=5))
+    q10, q90 = (read_image(out / f"s_q{p}.ome.zarr").data for p in (10, 90))
+    post = model.posterior(stack, "ZYX", samples=3, seed=5, quantiles=(0.1, 0.9))
+    np.testing.assert_array_equal(recon, post.mmse)
+    np.testing.assert_array_equal(std, post.std)
+    np.testing.assert_array_equal(np.stack([q10, q90]), post.quantiles)
     assert std.dtype == np.float32 and std.shape == stack.shape and std.max() > 0
+    assert (q10 <= q90).all() and (q90 > q10).mean() > 0.5
     assert not np.array_equal(recon, model.reconstruct(stack, "ZYX"))
 
 
@@ -470,3 +475,8 @@ def test_bad_samples_are_refused_in_one_line(tmp_path, model_path, capsys):
         process_stacks(model, image, tmp_path / "o", samples=0, progress=False)
     with pytest.raises(MicrovaeError, match="std output needs posterior samples"):
         process_stacks(model, image, tmp_path / "o", outputs=["std"], progress=False)
+    with pytest.raises(MicrovaeError, match="quantiles need samples >= 2"):
+        process_stacks(model, image, tmp_path / "o", quantiles=(0.1,), progress=False)
+    with pytest.raises(SystemExit):
+        main(["predict", str(model_path), str(image), "--out", "o", "--quantiles", "1.5"])
+    assert "--quantiles: must lie strictly between 0 and 1, got '1.5'" in capsys.readouterr().err

@@ -13,6 +13,9 @@ For every input file NAME (outputs written atomically, so a file that exists is 
 - ``NAME_std.tif`` (``std``, with ``samples`` >= 2): the standard deviation of the posterior
   draws whose mean is then the reconstruction (:mod:`microvae.inference.sampling`), float32 in
   the input's units and axes;
+- ``NAME_q{P}.tif`` (``quantiles``, with ``quantiles`` asked of the draws): quantile P% of the
+  draws per pixel (e.g. ``NAME_q5.tif``, ``NAME_q95.tif``), float32 in the input's units and
+  axes; widened with the spread by a calibrated model's scale;
 - ``NAME_metrics.csv``: one row per plane with the metrics asked for; ``metrics.csv``
   gathers all files' rows, plus one row per stack over all its planes (plane = "all");
 - ``microvae-predict.json``: the record of which outputs came from which input, model and
@@ -74,13 +77,19 @@ __all__ = [
 
 _log = logging.getLogger("microvae.batch")
 
-OUTPUTS = ("reconstruction", "embedding", "latents", "error", "std")
+OUTPUTS = ("reconstruction", "embedding", "latents", "error", "std", "quantiles")
 
 
 def output_paths(
-    path: Path, out_dir: Path, outputs: Iterable[str], n_levels: int, fmt: str = "tiff"
+    path: Path,
+    out_dir: Path,
+    outputs: Iterable[str],
+    n_levels: int,
+    fmt: str = "tiff",
+    quantiles: Iterable[float] = (),
 ) -> dict:
-    """The files (and OME-Zarr folders) that processing ``path`` writes, by output name."""
+    """The files (and OME-Zarr folders) that processing ``path`` writes, by output name
+    (``quantile_{i}`` for the i-th of ``quantiles``, each in 0..1)."""
     stem, outputs = file_stem(path), set(outputs)
     f = get_format(fmt)
     image, maps = f.image_suffix, f.latent_suffix
@@ -93,10 +102,19 @@ def output_paths(
         paths["error"] = out_dir / f"{stem}_error{image}"
     if "std" in outputs:
         paths["std"] = out_dir / f"{stem}_std{image}"
+    if "quantiles" in outputs:
+        for i, q in enumerate(quantiles):
+            paths[f"quantile_{i}"] = out_dir / f"{stem}_{quantile_name(q)}{image}"
     if "latents" in outputs:
         for lv in range(n_levels):
             paths[f"latents_{lv}"] = out_dir / f"{stem}_latents_level{lv}{maps}"
     return paths
+
+
+def quantile_name(q: float) -> str:
+    """The name part of quantile ``q`` (0..1): ``q`` and its percentage, e.g. 0.05 -> q5,
+    0.975 -> q97.5."""
+    return f"q{round(100 * q, 6):g}"
 
 
 def _complete(path: Path) -> bool:
@@ -141,7 +159,7 @@ def process_file(
     numbers), its journals under ``tag``, and ``finish=False`` (the outputs stay unfinished,
     status ``block``); one last call with ``planes=()``, ``resume=True`` and ``finish=True``
     closes them and writes the metric rows."""
-    paths = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt)
+    paths = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt, options.quantiles)
     # a resumable format continues a stopped run plane by plane; the others start again
     f = get_format(fmt)
     resume = resume and f.resumable
@@ -173,9 +191,10 @@ def process_file(
 def _sinks(model, f, paths: dict, outputs: set[str], resume: bool, tag: str) -> list[PlaneSink]:
     """The sinks of the image outputs in format ``f`` (the metric rows' sink aside)."""
     sinks: list[PlaneSink] = []
-    for what in ("reconstruction", "error", "std"):
-        if what in outputs:
-            sinks.append(ImageFile(paths[what], what, open_writer=f.open_image, resume=resume))
+    images = [w for w in ("reconstruction", "error", "std") if w in outputs]
+    images += [k for k in paths if k.startswith("quantile_")]
+    for what in images:
+        sinks.append(ImageFile(paths[what], what, open_writer=f.open_image, resume=resume))
     if "latents" in outputs:
         levels = [paths[f"latents_{lv}"] for lv in range(model.vae.n_latent_levels)]
         sinks.append(f.latent_sink(levels, resume))
@@ -245,7 +264,8 @@ def process_stacks(
 
     Args:
         outputs: any of ``reconstruction``, ``embedding``, ``latents``, ``error`` (and
-            ``std``, added with the reconstruction when ``samples`` >= 2).
+            ``std``, added with the reconstruction when ``samples`` >= 2, and ``quantiles``
+            when ``quantiles`` are asked too).
         resume: skip files whose outputs are all complete; with ``format="ome-zarr"``
             continue an unfinished file from the planes it holds. Only outputs that the
             folder's record (:mod:`.provenance`) says came from this model, these settings
@@ -286,7 +306,8 @@ def process_stacks(
     paths, own = _inputs(inputs, record)
     settings = _settings(outputs, format, channel, axes, metrics, options)
     plan = _plan(model, paths, out_dir, record, settings, resume=resume, overwrite=overwrite)
-    removed = _remove_stale(out_dir, [p for path in plan.todo for p in _written(path, out_dir)])
+    written = [p for path in plan.todo for p in _written(path, out_dir, options.quantiles)]
+    removed = _remove_stale(out_dir, written)
     record.save()  # before any output: every output in the folder is in the record
     kwargs = {
         "outputs": outputs,
@@ -353,8 +374,12 @@ def _check_options(
         )
     if options.sampled and "reconstruction" in outputs:
         outputs.add("std")
+        if options.quantiles:
+            outputs.add("quantiles")
     if "std" in outputs and not options.sampled:
         raise MicrovaeError("the std output needs posterior samples: pass samples >= 2")
+    if "quantiles" in outputs and not options.quantiles:
+        raise MicrovaeError("the quantiles output needs quantiles=(...) and samples >= 2")
     fmt.require()
     if dask is not None:
         require("distributed", "dask", "--dask")
@@ -394,7 +419,8 @@ def _plan(
     digest = model_digest(model)
     outputs, fmt = settings["outputs"], settings["format"]
     for path in paths:
-        expected = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt)
+        quantiles = settings.get("quantiles", ())
+        expected = output_paths(path, out_dir, outputs, model.vae.n_latent_levels, fmt, quantiles)
         entry = record.entry(path, digest, settings, list(expected.values()))
         if resume and _any_output(expected.values()):
             differs = record.differences(path, entry)
@@ -483,6 +509,7 @@ def _settings(outputs, fmt, channel, axes, metrics, options: TileOptions) -> dic
             if options.sampled
             else {}
         ),
+        **({"quantiles": list(options.quantiles)} if options.quantiles else {}),
     }
 
 
@@ -494,10 +521,10 @@ def _any_output(paths: Iterable[Path]) -> bool:
     return False
 
 
-def _written(path: Path, out_dir: Path) -> list[Path]:
-    """Every file a run on ``path`` may write into ``out_dir``, whatever its outputs and
-    format (for the temporaries a killed run left)."""
-    every = [output_paths(path, out_dir, OUTPUTS, 8, name).values() for name in FORMATS]
+def _written(path: Path, out_dir: Path, quantiles: Iterable[float]) -> list[Path]:
+    """Every file a run on ``path`` with these ``quantiles`` may write into ``out_dir``,
+    whatever its outputs and format (for the temporaries a killed run left)."""
+    every = [output_paths(path, out_dir, OUTPUTS, 8, name, quantiles).values() for name in FORMATS]
     return [p for group in every for p in group]
 
 

@@ -3,9 +3,40 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["add_image_args", "add_model_io_args", "add_tile_args"]
+__all__ = ["add_image_args", "add_model_io_args", "add_tile_args", "fraction", "whole_number"]
+
+
+def whole_number(minimum: int, why: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number >= ``minimum``; ``why`` ends the message of a
+    smaller one (e.g. "a spread needs at least 2 draws")."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or n < minimum:
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= {minimum}, got {text!r}{reason}"
+            )
+        return n
+
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number strictly between 0 and 1 (a quantile, a fraction)."""
+    try:
+        q = float(text)
+    except ValueError:
+        q = float("nan")
+    if not 0.0 < q < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text!r}")
+    return q
 
 
 def add_model_io_args(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..io import atomic_path
-from .arguments import add_image_args, add_tile_args
+from .arguments import add_image_args, add_tile_args, whole_number
 
 __all__ = ["add_parser", "run"]
 
@@ -26,7 +26,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("model", type=Path, metavar="MODEL")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("--samples", type=_at_least_2, default=16, help="draws per tile (16)")
+    p.add_argument(
+        "--samples",
+        type=whole_number(2, "a spread needs at least 2 draws"),
+        default=16,
+        help="draws per tile (16)",
+    )
     p.add_argument(
         "--planes",
         type=int,
@@ -39,13 +44,6 @@ def add_parser(sub) -> None:
     add_tile_args(p)
     add_image_args(p)
     p.set_defaults(run=run)
-
-
-def _at_least_2(text: str) -> int:
-    n = int(text)
-    if n < 2:
-        raise argparse.ArgumentTypeError(f"{n}: a spread needs at least 2 draws")
-    return n
 
 
 def run(args: argparse.Namespace) -> int:

@@ -200,8 +200,13 @@ class QuantileSink(PlaneSink):
 
 
 def plane_output(out: PlaneOutput, what: str) -> np.ndarray:
-    """The reconstruction of a finished plane, its absolute error (float32), or the posterior
-    draws' standard deviation (float32; sampling only)."""
+    """The reconstruction of a finished plane, its absolute error (float32), the posterior
+    draws' standard deviation (``std``) or their i-th quantile asked (``quantile_{i}``; both
+    float32, sampling only)."""
+    if what.startswith("quantile_"):
+        if out.quantiles is None:
+            raise ValueError("quantiles need posterior samples with quantiles asked")
+        return out.quantiles[int(what.removeprefix("quantile_"))]
     if what == "error":
         return np.abs(out.plane.astype(np.float32) - out.reconstruction.astype(np.float32))
     if what == "std":
