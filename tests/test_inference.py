@@ -10,10 +10,13 @@ import torch
 
 from microvae.errors import AxesError, ChannelError
 from microvae.inference import (
+    ArraySink,
+    PlaneResult,
     PlaneSink,
     TileOptions,
     as_image,
     count_steps,
+    deliver,
     image_steps,
     load_model,
     run_image,
@@ -249,6 +252,24 @@ def test_stopping_or_a_failing_sink_aborts_every_sink(model, tmp_path):
     with pytest.raises(RuntimeError):
         run_image(model, as_image(stack, "ZYX"), [tif, _Log(fail_at=2)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deliver_hands_known_planes_to_the_sinks_as_the_pipeline_does(tmp_path):
+    """Planes reconstructed already (e.g. kept posterior draws' mean) reach the same sinks,
+    in order, with start and close; a failing sink aborts every one."""
+    stack = generate(shape=(3, 40, 52), seed=2).image
+    recon = stack[::-1].copy()  # any known planes
+    std = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 40, 52), np.float32)
+    arrays, log = [ArraySink("reconstruction"), ArraySink("std"), ArraySink("error")], _Log()
+    deliver(as_image(stack, "ZYX"), [*arrays, log], lambda k: PlaneResult(recon[k], None, std[k]))
+    np.testing.assert_array_equal(arrays[0].array, recon)
+    np.testing.assert_array_equal(arrays[1].array, std)
+    np.testing.assert_allclose(arrays[2].array, np.abs(stack.astype(np.float32) - recon))
+    assert log.events == [("start", 3)] + [("add", k, False, True) for k in range(3)] + [("close",)]
+    a = _Log()
+    with pytest.raises(RuntimeError, match="sink failed"):
+        deliver(as_image(stack, "ZYX"), [a, _Log(fail_at=1)], lambda k: PlaneResult(recon[k], None))
+    assert a.events[-1] == ("abort",) and ("close",) not in a.events
 
 
 def test_an_opened_image_and_the_readme_sink(model, tmp_path):

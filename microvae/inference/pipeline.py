@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Collection, Generator, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,6 +44,7 @@ __all__ = [
     "Progress",
     "as_image",
     "count_steps",
+    "deliver",
     "image_steps",
     "result_of",
     "run_image",
@@ -349,11 +351,7 @@ def image_steps(
         "latents": any(s.needs_latents for s in sinks),
     }
     info = ImageInfo.of(rec)
-    started: list[PlaneSink] = []
-    try:
-        for sink in sinks:
-            sink.start(info)
-            started.append(sink)
+    with _feeding(sinks, info, source, finish):
         todo = _todo(sinks, info, planes)
         if model.dims == 3:
             yield from _volume_steps(model, rec, sinks, options, source, todo, wants)
@@ -368,10 +366,43 @@ def image_steps(
             out = _output(k, position, plane, result)
             for sink in sinks:
                 sink.add(out)
+
+
+def deliver(
+    image: ImageRecord | np.ndarray,
+    sinks: Sequence[PlaneSink],
+    result: Callable[[int], Any],
+    *,
+    source: str | None = None,
+) -> None:
+    """Hand an image's planes, reconstructed already, to ``sinks`` as :func:`image_steps`
+    would: ``result(k)`` gives plane k's (C order) :class:`~.model.PlaneResult` (e.g. the
+    mean and spread of whole-image posterior draws that were kept for another use)."""
+    rec = as_image(image)
+    info = ImageInfo.of(rec)
+    sizes = tuple(rec.shape[rec.axes.index(a)] for a in rec.plane_axes)
+    with _feeding(sinks, info, source or rec.name, True):
+        for position, plane in rec.iter_planes():
+            k = int(np.ravel_multi_index(position, sizes)) if sizes else 0
+            out = _output(k, position, plane, result(k))
+            for sink in sinks:
+                sink.add(out)
+
+
+@contextmanager
+def _feeding(sinks: Sequence[PlaneSink], info: ImageInfo, source: str, finish: bool):
+    """Start every sink; close them when the work is done (``finish``), or abort every one
+    started on an error, Ctrl-C or a stopped generator (GeneratorExit)."""
+    started: list[PlaneSink] = []
+    try:
+        for sink in sinks:
+            sink.start(info)
+            started.append(sink)
+        yield
         if finish:
             for sink in sinks:
                 sink.close()
-    except BaseException:  # an error, Ctrl-C or a stopped generator (GeneratorExit)
+    except BaseException:
         _abort(started, source)
         raise
 

@@ -51,7 +51,14 @@ from .morphology import (
     network_threshold,
     skeleton_stats,
 )
-from .network3d import NETWORK3D_FIELDS, Network3D, network_3d, network_3d_ratios
+from .network3d import (
+    NETWORK3D_FIELDS,
+    Network3D,
+    branch_labels_3d,
+    network_3d,
+    network_3d_ratios,
+    skeleton_3d,
+)
 from .presence import BranchPresence, Interval, branch_presence, structure_intervals
 from .realism import Realism, RealismReference, realism, realism_reference
 from .spectrum import HFRatio, hf_power_ratio, radial_power_spectrum, signal_band
@@ -81,6 +88,7 @@ __all__ = [
     "FRACTIONS",
     "NETWORK3D_FIELDS",
     "Network3D",
+    "branch_labels_3d",
     "network_3d",
     "network_3d_ratios",
     "CameraModel",
@@ -123,6 +131,7 @@ __all__ = [
     "realism",
     "realism_reference",
     "signal_band",
+    "skeleton_3d",
     "skeleton_stats",
     "ssim",
     "volume_metrics",

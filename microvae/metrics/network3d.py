@@ -32,7 +32,14 @@ from skimage.morphology import skeletonize
 
 from .morphology import _otsu
 
-__all__ = ["NETWORK3D_FIELDS", "Network3D", "network_3d", "network_3d_ratios"]
+__all__ = [
+    "NETWORK3D_FIELDS",
+    "Network3D",
+    "branch_labels_3d",
+    "network_3d",
+    "network_3d_ratios",
+    "skeleton_3d",
+]
 
 _CUBE = np.ones((3, 3, 3), bool)
 # the 13 forward neighbours of a voxel (the other 13 are their opposites)
@@ -117,11 +124,40 @@ def _merged(junction: np.ndarray, voxel, merge: float) -> np.ndarray:
     return out
 
 
-def _skeleton_graph(sk: np.ndarray, voxel, merge: float) -> dict:
+def _hub(sk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour counts, junction voxels (3 or more neighbours) and the hub (junctions with
+    their skeleton neighbours) of a bool 3D skeleton."""
     neighbours = ndimage.convolve(sk.astype(np.uint8), _CUBE.astype(np.uint8), mode="constant")
     neighbours = np.where(sk, neighbours.astype(int) - 1, 0)
     junction = sk & (neighbours >= 3)
     hub = ndimage.binary_dilation(junction, structure=_CUBE) & sk
+    return neighbours, junction, hub
+
+
+def branch_labels_3d(
+    skeleton: np.ndarray, voxel: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The branches of a bool 3D skeleton (those :func:`network_3d` counts): (Z, Y, X) int32
+    labels, branch k's voxels holding k (1..n; hub voxels around junctions and background 0),
+    and their lengths (n,) float64 in the unit of ``voxel``, each measured as the total
+    length is (the weight of its minimum spanning tree of 26-neighbour steps)."""
+    sk = np.asarray(skeleton, bool)
+    if sk.ndim != 3:
+        raise ValueError(f"expected a 3D skeleton, got shape {sk.shape}")
+    arms = sk & ~_hub(sk)[2]
+    labels, n = ndimage.label(arms, structure=_CUBE)
+    a, b, w, count = _edges(arms, tuple(float(v) for v in voxel))
+    lengths = np.zeros(n)
+    if count and len(a):
+        tree = minimum_spanning_tree(coo_matrix((w, (a, b)), shape=(count, count))).tocoo()
+        # an edge joins two voxels of one arm: its first voxel's label is the arm's
+        arm_of = labels[tuple(np.argwhere(arms).T)]
+        lengths = np.bincount(arm_of[tree.row], weights=tree.data, minlength=n + 1)[1:]
+    return labels.astype(np.int32), lengths
+
+
+def _skeleton_graph(sk: np.ndarray, voxel, merge: float) -> dict:
+    neighbours, junction, hub = _hub(sk)
     _, n_junctions = ndimage.label(_merged(junction, voxel, merge), structure=_CUBE)
     arms, n_branches = ndimage.label(sk & ~hub, structure=_CUBE)
     individuals, n_individuals = ndimage.label(sk, structure=_CUBE)
@@ -158,10 +194,40 @@ def network_3d(
         junction_merge: branch points closer than this (unit) are one junction (default 4
             XY pixels).
     """
+    voxel = tuple(float(s) for s in voxel)
+    sk, mask, n_components, threshold = _network(volume, voxel, threshold, smooth, min_volume)
+    merge = 4 * voxel[2] if junction_merge is None else junction_merge
+    stats = _skeleton_graph(sk, voxel, merge)
+    return Network3D(
+        **stats,
+        volume=float(mask.sum() * voxel[0] * voxel[1] * voxel[2]),
+        n_components=n_components,
+        threshold=float(threshold),
+        voxel=voxel,
+        unit=unit,
+    )
+
+
+def skeleton_3d(
+    volume: np.ndarray,
+    *,
+    voxel: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    threshold: float | None = None,
+    smooth: float | None = None,
+    min_volume: float | None = None,
+) -> np.ndarray:
+    """The bool (Z, Y, X) skeleton of a volume's network, as :func:`network_3d` finds it
+    (same arguments)."""
+    voxel = tuple(float(s) for s in voxel)
+    return _network(volume, voxel, threshold, smooth, min_volume)[0]
+
+
+def _network(volume, voxel, threshold, smooth, min_volume):
+    """(skeleton, foreground, components kept, threshold) of a volume: smoothed, thresholded
+    (Otsu unless given), small objects dropped, skeletonised in 3D."""
     v = np.asarray(volume)
     if v.ndim != 3:
         raise ValueError(f"network_3d expects a volume (Z, Y, X), got shape {v.shape}")
-    voxel = tuple(float(s) for s in voxel)
     smooth = voxel[2] if smooth is None else smooth
     sigma = tuple(smooth / s for s in voxel)
     smoothed = ndimage.gaussian_filter(v.astype(np.float32), sigma) if smooth > 0 else v
@@ -176,17 +242,7 @@ def network_3d(
     keep = sizes >= min_voxels
     keep[0] = False
     mask = keep[labels]
-    n_components = int(keep.sum())
-    merge = 4 * voxel[2] if junction_merge is None else junction_merge
-    stats = _skeleton_graph(skeletonize(mask).astype(bool), voxel, merge)
-    return Network3D(
-        **stats,
-        volume=float(mask.sum() * voxel[0] * voxel[1] * voxel[2]),
-        n_components=n_components,
-        threshold=float(threshold),
-        voxel=voxel,
-        unit=unit,
-    )
+    return skeletonize(mask).astype(bool), mask, int(keep.sum()), threshold
 
 
 def network_3d_ratios(

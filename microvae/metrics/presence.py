@@ -10,7 +10,9 @@ the reference's threshold, so that contrast is not shape; a volume's in 3D,
 lengths (and a volume's volume) into intervals: "network length 1.00 [0.97, 1.04] of the
 input's". A branch of the MMSE's skeleton is *present* in a draw where the draw's skeleton
 passes within ``tolerance`` pixels of at least half of the branch's pixels; its presence is
-the fraction of draws in which it is.
+the fraction of draws in which it is. In a volume the skeletons are 3D (those of
+:func:`~.network3d.network_3d`) and the tolerance is in XY pixels, measured in physical
+units over the anisotropic voxels.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .morphology import (
     network_morphology,
     network_threshold,
 )
-from .network3d import NETWORK3D_FIELDS, network_3d
+from .network3d import NETWORK3D_FIELDS, branch_labels_3d, network_3d, skeleton_3d
 
 __all__ = ["BranchPresence", "Interval", "branch_presence", "structure_intervals"]
 
@@ -101,16 +103,17 @@ def _measure(reference, threshold, voxel, smooth_sigma, min_size):
 @dataclass(frozen=True)
 class BranchPresence:
     """The MMSE skeleton's branches and how often each is present in the draws: ``labels``
-    (H, W) int32, branch k's pixels hold k (1..n; junction hubs and background 0);
-    ``presence`` (n,) float64, the fraction of draws in which branch k+1 is present;
-    ``lengths`` (n,) its length in pixels."""
+    (H, W) or, for a volume, (Z, Y, X) int32, branch k's pixels hold k (1..n; junction hubs
+    and background 0); ``presence`` (n,) float64, the fraction of draws in which branch k+1
+    is present; ``lengths`` (n,) its length in pixels (a volume's: in the voxel's unit)."""
 
     labels: np.ndarray
     presence: np.ndarray
     lengths: np.ndarray
 
     def map(self) -> np.ndarray:
-        """(H, W) float32: each branch pixel holds its branch's presence, NaN elsewhere."""
+        """``labels``' shape, float32: each branch pixel holds its branch's presence, NaN
+        elsewhere."""
         table = np.concatenate([[np.nan], self.presence]).astype(np.float32)
         return table[self.labels]
 
@@ -123,21 +126,38 @@ def branch_presence(
     tolerance: float = 2.0,
     smooth_sigma: float = 1.0,
     min_size: int = 9,
+    voxel: tuple[float, float, float] | None = None,
 ) -> BranchPresence:
-    """For each branch of the skeleton of ``mmse`` (a 2D plane; its network at ``threshold``,
-    e.g. the input's :func:`~.morphology.network_threshold`), the fraction of ``draws`` whose
-    own skeleton passes within ``tolerance`` pixels of at least half of the branch's pixels."""
-    opts = {"smooth_sigma": smooth_sigma, "min_size": min_size}
-    labels, lengths = branch_labels(skeletonize(network_mask(mmse, threshold, **opts)))
+    """For each branch of the skeleton of ``mmse`` (a 2D plane, or a (Z, Y, X) volume; its
+    network at ``threshold``, e.g. the input's :func:`~.morphology.network_threshold`, or
+    :func:`~.network3d.network_3d`'s for a volume), the fraction of ``draws`` whose own
+    skeleton passes within ``tolerance`` pixels (XY pixels in a volume, whose ``voxel``
+    (Z, Y, X) sizes default to 1) of at least half of the branch's pixels. ``smooth_sigma``
+    and ``min_size``: a plane's, as :func:`~.morphology.network_morphology`'s."""
+    skeleton, sampling = _skeletoniser(mmse, threshold, voxel, smooth_sigma, min_size)
+    if np.ndim(mmse) == 3:
+        labels, lengths = branch_labels_3d(skeleton(mmse), sampling)
+        tolerance = tolerance * sampling[2]  # in the voxel's unit
+    else:
+        labels, lengths = branch_labels(skeleton(mmse))
     n, arms = len(lengths), labels > 0
     size = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     hits, count = np.zeros(n), 0
     for draw in draws:
-        drawn = skeletonize(network_mask(draw, threshold, **opts))
-        near = ndimage.distance_transform_edt(~drawn) <= tolerance
+        drawn = skeleton(draw)
+        near = ndimage.distance_transform_edt(~drawn, sampling=sampling) <= tolerance
         covered = np.bincount(labels[near & arms], minlength=n + 1)[1:]
         hits += covered >= 0.5 * size
         count += 1
     if count == 0:
         raise ValueError("branch_presence: no draws")
     return BranchPresence(labels, hits / count, lengths)
+
+
+def _skeletoniser(mmse, threshold, voxel, smooth_sigma, min_size):
+    """(a function image -> its bool skeleton at ``threshold``, the pixel or voxel sizes)."""
+    if np.ndim(mmse) == 3:
+        voxel = tuple(float(v) for v in (voxel or (1.0, 1.0, 1.0)))
+        return lambda v: skeleton_3d(v, voxel=voxel, threshold=threshold), voxel
+    opts = {"smooth_sigma": smooth_sigma, "min_size": min_size}
+    return lambda p: skeletonize(network_mask(p, threshold, **opts)), (1.0, 1.0)

@@ -598,7 +598,7 @@ def _uncertainty_part(result: Evaluation, model, kept, samples, split_noise, see
                 continue
             pooled[0].append(pv.ravel())
             pooled[1].append(err.ravel())
-    result.uncertainty = {"samples": samples, "planes": planes}
+    result.uncertainty = {"samples": samples, "spread_scale": model.spread_scale, "planes": planes}
     if pooled[0]:
         curve = calibration_curve(np.concatenate(pooled[0]), np.concatenate(pooled[1]))
         path = figures.save_calibration(

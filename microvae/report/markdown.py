@@ -221,6 +221,16 @@ def _interval(v: list[float]) -> str:
     return f"{value} [{low}, {high}]"
 
 
+def _scale_note(scale: float) -> str:
+    """What the draws were widened by, where the model is calibrated."""
+    if scale == 1.0:
+        return " The draws are the model's own (not calibrated: `microvae calibrate`)."
+    return (
+        f" Each draw's distance from the MMSE is widened by the model's calibrated spread "
+        f"scale, {scale:.3g} (`microvae calibrate`)."
+    )
+
+
 def _uncertainty_section(result) -> list[str]:
     """How sure of each structure: intervals over the draws, branch presence and, with the
     noise split, the draws' calibration."""
@@ -241,7 +251,9 @@ def _uncertainty_section(result) -> list[str]:
         f"{u['samples']} posterior draws of the first plane of each file (every latent level "
         "drawn from q(z|x)). Network statistics of the draws' mean (MMSE) over the input's, "
         "with the central 90% interval of the draws'; branches: those of the MMSE's skeleton, "
-        "and the share of their length present (within 2 px) in at least 90% of the draws.\n",
+        "and the share of their length present (within 2 px) in at least 90% of the draws."
+        + _scale_note(u.get("spread_scale", 1.0))
+        + "\n",
         _table(
             ["file"] + [h for _, h in INTERVALS] + ["branches", "length with presence >= 0.9"],
             rows,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..inference import TrainedModel, result_of
-from ..metrics import BranchPresence, Interval, branch_presence, network_threshold
+from ..metrics import BranchPresence, Interval, branch_presence, network_3d, network_threshold
 from ..metrics import structure_intervals as _intervals
 
 __all__ = ["StructureUncertainty", "structure_uncertainty", "structure_uncertainty_steps"]
@@ -23,17 +23,19 @@ __all__ = ["StructureUncertainty", "structure_uncertainty", "structure_uncertain
 @dataclass(frozen=True)
 class StructureUncertainty:
     """``mmse`` float32, the draws' mean; ``std`` float32, their standard deviation (the
-    model's own, uncalibrated: the spread of the draws these statistics come from), both the
-    input's shape (a plane, or a 3D model's volume) in its units; ``intervals``: per network
+    spread of the draws these statistics come from: widened by ``scale``), both the input's
+    shape (a plane, or a 3D model's volume) in its units; ``intervals``: per network
     statistic, the MMSE's value over the input's with the draws' central interval;
-    ``presence``: the MMSE skeleton's branches and the fraction of draws holding each (2D
-    planes; None for a volume); ``samples``: draws."""
+    ``presence``: the MMSE skeleton's branches and the fraction of draws holding each (a
+    volume's in 3D); ``samples``: draws; ``scale``: the calibrated spread's
+    scale each draw's distance from the MMSE was widened by (1: the draws' own)."""
 
     mmse: np.ndarray
     std: np.ndarray
     intervals: dict[str, Interval]
-    presence: BranchPresence | None
+    presence: BranchPresence
     samples: int
+    scale: float = 1.0
 
 
 def structure_uncertainty(
@@ -45,13 +47,16 @@ def structure_uncertainty(
     level: float = 0.9,
     tolerance: float = 2.0,
     voxel: tuple[float, float, float] | None = None,
+    calibrated: bool = True,
     **options,
 ) -> StructureUncertainty:
     """``samples`` posterior draws of a 2D ``plane`` (or, for a 3D model, a (Z, Y, X) volume;
     kept: ``samples`` copies in float32), measured as the input is: the network at the
     input's own threshold (Otsu of the lightly smoothed input), intervals at ``level``,
-    branches present within ``tolerance`` pixels (planes). ``voxel``: a volume's (Z, Y, X)
-    sizes for its 3D network (default 1). ``options``: fields of
+    branches present within ``tolerance`` (XY) pixels. ``voxel``: a volume's (Z, Y, X)
+    sizes for its 3D network (default 1). ``calibrated``: a model calibrated by ``microvae
+    calibrate`` widens each draw's distance from the MMSE by its spread's scale, so that the
+    draws spread as the calibrated std says (False: the draws' own). ``options``: fields of
     :class:`~microvae.inference.TileOptions`."""
     return result_of(
         structure_uncertainty_steps(
@@ -62,6 +67,7 @@ def structure_uncertainty(
             level=level,
             tolerance=tolerance,
             voxel=voxel,
+            calibrated=calibrated,
             **options,
         )
     )
@@ -76,6 +82,7 @@ def structure_uncertainty_steps(
     level: float = 0.9,
     tolerance: float = 2.0,
     voxel: tuple[float, float, float] | None = None,
+    calibrated: bool = True,
     **options,
 ) -> Generator[tuple[int, int], None, StructureUncertainty]:
     """:func:`structure_uncertainty` step by step: yields (draws done, ``samples``) after
@@ -91,11 +98,19 @@ def structure_uncertainty_steps(
     for k, draw in enumerate(model.draws(plane, axes, samples=samples, seed=seed, **options)):
         draws[k] = draw
         yield k + 1, samples
-    mmse, std = draws.mean(0), draws.std(0, ddof=1)
+    mmse = draws.mean(0)
+    scale = model.spread_scale if calibrated else 1.0
+    if scale != 1.0:  # in place: the draws are the largest thing held
+        draws -= mmse
+        draws *= scale
+        draws += mmse
+    std = draws.std(0, ddof=1)
     if plane.ndim == 3:
-        intervals = _intervals(plane, mmse, draws, level=level, voxel=voxel)
-        return StructureUncertainty(mmse, std, intervals, None, samples)
-    threshold = network_threshold(plane)
-    intervals = _intervals(plane, mmse, draws, level=level, threshold=threshold)
-    presence = branch_presence(mmse, draws, threshold=threshold, tolerance=tolerance)
-    return StructureUncertainty(mmse, std, intervals, presence, samples)
+        voxel = voxel or (1.0, 1.0, 1.0)
+        threshold = network_3d(plane, voxel=voxel).threshold
+    else:
+        threshold = network_threshold(plane)
+    opts = {"threshold": threshold, "voxel": voxel}
+    intervals = _intervals(plane, mmse, draws, level=level, **opts)
+    presence = branch_presence(mmse, draws, tolerance=tolerance, **opts)
+    return StructureUncertainty(mmse, std, intervals, presence, samples, scale)

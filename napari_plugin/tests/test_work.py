@@ -7,6 +7,8 @@ import pytest
 
 import microvae
 from microvae.inference import TileOptions
+from microvae.metrics import psnr
+from microvae.report import structure_uncertainty
 from microvae.synthetic import generate
 from napari_microvae._work import (
     PluginError,
@@ -51,8 +53,9 @@ def test_reconstruct_steps_yield_per_batch_and_match_the_core(model_path):
 
 
 def test_posterior_samples_give_the_spread_and_how_sure_of_each_structure(model_path):
-    """With samples on one 2D plane: the draws' mean and spread as the core gives them, and
-    then the draws one by one (a step each) for the network intervals and branch presence."""
+    """With samples on one 2D plane: the draws one by one (a step each), kept for the
+    network intervals and branch presence; the reconstruction is their mean (in the plane's
+    dtype) and the std layer their spread, as the core's structure_uncertainty gives them."""
     model = load(model_path, "cpu")
     plane = generate(shape=(96, 96), seed=3).image
     opts = TileOptions(samples=4, seed=0)
@@ -62,9 +65,14 @@ def test_posterior_samples_give_the_spread_and_how_sure_of_each_structure(model_
         == total_steps(model, plane.shape, opts)
         == total_steps(model, plane.shape, TileOptions(samples=4))
     )
-    core = microvae.load_model(model_path).posterior(plane, samples=4, seed=0)
-    np.testing.assert_array_equal(result.reconstruction, core.mmse)
+    assert n == 4  # the draws, not a posterior pass and then the draws again
+    core = structure_uncertainty(microvae.load_model(model_path), plane, samples=4, seed=0)
+    assert result.reconstruction.dtype == plane.dtype
+    assert np.abs(result.reconstruction.astype(np.float64) - core.mmse).max() <= 0.5
     np.testing.assert_allclose(result.std, core.std, rtol=1e-6)
+    assert [r["psnr_db"] for r in result.metrics] == [
+        pytest.approx(psnr(plane, result.reconstruction))
+    ]
     u = result.structure
     assert u is not None and u.samples == 4
     assert u.presence.labels.shape == plane.shape and u.presence.presence.size > 0
@@ -75,6 +83,27 @@ def test_posterior_samples_give_the_spread_and_how_sure_of_each_structure(model_
     # a stack: the spread for every plane, no per-structure draws (one plane's question)
     n, result = _exhaust(reconstruct_steps(model, np.stack([plane, plane]), opts))
     assert result.std.shape == (2, 96, 96) and result.structure is None
+    core = microvae.load_model(model_path).posterior(
+        np.stack([plane, plane]), "ZYX", samples=4, seed=0
+    )
+    np.testing.assert_array_equal(result.reconstruction, core.mmse)
+
+
+def test_posterior_samples_of_a_volume_give_its_3d_intervals_and_presence(model3d_path):
+    """A 3D model on one volume: the intervals of its 3D network and the presence of the
+    branches of its 3D skeleton, in um from the layer's scale."""
+    model = load(model3d_path, "cpu")
+    stack = generate(shape=(12, 64, 64), seed=6, z_step_um=0.2, pixel_size_um=0.05).image
+    opts = TileOptions(samples=3, seed=0)
+    n, result = _exhaust(reconstruct_steps(model, stack, opts, pixel_size=0.05, z_step=0.2))
+    assert n == total_steps(model, stack.shape, opts)
+    u = result.structure
+    assert u.mmse.shape == stack.shape and u.presence.labels.shape == stack.shape
+    text = structure_text(u)
+    assert "3D network length" in text and "3D volume" in text
+    # the reconstruction and its spread are the kept draws' mean and standard deviation
+    assert np.abs(result.reconstruction.astype(np.float64) - u.mmse).max() <= 0.5
+    np.testing.assert_array_equal(result.std, u.std)
 
 
 def test_stopping_the_generator_stops_the_work(model_path):

@@ -172,13 +172,14 @@ class ReconstructWidget(WorkerWidget):
         self._set_status(f"done: {recon.name} added beside {layer.name}")
 
     def _add_uncertainty(self, layer, result, common: dict) -> None:
-        """With posterior samples: the draws' standard deviation, and for a 2D plane the
-        MMSE skeleton's branches coloured by presence (red: in no draw, green: in all)."""
+        """With posterior samples: the draws' standard deviation, and for one plane (a 3D
+        model: one volume) the MMSE skeleton's branches coloured by presence (red: in no
+        draw, green: in all)."""
         if result.std is not None:
             self.viewer.add_image(
                 result.std, name=f"{layer.name} posterior std", colormap="inferno", **common
             )
-        if result.structure is not None and result.structure.presence is not None:
+        if result.structure is not None:
             p = result.structure.presence
             self.viewer.add_labels(
                 p.labels,

@@ -18,10 +18,12 @@ from microvae import latent
 from microvae.inference import (
     ArraySink,
     MetricRows,
+    PlaneResult,
     TileOptions,
     TrainedModel,
     as_image,
     count_steps,
+    deliver,
     image_steps,
 )
 from microvae.metrics import fine_structure_metrics, volume_metrics
@@ -104,10 +106,10 @@ INTERVALS_3D = [
 def structure_text(u: StructureUncertainty) -> str:
     """The intervals and the branches' presence, a line each."""
     lines = [f"{u.samples} posterior draws, of the input's (MMSE [90% of draws]):"]
-    shown = INTERVALS if u.presence is not None else INTERVALS_3D
+    shown = INTERVALS if u.mmse.ndim == 2 else INTERVALS_3D
     lines += [f"{label}: {u.intervals[key]}" for key, label in shown]
     p = u.presence
-    total = 0.0 if p is None else float(p.lengths.sum())
+    total = float(p.lengths.sum())
     if total:
         sure = float(p.lengths[p.presence >= 0.9].sum()) / total
         lines.append(f"branches: {p.presence.size}, {sure:.0%} of their length in >= 90% of draws")
@@ -157,9 +159,11 @@ def check_layer(data: np.ndarray, *, rgb: bool, name: str) -> None:
 
 
 def total_steps(model: TrainedModel, shape: tuple[int, ...], options: TileOptions) -> int:
-    """Number of yields of :func:`reconstruct_steps` for data of ``shape``."""
-    draws = options.samples if _structure(model, shape, options) else 0
-    return count_steps(model, shape, options) + draws
+    """Number of yields of :func:`reconstruct_steps` for data of ``shape``: one per batch of
+    tiles, or, where how sure of each structure is measured, one per draw."""
+    if _structure(model, shape, options):
+        return options.samples
+    return count_steps(model, shape, options)
 
 
 def _structure(model: TrainedModel, shape: tuple[int, ...], options: TileOptions) -> bool:
@@ -182,7 +186,10 @@ def reconstruct_steps(
 ) -> Generator[tuple[int, int], None, ReconResult]:
     """Reconstruct a layer's data (..., Y, X) through microvae's plane pipeline (a 3D model:
     (..., Z, Y, X) volume by volume); yields (steps done, steps in all) once per batch of
-    tiles. ``pixel_size`` and ``z_step``: in ``unit`` (None: pixels, Z as deep as XY)."""
+    tiles. With posterior samples of one plane (a 3D model: one volume) the draws are made
+    whole, one step each, and kept: how sure of each structure is measured on them, and
+    their mean and spread are the reconstruction and the std. ``pixel_size`` and
+    ``z_step``: in ``unit`` (None: pixels, Z as deep as XY)."""
     data = np.asarray(data)  # dask or zarr layers: read here, in the worker
     try:
         image = as_image(data, stacks=True)
@@ -202,17 +209,18 @@ def reconstruct_steps(
     if std is not None:
         sinks.append(std)
     total = total_steps(model, data.shape, options)
-    for k, _ in enumerate(image_steps(model, image, sinks, options=options, source=name), 1):
-        yield k, total
+    voxel = None if pixel_size is None else (z_step or pixel_size, pixel_size, pixel_size)
     structure = None
-    if _structure(model, data.shape, options):  # the draws one by one, for the skeletons
-        voxel = None if pixel_size is None else (z_step or pixel_size, pixel_size, pixel_size)
+    if _structure(model, data.shape, options):
+        # the draws one by one, kept for the skeletons; their mean and spread are the
+        # reconstruction and the std layer, so the posterior is not drawn a second time
         structure = yield from _structure_steps(model, data, options, total, voxel)
+        deliver(image, sinks, _drawn(structure, data.dtype), source=name)
+    else:
+        for k, _ in enumerate(image_steps(model, image, sinks, options=options, source=name), 1):
+            yield k, total
     volumes = []
     if rows is not None and model.dims == 3:
-        voxel = None
-        if pixel_size is not None:
-            voxel = (z_step or pixel_size, pixel_size, pixel_size)
         pairs = zip(data.reshape(-1, *data.shape[-3:]), recon.array.reshape(-1, *data.shape[-3:]))
         volumes = [volume_metrics(a, b, voxel=voxel, unit=unit) for a, b in pairs]
     return ReconResult(
@@ -225,9 +233,23 @@ def reconstruct_steps(
     )
 
 
+def _drawn(u: StructureUncertainty, dtype: np.dtype):
+    """Plane k's PlaneResult from the kept draws (one plane, or one volume's planes): their
+    mean in ``dtype`` (rounded and clipped for integers, as a reconstruction is) and their
+    spread."""
+    mmse = u.mmse
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        mmse = np.clip(np.rint(mmse), info.min, info.max)
+    mmse = mmse.astype(dtype)
+    if mmse.ndim == 2:
+        return lambda k: PlaneResult(mmse, None, u.std)
+    return lambda k: PlaneResult(mmse[k], None, u.std[k])
+
+
 def _structure_steps(model: TrainedModel, image: np.ndarray, options: TileOptions, total, voxel):
-    """How sure of each structure, after the pipeline's steps: yields (steps done, total)
-    per draw; returns the StructureUncertainty."""
+    """How sure of each structure: yields (steps done, total) per draw (the last
+    ``options.samples`` of ``total``); returns the StructureUncertainty."""
     tiles = {"tile_size": options.tile_size, "overlap": options.overlap}
     if model.dims == 3:
         tiles.update(tile_depth=options.tile_depth, overlap_z=options.overlap_z)
