@@ -17,14 +17,16 @@ pooled (one image's bright bins hold too few pixels for the split's noisy per-pi
 - the MMSE's PSNR against the ground truth beside the single posterior-mean reconstruction's,
   and the seconds per draw;
 - then ``microvae calibrate`` (report.calibrate) on ``--calibrate-images`` other images of the
-  generator, as a user would on their own data (no ground truth: the noise split at 1/4, 1/2
-  and 3/4 of the dose, extrapolated to full dose), and the coverage and the truth's slope
+  generator, as a user would on their own data (no ground truth: the noise split at 0.25,
+  0.35 and 0.5 of the dose, extrapolated to full dose), and the coverage and the truth's slope
   again with the calibrated spread (the targets apply after it); then the same with calibrate
   fitted on the held-out images themselves (it needs no ground truth, so a user can fit it on
   the images they analyse);
 - how sure of each structure (report.structure_uncertainty, 16 draws): by presence bucket, the
   share of the MMSE skeleton's branches that lie on the ground truth's centre lines, and
-  whether the draws' 90% intervals of network length and junctions hold the truth's.
+  whether the draws' 90% intervals of network length and junctions hold the truth's; with the
+  draws' own spread, and with each draw's distance from the MMSE widened by the scale
+  calibrate fitted on the other images.
 
     python benchmarks/calibration.py [--steps 800] [--samples 16] [--images 4] [--keep DIR]
     python benchmarks/calibration.py --model DIR/run/model.pt      # score a trained model
@@ -182,7 +184,7 @@ def score_images(model, images: int, side: int, samples: int) -> dict:
     }
 
 
-def presence_on_truth(model, images: int, side: int, samples: int) -> dict:
+def presence_on_truth(model, images: int, side: int, samples: int, calibrated: bool) -> dict:
     """Branch presence against the ground truth: each branch of the MMSE skeleton lies on the
     truth's centre lines where at least half of its pixels are within 2 px of them; by
     presence bucket, the share of branches (and of branch length) that do (issue 25's
@@ -194,7 +196,7 @@ def presence_on_truth(model, images: int, side: int, samples: int) -> dict:
     held = {"total_length_px": [], "n_junctions": []}
     for i in range(images):
         test = generate(shape=(side, side), seed=1000 + i)
-        u = structure_uncertainty(model, test.image, samples=samples, seed=0)
+        u = structure_uncertainty(model, test.image, samples=samples, seed=0, calibrated=calibrated)
         near = ndimage.distance_transform_edt(~test.centerline) <= 2.0
         p = u.presence
         size = np.bincount(p.labels.ravel(), minlength=len(p.presence) + 1)[1:]
@@ -279,7 +281,11 @@ def main() -> None:
         report = calibrate(model, files, samples=args.samples)
         result[f"calibrate{key}"] = _calibration(report, n)
         result[f"calibrated{key}"] = coverage_after(model, args.images, args.side, args.samples)
-    result["presence"] = presence_on_truth(model, args.images, args.side, args.samples)
+        if not key:  # structures with the draws' own spread, then with the scale a user has
+            for name, calibrated in (("presence", False), ("presence_calibrated", True)):
+                result[name] = presence_on_truth(
+                    model, args.images, args.side, args.samples, calibrated
+                )
     path = write_result(args.name, result, torch.device("cpu"))
     print(path.read_text())
 

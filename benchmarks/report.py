@@ -471,17 +471,42 @@ def _command(r: dict, name: str) -> str:
     return f"--models {' '.join(models)} --no-peer --name {name}"
 
 
+def _spread_reading(fitted: list[dict]) -> str:
+    """What the spreads say, per model: about the same as the prior's (within 10%), or
+    wider by how much."""
+    ratios: dict[str, list[float]] = {}
+    for x in fitted:
+        t = x["top_prior"]
+        ratios.setdefault(x["model"], []).append(t["aggregate_sd"] / t["prior_sd"])
+    same = [m for m, v in ratios.items() if all(abs(r - 1) <= 0.1 for r in v)]
+    other = {m: v for m, v in ratios.items() if m not in same}
+    text = ""
+    if same:
+        text += (
+            f" For {', '.join(same)} they are about the same (within 10%), so what the fit adds "
+            "is the latents' correlations across positions and channels (a shrinkage towards "
+            "the diagonal well below 1 says they are far above chance) and their mean, which "
+            "the learned prior, independent per latent, lacks."
+        )
+    for m, v in other.items():
+        text += (
+            f" {m}'s aggregate posterior spreads {min(v):.2f}-{max(v):.2f}x its prior's: "
+            "its prior does not match what its encoder uses."
+        )
+    return text
+
+
 def realism_section(r: dict, source: str) -> str:
     """The samples' morphology realism per set and way of drawing them; ``source`` says
     which runs measured it."""
     real = [x for x in r["rows"] if x.get("realism")]
     if not real:
         return ""
+    fitted = [x for x in real if x.get("top_prior")]
     spread = [
-        f"{x['set']} {x['top_prior']['aggregate_sd']:.2f} against "
+        f"{x['set']} {x['model']} {x['top_prior']['aggregate_sd']:.2f} against "
         f"{x['top_prior']['prior_sd']:.2f} (covariance shrinkage {x['top_prior']['shrinkage']:.2f})"
-        for x in real
-        if x.get("top_prior")
+        for x in fitted
     ]
     text = (
         f"Samples against the file's tiles ({source}; `microvae.metrics.realism`, as "
@@ -496,10 +521,10 @@ def realism_section(r: dict, source: str) -> str:
     if spread:
         text += (
             " The top level's spread (mean standard deviation per latent) of the fitted "
-            "aggregate posterior against the learned prior's: " + "; ".join(spread) + ": about "
-            "the same, so what the fit adds is the latents' correlations across positions and "
-            "channels (a shrinkage towards the diagonal well below 1 says they are far above "
-            "chance) and their mean, which the learned prior, independent per latent, lacks."
+            "aggregate posterior against the learned prior's: "
+            + "; ".join(spread)
+            + "."
+            + _spread_reading(fitted)
         )
     table = []
     for x in real:
@@ -532,13 +557,14 @@ def realism_section(r: dict, source: str) -> str:
     return text + "\n\n" + _table(header, table)
 
 
-def content_section(r: dict) -> str:
-    """SSIM and RMSE on the image content, off the blanked regions of the files."""
+def content_section(r: dict, source: str) -> str:
+    """SSIM and RMSE on the image content, off the blanked regions of the files; ``source``
+    says which runs measured it."""
     rows = [x for x in r["rows"] if "content_ssim" in x["metrics"]]
     if not rows:
         return ""
     text = (
-        f"Blanked regions (`benchmarks/real_data.py {_command(r, 'real_data_samples')}`): "
+        f"Blanked regions ({source}): "
         "`cell.tif` and `123002002001.tif` are blanked outside the cell, and "
         "`hela-cells_mito_ch1.tif`'s removed scale bar (rows 476-509) lies in its held-out "
         "rows, so no training tile holds it. SSIM over the whole plane counts these "
@@ -666,9 +692,10 @@ def real_data_section(r: dict, samples_run: dict | None = None) -> str:
             key=lambda x: order.index(x["set"]) if x["set"] in order else len(order),
         )
         out.append(realism_section({**samples_run, "rows": merged}, later))
-        out.append(content_section(samples_run))
+        out.append(content_section(samples_run, f"`benchmarks/real_data.py {cmd}`"))
     else:
         out.append(realism_section(r, "the runs above"))
+        out.append(content_section(r, "the runs above"))
     targets = []
     by_set: dict[str, dict[str, dict]] = {}
     for x in rows:
@@ -999,7 +1026,9 @@ def _calibrate_row(label: str, c: dict) -> list[str]:
     ]
 
 
-def _presence_rows(p: dict) -> list[list[str]]:
+def _presence_rows(p: dict, draws: str = "the draws' own") -> list[list[str]]:
+    """Branch presence by bucket against the truth, and the intervals holding it, for draws
+    ``draws`` (own, or widened by the calibrated scale)."""
     rows = []
     for k in ("high", "middle", "low"):
         x = p[k]
@@ -1013,7 +1042,8 @@ def _presence_rows(p: dict) -> list[list[str]]:
             target += ": " + ("met" if x["on_truth"] < p["high"]["on_truth"] else "**missed**")
         rows.append(
             [
-                f"branches with presence in [{lo:g}, {min(hi, 1):g}{']' if hi > 1 else ')'}: "
+                f"{draws}: branches with presence in "
+                f"[{lo:g}, {min(hi, 1):g}{']' if hi > 1 else ')'}: "
                 "share on the truth's centre lines (by count / by length)",
                 f"{share} / {by_len} ({x['branches']} branches)",
                 target,
@@ -1022,7 +1052,7 @@ def _presence_rows(p: dict) -> list[list[str]]:
     held = p["interval_holds_truth"]
     rows.append(
         [
-            "the draws' 90% interval of network length / junctions holds the truth's",
+            f"{draws}: 90% interval of network length / junctions holds the truth's",
             f"{held['total_length_px']:.2f} / {held['n_junctions']:.2f} of the images",
             "-",
         ]
@@ -1063,6 +1093,9 @@ def calibration_section(r: dict) -> str:
         ]
     if "presence" in r:
         rows += _presence_rows(r["presence"])
+    if "presence_calibrated" in r:
+        scale = r["calibrate"]["scale"]
+        rows += _presence_rows(r["presence_calibrated"], f"draws widened x {scale:.3f}")
     trained = (
         f"`configs/demo.yaml` trained for {r['steps']} steps on six synthetic 256 x 256 images"
     )
