@@ -4,6 +4,7 @@ and Z strides from the files' voxel size, a split by blocks of planes, a model f
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +182,8 @@ def test_what_3d_models_cannot_do_yet_says_so_in_one_line(model3d, stacks):
 def test_evaluate_scores_a_3d_model_per_plane_and_per_volume(model3d, tmp_path, caplog, capsys):
     """evaluate with a 3D model: per-plane rows from the volume's reconstruction, a row per
     volume and comparison with the 3D network and Z metrics, the noise-split estimate over
-    the volume, and a report that says what it leaves to 2D models."""
+    the volume, how sure of each structure in the first volume (samples), and a report that
+    says what it leaves to 2D models."""
     from microvae.metrics import network_3d_ratios
     from microvae.report import evaluate
 
@@ -192,7 +194,13 @@ def test_evaluate_scores_a_3d_model_per_plane_and_per_volume(model3d, tmp_path, 
     microvae.write_image(folder / "v_gt.tif", s.ground_truth, axes="ZYX", pixel_size=VOXEL)
     model = microvae.load_model(model3d, device="cpu")
     result = evaluate(
-        model, folder, tmp_path / "ev", gt="{stem}_gt.tif", split_noise=True, progress=False
+        model,
+        folder,
+        tmp_path / "ev",
+        gt="{stem}_gt.tif",
+        split_noise=True,
+        progress=False,
+        samples=3,
     )
     planes = [r for r in result.rows if r["file"] == "v.tif" and r["plane"] != "volume"]
     volumes = {(r["reference"], r["compared"]): r for r in result.rows if r["plane"] == "volume"}
@@ -212,7 +220,15 @@ def test_evaluate_scores_a_3d_model_per_plane_and_per_volume(model3d, tmp_path, 
     assert means[("input", "reconstruction")]["net3d_total_length"] == pytest.approx(
         rec["net3d_total_length"]
     )
+    # the first volume's 3D network over 3 draws, branch presence and the calibration curve
+    unc = json.loads((tmp_path / "ev" / "uncertainty.json").read_text())
+    (vol,) = unc["planes"]
+    assert set(vol["intervals"]) >= {"total_length", "n_junctions", "volume"}
+    value, low, high = vol["intervals"]["total_length"]
+    assert low <= high and np.isfinite(value)
+    assert (tmp_path / "ev" / vol["figure"]).is_file() and "slope" in unc["calibration"]
     report = result.report.read_text()
+    assert "## How sure of each structure" in report and "3D length" in report
     assert "## Volumes" in report and "take 2D models for now" in report
     assert "8x32x32 tiles" in report and (tmp_path / "ev" / "figures" / "crops.png").is_file()
     assert "latent diagnostics, embeddings and generation figures take 2D" in caplog.text

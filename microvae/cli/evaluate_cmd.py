@@ -69,8 +69,9 @@ def _analysis_args(p: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="how sure of each structure: N posterior draws of the first plane of the first "
-        "files, network statistics with intervals, branch presence, and with --split-noise "
-        "the calibration of the draws' spread (2D models; 0: not computed)",
+        "files (a 3D model: their first volume, its 3D network), network statistics with "
+        "intervals, branch presence, and with --split-noise the calibration of the draws' "
+        "spread (0: not computed)",
     )
     p.add_argument(
         "--iwae",

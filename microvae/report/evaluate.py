@@ -237,6 +237,10 @@ class _Scores(PlaneSink):
         if why is not None and not self._split_failed:
             _log.warning("%s: no noise-split estimate: %s", info.name, why)
         self._split_failed = self._split_failed or why is not None
+        if self.keep and self.kept is not None and "volume" not in self.kept:
+            px = info.pixel_size  # the first volume, for how sure of each structure
+            self.kept["volume"] = np.stack([p[0] for p in self._volume])
+            self.kept["voxel"] = tuple(px[a] for a in "ZYX") if set("ZYX") <= set(px) else None
         self.rows += rows
         self._volume = []
 
@@ -534,17 +538,26 @@ def evaluate(
     write_csv(out / "metrics.csv", rows)
     files = [p for p, _ in pairs]
     if model.dims == 3:
-        return _volume_evaluation(model, out, rows, kept, files)
-    tiles = _labelled_tiles(model, files, labels, max_tiles, channel, axes)
+        result = _volume_evaluation(model, out, rows, kept, files)
+    else:
+        tiles = _labelled_tiles(model, files, labels, max_tiles, channel, axes)
+        result = _plane_evaluation(model, out, rows, kept, files, tiles, bool(labels), iwae, seed)
+    _uncertainty_part(result, model, kept, samples, split_noise, seed, tile_options)
+    result.report = write_report(result, model)
+    return result
+
+
+def _plane_evaluation(model, out: Path, rows, kept, files, tiles, labelled, iwae, seed):
+    """A 2D model's evaluation: the metrics, the fidelity figures and the latent tools on
+    ``tiles`` (diagnostics, embeddings, a linear probe where ``labelled``, generation),
+    ``latent.json``."""
     diag = _diagnostics_part(model, tiles, out, iwae, seed)
     result = Evaluation(out, rows, diag, files=[p.name for p in files])
     _fidelity_figures(result, kept)
-    pooled = _embedding_part(result, model, tiles, bool(labels))
+    pooled = _embedding_part(result, model, tiles, labelled)
     _generation_part(result, model, tiles, pooled, seed)
-    _uncertainty_part(result, model, kept, samples, split_noise, seed, tile_options)
     with atomic_path(out / "latent.json") as tmp:
         tmp.write_text(json.dumps(result.latent, indent=2) + "\n")
-    result.report = write_report(result, model)
     return result
 
 
@@ -559,28 +572,30 @@ def _check_samples(model: TrainedModel, samples: int) -> None:
             f"{model.path.name if model.path else 'the model'}: skip_mode "
             f"'{model.config.model.skip_mode}' cannot sample its posterior; leave out samples"
         )
-    if model.dims == 3:
-        raise MicrovaeError(
-            "samples: how sure of each structure is measured on 2D planes for now; a 3D "
-            "model's draws are in model.posterior and predict --samples"
-        )
 
 
 def _uncertainty_part(result: Evaluation, model, kept, samples, split_noise, seed, opts) -> None:
-    """How sure of each structure on the kept planes (the first of the first files), and
-    with ``split_noise`` the draws' calibration without ground truth; uncertainty.json.
-    Nothing without ``samples``."""
+    """How sure of each structure on the kept planes (the first of the first files; a 3D
+    model: their first volumes), and with ``split_noise`` the draws' calibration without
+    ground truth; uncertainty.json. Nothing without ``samples``."""
     if not samples:
         return
     fig_dir = result.out_dir / "figures"
     planes, pooled = [], ([], [])
     for k, (name, first) in enumerate(kept):
-        plane = first["input"]
-        u = structure_uncertainty(model, plane, samples=samples, seed=seed, **opts)
+        plane, voxel = first.get("volume") if model.dims == 3 else first["input"], None
+        if plane is None:  # a stack of one plane gives a 3D model no volume to draw
+            _log.warning("%s: no volume kept; no structure intervals", name)
+            continue
+        voxel = first.get("voxel")
+        u = structure_uncertainty(model, plane, samples=samples, seed=seed, voxel=voxel, **opts)
         p = u.presence
         total = float(p.lengths.sum())
         sure = float(p.lengths[p.presence >= 0.9].sum()) / total if total else None
-        figure = figures.save_presence(fig_dir / f"presence_{k}.png", u.mmse, p.map())
+        image, shown = u.mmse, p.map()
+        if image.ndim == 3:  # a volume: maximum projections along Z (NaN where no branch)
+            image, shown = image.max(0), np.fmax.reduce(shown, axis=0)
+        figure = figures.save_presence(fig_dir / f"presence_{k}.png", image, shown)
         planes.append(
             {
                 "file": name,
@@ -616,7 +631,8 @@ def _uncertainty_part(result: Evaluation, model, kept, samples, split_noise, see
 
 def _posterior_fn(model, samples: int, seed: int, opts: dict):
     def posterior(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = model.posterior(x, samples=samples, seed=seed, **opts)
+        axes = "ZYX" if x.ndim == 3 else "YX"
+        p = model.posterior(x, axes, samples=samples, seed=seed, **opts)
         return p.mmse, p.std
 
     return posterior
@@ -627,12 +643,12 @@ def _volume_evaluation(model, out: Path, rows, kept, files) -> Evaluation:
     tiles, and the report says so."""
     _log.warning(
         "%s: a 3D model; the latent diagnostics, embeddings and generation figures take 2D "
-        "models for now: metrics and fidelity figures only",
+        "models for now: metrics, fidelity figures and, with samples, how sure of each "
+        "structure only",
         model.path,
     )
     result = Evaluation(out, rows, {}, files=[p.name for p in files])
     _fidelity_figures(result, kept)
-    result.report = write_report(result, model)
     return result
 
 

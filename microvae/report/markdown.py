@@ -213,6 +213,13 @@ INTERVALS = (
     ("n_branches", "branches"),
     ("mean_branch_length_px", "mean branch length"),
 )
+# and those of a 3D model's volume (metrics.network_3d's)
+INTERVALS_3D = (
+    ("total_length", "3D length"),
+    ("n_junctions", "3D junctions"),
+    ("n_branches", "3D branches"),
+    ("volume", "3D volume"),
+)
 
 
 def _interval(v: list[float]) -> str:
@@ -237,25 +244,28 @@ def _uncertainty_section(result) -> list[str]:
     u = result.uncertainty
     if not u:
         return []
+    volume = any("volume" in plane["intervals"] for plane in u["planes"])
+    shown = INTERVALS_3D if volume else INTERVALS
     rows = []
     for plane in u["planes"]:
         iv = plane["intervals"]
         share = plane["length_share_presence_0.9"]
         rows.append(
             [plane["file"]]
-            + [_interval(iv[f]) for f, _ in INTERVALS]
+            + [_interval(iv[f]) for f, _ in shown]
             + [str(plane["branches"]), _fmt("{:.0%}", share)]
         )
+    what = "first volume (3D network)" if volume else "first plane"
     parts = [
         "## How sure of each structure\n",
-        f"{u['samples']} posterior draws of the first plane of each file (every latent level "
+        f"{u['samples']} posterior draws of the {what} of each file (every latent level "
         "drawn from q(z|x)). Network statistics of the draws' mean (MMSE) over the input's, "
         "with the central 90% interval of the draws'; branches: those of the MMSE's skeleton, "
         "and the share of their length present (within 2 px) in at least 90% of the draws."
         + _scale_note(u.get("spread_scale", 1.0))
         + "\n",
         _table(
-            ["file"] + [h for _, h in INTERVALS] + ["branches", "length with presence >= 0.9"],
+            ["file"] + [h for _, h in shown] + ["branches", "length with presence >= 0.9"],
             rows,
         ),
         "",
