@@ -79,8 +79,9 @@ class ReconResult:
     """The reconstruction (the layer data's shape and dtype; with posterior samples their
     mean), |error| (float32) on request, per plane the metrics against the original, for a 3D
     model per volume the 3D ones (:func:`microvae.metrics.volume_metrics`); with posterior
-    samples the draws' standard deviation (float32) and, for a single 2D plane, how sure of
-    each structure (:func:`microvae.report.structure_uncertainty`)."""
+    samples the draws' standard deviation (float32) and, for a single plane (a 3D model: a
+    single volume), how sure of each structure (:func:`microvae.report.structure_uncertainty`),
+    whose kept draws then give the reconstruction and the spread."""
 
     reconstruction: np.ndarray
     error: np.ndarray | None = None
