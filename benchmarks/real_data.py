@@ -20,7 +20,10 @@ Results: results/real_data[_NAME].json; report.py puts them in BENCHMARKS.md.
     python benchmarks/real_data.py                    # all sets, cpu.yaml's 1600 steps (~1.5 h)
     python benchmarks/real_data.py --steps 1500 --sets MitoGraphTest001
     python benchmarks/real_data.py --config configs/demo.yaml --sets hela-cells_mito_ch1 \
-        --models ladder+dmol ladder+dmol+fullres4 --no-peer --name real_data_variants
+        --models ladder+dmol ladder+dmol+fullres4 ladder+dmol+wide-half --no-peer \
+        --name real_data_variants
+    python benchmarks/real_data.py --config configs/demo.yaml --sets hela-cells_mito_ch1 \
+        --models ladder+dmol --steps 1600 --no-peer --name real_data_variants --append
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _peers import PEER_DIR, PEER_PYTHON, Predicted, run_peer_script
-from _results import write_result
+from _results import RESULTS, write_result
 from fidelity import KEYS, MODELS
 from scipy import ndimage
 from skimage.metrics import structural_similarity
@@ -266,6 +269,12 @@ def run_peer(set_name: str, seconds: float, work: Path, config: Path = CONFIG) -
     }
 
 
+def _previous_rows(name: str) -> list[dict]:
+    """The rows of results/NAME.json, for --append (none when it is absent)."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -277,6 +286,12 @@ def main() -> None:
     ap.add_argument("--name", default="real_data")
     ap.add_argument("--no-peer", action="store_true", help=f"skip {PEER}")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs here (default: none)")
+    ap.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows already in results/NAME.json and add these (each row records "
+        "its command line)",
+    )
     args = ap.parse_args()
     if not REAL.is_dir():
         raise SystemExit(f"{REAL}: the real images are absent; nothing to measure")
@@ -286,7 +301,7 @@ def main() -> None:
         peer = False
     torch.set_num_threads(2)
     steps = args.steps or load_config(args.config).train.max_steps
-    rows = []
+    rows = _previous_rows(args.name) if args.append else []
     with tempfile.TemporaryDirectory() as tmp:
         if args.keep:
             tmp = args.keep
@@ -302,6 +317,7 @@ def main() -> None:
                     f"split {row['split_noise']}",
                     flush=True,
                 )
+                row["command"] = sys.argv[1:]
                 rows.append(row)
                 if peer and model_name == "ladder+dmol":
                     p = run_peer(set_name, row["train_seconds"], Path(tmp), args.config)

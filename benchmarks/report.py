@@ -596,23 +596,6 @@ def content_section(r: dict, source: str) -> str:
     return text + "\n\n" + _table(header, table)
 
 
-def verdict_rerun_section(r: dict) -> str:
-    """The same training run again after the verdict stopped calling an unused optional
-    full-resolution level partial collapse."""
-    rows = "; ".join(
-        f"{x['set']} {x['model']}: **{x['verdict']}**, {x['active_units']} active latent "
-        f"channels, HF ratio {x['metrics']['hf_ratio']:.3g}, best bits/dim "
-        f"{x['best_val']:.4f}"
-        for x in r["rows"]
-    )
-    return (
-        "The verdict of the run above that was called partly collapsed, trained again with "
-        "the current rule (an unused full-resolution level of `model.full_resolution_latent` "
-        "is a note, not collapse; `benchmarks/real_data.py --sets MitoGraphTest001 --models "
-        f"ladder+dmol --no-peer --name real_data_verdict`): {rows}. {_machine(r)}"
-    )
-
-
 def real_data_section(r: dict, samples_run: dict | None = None) -> str:
     """Models trained and scored on the real images of ../shared/data/real; the samples'
     realism (and the content metrics) from ``samples_run`` where given, a later run of the
@@ -794,10 +777,12 @@ def real_variants_section(r: dict) -> str:
         [
             "### Variants on real images: what the CPU config keeps\n",
             f"`benchmarks/real_data.py --config {r['config']} --models ...` (commands in "
-            "`results/real_data_variants.json`), scored as above. Kept in `configs/cpu.yaml`: "
-            "the latent level at full resolution (`model.full_resolution_latent: 4`) and 1,600 "
-            "steps, each of which raised the HF ratio; not kept: a wider 1/2 level with 5 "
-            "mixture components, which did not. " + _machine(r),
+            "`results/real_data_variants.json`), scored as above, one seed each. Kept in "
+            "`configs/cpu.yaml`: the latent level at full resolution "
+            "(`model.full_resolution_latent: 4`) and 1,600 steps, each of which raised the HF "
+            "ratio (the full-resolution level by little: the HF column against ladder+dmol); "
+            "not kept: a wider 1/2 level with 5 mixture components, which lowered it. "
+            + _machine(r),
             _table(
                 [
                     "image set",
@@ -1303,7 +1288,6 @@ def render() -> str:
     real = _load("real_data")
     if real:
         parts.append(real_data_section(real, _load("real_data_samples")))
-    parts += _if_run("real_data_verdict", verdict_rerun_section)
     parts += _if_run("real_data_variants", real_variants_section)
     parts += _if_run("real_calibration", real_calibration_section)
     parts += [stacks3d_section(stacks) for stacks in _runs("stacks3d")]
