@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from microvae.metrics.network3d import network_3d, network_3d_ratios
+from microvae.metrics.network3d import network_3d, network_3d_ratios, network_threshold_3d
 from microvae.synthetic import generate
 
 
@@ -27,6 +27,14 @@ def test_a_straight_tube_has_its_length_and_two_ends():
     net = network_3d(v, smooth=0)
     assert net.total_length == pytest.approx(59, rel=0.1)
     assert (net.n_end_points, net.n_junctions, net.n_branches, net.n_components) == (2, 0, 1, 1)
+
+
+def test_the_threshold_alone_is_the_one_the_network_takes():
+    v = _tube((12, 40, 80), [(6, 20, 10), (6, 20, 69)])
+    # unsmoothed, a two-level volume splits between its levels (10 and 110)
+    assert 10 <= network_threshold_3d(v, smooth=0) < 110
+    voxel = (0.3, 0.1, 0.1)  # smoothed as network_3d smooths, anisotropic voxels
+    assert network_threshold_3d(v, voxel=voxel) == network_3d(v, voxel=voxel).threshold
 
 
 def test_lengths_follow_the_voxel_size_along_z():

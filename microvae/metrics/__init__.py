@@ -57,6 +57,7 @@ from .network3d import (
     branch_labels_3d,
     network_3d,
     network_3d_ratios,
+    network_threshold_3d,
     skeleton_3d,
 )
 from .presence import BranchPresence, Interval, branch_presence, structure_intervals
@@ -91,6 +92,7 @@ __all__ = [
     "branch_labels_3d",
     "network_3d",
     "network_3d_ratios",
+    "network_threshold_3d",
     "CameraModel",
     "SplitHalves",
     "SplitNoiseError",

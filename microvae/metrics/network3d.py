@@ -38,6 +38,7 @@ __all__ = [
     "branch_labels_3d",
     "network_3d",
     "network_3d_ratios",
+    "network_threshold_3d",
     "skeleton_3d",
 ]
 
@@ -222,15 +223,33 @@ def skeleton_3d(
     return _network(volume, voxel, threshold, smooth, min_volume)[0]
 
 
-def _network(volume, voxel, threshold, smooth, min_volume):
-    """(skeleton, foreground, components kept, threshold) of a volume: smoothed, thresholded
-    (Otsu unless given), small objects dropped, skeletonised in 3D."""
+def network_threshold_3d(
+    volume: np.ndarray,
+    *,
+    voxel: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    smooth: float | None = None,
+) -> float:
+    """The intensity threshold :func:`network_3d` takes by default for a (Z, Y, X) volume
+    (Otsu of the volume smoothed as it smooths it), without building the network: the one
+    to measure other volumes (draws, reconstructions) at the reference's."""
+    return float(_otsu(_smoothed(volume, tuple(float(s) for s in voxel), smooth)))
+
+
+def _smoothed(volume, voxel, smooth):
+    """A volume as float32 smoothed by a Gaussian of ``smooth`` (unit; default one XY pixel)
+    in every axis, or as it is for ``smooth`` 0."""
     v = np.asarray(volume)
     if v.ndim != 3:
         raise ValueError(f"network_3d expects a volume (Z, Y, X), got shape {v.shape}")
     smooth = voxel[2] if smooth is None else smooth
     sigma = tuple(smooth / s for s in voxel)
-    smoothed = ndimage.gaussian_filter(v.astype(np.float32), sigma) if smooth > 0 else v
+    return ndimage.gaussian_filter(v.astype(np.float32), sigma) if smooth > 0 else v
+
+
+def _network(volume, voxel, threshold, smooth, min_volume):
+    """(skeleton, foreground, components kept, threshold) of a volume: smoothed, thresholded
+    (Otsu unless given), small objects dropped, skeletonised in 3D."""
+    smoothed = _smoothed(volume, voxel, smooth)
     if threshold is None:
         threshold = _otsu(smoothed)
     mask = smoothed > threshold

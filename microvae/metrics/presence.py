@@ -31,7 +31,13 @@ from .morphology import (
     network_morphology,
     network_threshold,
 )
-from .network3d import NETWORK3D_FIELDS, branch_labels_3d, network_3d, skeleton_3d
+from .network3d import (
+    NETWORK3D_FIELDS,
+    branch_labels_3d,
+    network_3d,
+    network_threshold_3d,
+    skeleton_3d,
+)
 
 __all__ = ["BranchPresence", "Interval", "branch_presence", "structure_intervals"]
 
@@ -92,7 +98,7 @@ def _measure(reference, threshold, voxel, smooth_sigma, min_size):
     if np.ndim(reference) == 3:
         voxel = voxel or (1.0, 1.0, 1.0)
         if threshold is None:
-            threshold = network_3d(reference, voxel=voxel).threshold
+            threshold = network_threshold_3d(reference, voxel=voxel)
         return NETWORK3D_FIELDS, lambda v: network_3d(v, voxel=voxel, threshold=threshold)
     opts = {"smooth_sigma": smooth_sigma, "min_size": min_size}
     if threshold is None:

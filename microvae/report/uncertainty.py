@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..inference import TrainedModel, result_of
-from ..metrics import BranchPresence, Interval, branch_presence, network_3d, network_threshold
+from ..metrics import (
+    BranchPresence,
+    Interval,
+    branch_presence,
+    network_threshold,
+    network_threshold_3d,
+)
 from ..metrics import structure_intervals as _intervals
 
 __all__ = ["StructureUncertainty", "structure_uncertainty", "structure_uncertainty_steps"]
@@ -107,7 +113,7 @@ def structure_uncertainty_steps(
     std = draws.std(0, ddof=1)
     if plane.ndim == 3:
         voxel = voxel or (1.0, 1.0, 1.0)
-        threshold = network_3d(plane, voxel=voxel).threshold
+        threshold = network_threshold_3d(plane, voxel=voxel)
     else:
         threshold = network_threshold(plane)
     opts = {"threshold": threshold, "voxel": voxel}
